@@ -1,0 +1,136 @@
+"""`aniface identify IMAGE...`: every face in each image, numbered, with its top-5 names."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import re
+import sys
+import unicodedata
+from pathlib import Path
+
+EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "identify", help="name the characters in image files",
+        description="Find every anime face in each image, name it with its top-5 guesses and write an "
+                    "annotated PNG. Without --model, faces are found and annotated but not named.")
+    parser.add_argument("images", nargs="+", metavar="IMAGE", help="image files (any format a chat sends)")
+    parser.add_argument("--model", metavar="DIR", default=os.environ.get("ANIFACE_MODEL"),
+                        help="model directory (default: $ANIFACE_MODEL)")
+    parser.add_argument("--out", metavar="DIR", default="annotated",
+                        help="where annotated PNGs go (default: ./annotated)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object per image, one per line")
+    parser.add_argument("--backbone-weights", metavar="PATH", default=os.environ.get("ANIFACE_BACKBONE_WEIGHTS"),
+                        help="local Inception-v3 weights file, for models whose backbone uses one "
+                             "(default: $ANIFACE_BACKBONE_WEIGHTS)")
+    parser.add_argument("--detector", choices=("animeface", "lbpcascade"), default="animeface",
+                        help="face detector (default: animeface-2009)")
+    parser.add_argument("--cascade", metavar="PATH", help="lbpcascade_animeface.xml, for --detector lbpcascade")
+    parser.add_argument("--no-annotate", action="store_true", help="do not write annotated PNGs")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from recognizer import ImageRejected, ModelError, Recognizer, RecognizerSettings, read_model
+
+    settings = RecognizerSettings(detector=args.detector, cascade_path=args.cascade)
+    try:
+        model = read_model(args.model) if args.model else None
+        recognizer = Recognizer(model, settings=settings, backbone_weights=args.backbone_weights)
+    except ModelError as error:
+        print(f"aniface: {error}", file=sys.stderr)
+        return EXIT_USAGE
+
+    out_dir = None if args.no_annotate else Path(args.out)
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    if model is None and not args.json:
+        print("No model given (--model DIR): finding faces only; naming them needs a model.\n")
+
+    failures = 0
+    used_names: set[str] = set()
+    for image_path in args.images:
+        try:
+            image = recognizer.read(image_path)
+            faces = recognizer.identify(image)
+            annotated_path = None
+            if out_dir is not None:
+                annotated_path = out_dir / _output_name(image_path, used_names)
+                annotated_path.write_bytes(recognizer.annotate(image, faces))
+        except (ImageRejected, OSError) as error:
+            failures += 1
+            message = error.user_message if isinstance(error, ImageRejected) else _os_error_message(error)
+            _report_failure(image_path, message, args.json)
+            continue
+        if args.json:
+            print(json.dumps(_as_json(image_path, faces, annotated_path, recognizer.model_version),
+                             ensure_ascii=False), flush=True)
+        else:
+            _print_human(image_path, faces, annotated_path, named=model is not None)
+    return EXIT_SOME_FAILED if failures else EXIT_OK
+
+
+def _os_error_message(error: OSError) -> str:
+    if isinstance(error, FileNotFoundError):
+        return "no such file"
+    if isinstance(error, IsADirectoryError):
+        return "this is a folder, not an image"
+    if isinstance(error, PermissionError):
+        return "permission denied"
+    return error.strerror or "cannot read this file"
+
+
+def _report_failure(image_path: str, message: str, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps({"image": image_path, "error": message, "faces": []}, ensure_ascii=False), flush=True)
+    print(f"aniface: {_printable(image_path)}: {message}", file=sys.stderr, flush=True)
+
+
+def _as_json(image_path: str, faces, annotated_path: Path | None, model_version: str | None) -> dict:
+    return {
+        "image": image_path,
+        "model_version": model_version,
+        "annotated": str(annotated_path) if annotated_path else None,
+        "faces": [face.to_dict() for face in faces],
+    }
+
+
+def _print_human(image_path: str, faces, annotated_path: Path | None, named: bool) -> None:
+    count = f"{len(faces)} face" + ("" if len(faces) == 1 else "s")
+    print(f"{_printable(image_path)}: {count}" + (f" (annotated: {annotated_path})" if annotated_path else ""))
+    if not faces:
+        print("  no face found")
+    for face in faces:
+        box = face.box
+        where = f"at x={box.x} y={box.y} w={box.w} h={box.h}"
+        if not named:
+            print(f"  {face.number}. {where}")
+            continue
+        guesses = ", ".join(f"{c.name} {c.probability:.1%}" for c in face.candidates)
+        verdict = face.name if face.name else "unknown"
+        print(f"  {face.number}. {verdict}  {where}\n     top 5: {guesses}")
+    print()
+
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def _output_name(image_path: str, used: set[str]) -> str:
+    """A safe, unique file name for an input's annotated PNG (never trusts the input's name)."""
+    stem = unicodedata.normalize("NFKD", Path(image_path).stem).encode("ascii", "ignore").decode()
+    stem = _UNSAFE.sub("_", stem).strip("._-")[:80] or hashlib.sha256(image_path.encode()).hexdigest()[:12]
+    name, counter = f"{stem}.annotated.png", 2
+    while name in used:
+        name, counter = f"{stem}-{counter}.annotated.png", counter + 1
+    used.add(name)
+    return name
+
+
+def _printable(text: str) -> str:
+    """A path as it may be printed on a terminal: no control or bidi characters."""
+    return "".join(ch if unicodedata.category(ch)[0] != "C" else "\N{REPLACEMENT CHARACTER}" for ch in text)

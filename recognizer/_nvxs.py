@@ -1,0 +1,148 @@
+"""Direct ctypes binding to libnvxs, the detector inside the `animeface` package (animeface-2009).
+
+The package's own C extension reads Pillow's private `Imaging` struct, whose layout changed in
+Pillow 12: with a newer Pillow it silently finds no faces. We call the same nvxs functions with the
+same parameters ourselves, filling nvxs' matrices from a numpy array, so Pillow is not involved.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import glob
+import os
+from functools import lru_cache
+
+import numpy as np
+
+MAX_FACES = 4096
+# sliding-window step, pyramid scale factor and smallest window: the values animeface uses
+STEP, SCALE_FACTOR, MIN_WINDOW = 4.0, 1.095, 42.592
+
+
+class _Matrix(ctypes.Structure):
+    # nv_matrix_t from nvxs' nv_core_matrix.h
+    _fields_ = [
+        ("list", ctypes.c_int),
+        ("list_step", ctypes.c_uint),
+        ("n", ctypes.c_int),
+        ("m", ctypes.c_int),
+        ("rows", ctypes.c_int),
+        ("cols", ctypes.c_int),
+        ("step", ctypes.c_int),
+        ("alias", ctypes.c_int),
+        ("v", ctypes.POINTER(ctypes.c_float)),
+    ]
+
+
+class _Rect(ctypes.Structure):
+    _fields_ = [("x", ctypes.c_int), ("y", ctypes.c_int), ("width", ctypes.c_int), ("height", ctypes.c_int)]
+
+
+class _FacePosition(ctypes.Structure):
+    # nv_face_position_t from nvxs' nv_face_detect.h
+    _fields_ = [
+        ("likelihood", ctypes.c_float),
+        ("face", _Rect),
+        ("left_eye", _Rect),
+        ("right_eye", _Rect),
+        ("nose", _Rect),
+        ("mouth", _Rect),
+        ("chin", _Rect),
+    ]
+
+
+_MatrixPtr = ctypes.POINTER(_Matrix)
+
+
+class NvxsUnavailable(RuntimeError):
+    """The animeface package (and its bundled libnvxs) is not installed or cannot be loaded."""
+
+
+@lru_cache(maxsize=1)
+def _library() -> ctypes.CDLL:
+    try:
+        import animeface  # noqa: F401  (only to locate the bundled library)
+    except ImportError as error:  # pragma: no cover - depends on the install
+        raise NvxsUnavailable("the 'animeface' package is not installed") from error
+    package_dir = os.path.dirname(animeface.__file__)
+    candidates = sorted(glob.glob(os.path.join(package_dir, os.pardir, "animeface.libs", "libnvxs*.so*")))
+    candidates += sorted(glob.glob(os.path.join(package_dir, "**", "libnvxs*.so*"), recursive=True))
+    if not candidates:
+        raise NvxsUnavailable(f"libnvxs was not found next to the animeface package in {package_dir}")
+    lib = ctypes.CDLL(os.path.abspath(candidates[0]))
+
+    lib.nv_matrix3d_alloc.restype = _MatrixPtr
+    lib.nv_matrix3d_alloc.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
+    lib.nv_matrix_zero.argtypes = [_MatrixPtr]
+    lib.nv_matrix_free.argtypes = [ctypes.POINTER(_MatrixPtr)]
+    lib.nv_gray.argtypes = [_MatrixPtr, _MatrixPtr]
+    lib.nv_gaussian5x5.argtypes = [_MatrixPtr, ctypes.c_int, _MatrixPtr, ctypes.c_int]
+    lib.nv_laplacian1.argtypes = [_MatrixPtr, _MatrixPtr, ctypes.c_float]
+    lib.nv_integral.argtypes = [_MatrixPtr, _MatrixPtr, ctypes.c_int]
+    lib.nv_face_detect.restype = ctypes.c_int
+    lib.nv_face_detect.argtypes = [
+        ctypes.POINTER(_FacePosition), ctypes.c_int, _MatrixPtr, _MatrixPtr, ctypes.POINTER(_Rect),
+        ctypes.c_void_p, ctypes.c_void_p, ctypes.POINTER(ctypes.c_void_p), ctypes.c_int, ctypes.c_void_p,
+        ctypes.c_float, ctypes.c_float, ctypes.c_float,
+    ]
+    return lib
+
+
+def _alloc(lib: ctypes.CDLL, channels: int, rows: int, cols: int) -> _MatrixPtr:
+    matrix = lib.nv_matrix3d_alloc(channels, rows, cols)
+    if not matrix:
+        raise MemoryError(f"nvxs could not allocate a {rows}x{cols}x{channels} matrix")
+    if matrix.contents.rows != rows or matrix.contents.cols != cols or matrix.contents.step != channels:
+        lib.nv_matrix_free(ctypes.byref(matrix))
+        raise NvxsUnavailable("this libnvxs has an unexpected matrix layout")
+    lib.nv_matrix_zero(matrix)
+    return matrix
+
+
+def _as_array(matrix: _MatrixPtr) -> np.ndarray:
+    m = matrix.contents
+    return np.ctypeslib.as_array(m.v, shape=(m.rows, m.cols, m.step))
+
+
+def detect(rgb: np.ndarray, min_window: float = MIN_WINDOW) -> list[tuple[float, int, int, int, int]]:
+    """Run animeface-2009 on an RGB uint8 image; returns (likelihood, x, y, w, h) per face.
+
+    `min_window` is the smallest face searched for, in pixels (animeface's own value by default).
+    """
+    if rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise ValueError("expected an RGB image of shape (height, width, 3)")
+    lib = _library()
+    rows, cols = int(rgb.shape[0]), int(rgb.shape[1])
+    mlp = {name: ctypes.addressof(ctypes.c_char.in_dll(lib, name)) for name in (
+        "nv_face_mlp_face_00", "nv_face_mlp_face_01", "nv_face_mlp_face_02", "nv_face_mlp_dir", "nv_face_mlp_parts")}
+    bagging = (ctypes.c_void_p * 3)(mlp["nv_face_mlp_face_01"], mlp["nv_face_mlp_face_02"], None)
+    allocated: list[_MatrixPtr] = []
+    try:
+        bgr = _alloc(lib, 3, rows, cols)
+        allocated.append(bgr)
+        _as_array(bgr)[...] = rgb[:, :, ::-1]
+        gray, smooth, edge = (_alloc(lib, 1, rows, cols) for _ in range(3))
+        allocated += [gray, smooth, edge]
+        gray_integral, edge_integral = (_alloc(lib, 1, rows + 1, cols + 1) for _ in range(2))
+        allocated += [gray_integral, edge_integral]
+
+        lib.nv_gray(gray, bgr)
+        lib.nv_gaussian5x5(smooth, 0, gray, 0)
+        lib.nv_laplacian1(edge, smooth, 4.0)
+        lib.nv_integral(gray_integral, gray, 0)
+        lib.nv_integral(edge_integral, edge, 0)
+
+        image_size = _Rect(0, 0, cols, rows)
+        faces = (_FacePosition * MAX_FACES)()
+        count = lib.nv_face_detect(
+            faces, MAX_FACES, gray_integral, edge_integral, ctypes.byref(image_size),
+            mlp["nv_face_mlp_dir"], mlp["nv_face_mlp_face_00"], bagging, 2, mlp["nv_face_mlp_parts"],
+            STEP, SCALE_FACTOR, min_window,
+        )
+        return [
+            (float(f.likelihood), f.face.x, f.face.y, f.face.width, f.face.height)
+            for f in faces[:count]
+        ]
+    finally:
+        for matrix in allocated:
+            lib.nv_matrix_free(ctypes.byref(matrix))

@@ -1,0 +1,174 @@
+"""The Inception-v3 feature extractor: face crops in, one pooled feature vector per crop out.
+
+All crops of an image go through the network in one batched call of a traced `tf.function`
+(eager `model(x)` is several times slower on a CPU).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import warnings
+from dataclasses import asdict, dataclass, field
+from typing import Sequence
+
+import numpy as np
+
+from recognizer.errors import ModelError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_FEATURE_LAYERS = ("mixed5", "mixed6", "mixed7")
+PREPROCESSING = ("inception", "unit")  # inception: pixels to [-1, 1] (Keras' ImageNet weights); unit: [0, 1]
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    """Everything that changes the features a backbone produces."""
+
+    architecture: str = "inception_v3"
+    weights: str = "imagenet"  # "imagenet" (Keras' download), "file" (a local weights file) or "random"
+    weights_sha256: str | None = None  # the local file's digest, when weights == "file"
+    input_size: int = 299
+    feature_layers: tuple[str, ...] = DEFAULT_FEATURE_LAYERS
+    pooling: str = "avg"
+    preprocessing: str = "inception"
+
+    def __post_init__(self) -> None:
+        if self.architecture != "inception_v3":
+            raise ModelError(f"unsupported backbone {self.architecture!r}: only inception_v3")
+        if self.weights not in ("imagenet", "file", "random"):
+            raise ModelError(f"backbone weights must be 'imagenet', 'file' or 'random', not {self.weights!r}")
+        if self.preprocessing not in PREPROCESSING:
+            raise ModelError(f"preprocessing must be one of {PREPROCESSING}, not {self.preprocessing!r}")
+        if self.pooling not in ("avg", "avgmax"):
+            raise ModelError(f"pooling must be 'avg' or 'avgmax', not {self.pooling!r}")
+        if not 75 <= self.input_size <= 1024:
+            raise ModelError(f"Inception-v3 needs an input size from 75 to 1024 px, not {self.input_size}")
+        if not self.feature_layers:
+            raise ModelError("at least one feature layer is needed")
+        object.__setattr__(self, "feature_layers", tuple(self.feature_layers))
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["feature_layers"] = list(self.feature_layers)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "BackboneSpec":
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        if "feature_layers" in known:
+            known["feature_layers"] = tuple(known["feature_layers"])
+        return cls(**known)
+
+    def cache_key(self) -> str:
+        """A short digest of everything that changes the features (for feature caches)."""
+        return hashlib.sha256(repr(sorted(self.to_dict().items())).encode()).hexdigest()[:16]
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class Backbone:
+    """A built network for a `BackboneSpec`; `embed` turns RGB crops into feature vectors."""
+
+    def __init__(self, spec: BackboneSpec, weights_path: str | os.PathLike | None = None) -> None:
+        self.spec = spec
+        self._base, self._model, self._forward = _build(spec, weights_path)
+        self.dimension = int(self._model.output_shape[-1])
+
+    def prepare(self, crops: Sequence[np.ndarray]) -> np.ndarray:
+        """Resize RGB uint8 crops to the input size and scale them: (N, S, S, 3) float32."""
+        import cv2
+
+        size = self.spec.input_size
+        batch = np.empty((len(crops), size, size, 3), dtype=np.float32)
+        for index, crop in enumerate(crops):
+            if crop.ndim != 3 or crop.shape[2] != 3 or crop.shape[0] < 1 or crop.shape[1] < 1:
+                raise ValueError(f"crop {index} is not a non-empty RGB image: shape {crop.shape}")
+            shrinking = crop.shape[0] > size or crop.shape[1] > size
+            batch[index] = cv2.resize(crop, (size, size),
+                                      interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+        if self.spec.preprocessing == "inception":
+            batch *= 1.0 / 127.5
+            batch -= 1.0
+        else:
+            batch *= 1.0 / 255.0
+        return batch
+
+    def forward(self, batch: np.ndarray) -> np.ndarray:
+        """The network alone on a prepared batch."""
+        if len(batch) == 0:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        return self._forward(batch).numpy()
+
+    def embed(self, crops: Sequence[np.ndarray]) -> np.ndarray:
+        """One feature vector per crop, in one batched network call: (N, dimension) float32."""
+        return self.forward(self.prepare(crops))
+
+    def save_weights(self, path: str | os.PathLike) -> None:
+        """Write the whole network's weights (loadable as a weights="file" backbone)."""
+        self._base.save_weights(os.fspath(path))
+
+    @property
+    def keras_model(self):  # noqa: ANN201 - keras type, imported lazily
+        return self._model
+
+
+def _build(spec: BackboneSpec, weights_path: str | os.PathLike | None):
+    import keras
+    import tensorflow as tf
+
+    shape = (spec.input_size, spec.input_size, 3)
+    if spec.weights == "random":
+        message = ("backbone with RANDOM weights: faces will not be named meaningfully; "
+                   "use this only in tests")
+        log.warning(message)
+        warnings.warn(message, stacklevel=3)
+        base = keras.applications.InceptionV3(include_top=False, weights=None, input_shape=shape)
+    elif spec.weights == "file":
+        if weights_path is None:
+            raise ModelError("this model's backbone uses a local weights file: give it with --backbone-weights "
+                             "PATH or the ANIFACE_BACKBONE_WEIGHTS setting")
+        if not os.path.isfile(weights_path):
+            raise ModelError(f"backbone weights file not found: {weights_path}")
+        if spec.weights_sha256 and file_sha256(weights_path) != spec.weights_sha256:
+            log.warning("backbone weights %s differ from the file this model was trained with", weights_path)
+        base = keras.applications.InceptionV3(include_top=False, weights=None, input_shape=shape)
+        try:
+            base.load_weights(os.fspath(weights_path))
+        except Exception as error:
+            raise ModelError(f"cannot load Inception-v3 weights from {weights_path}: {error}") from error
+    else:
+        try:
+            base = keras.applications.InceptionV3(include_top=False, weights="imagenet", input_shape=shape)
+        except Exception as error:
+            raise ModelError(
+                "could not download Keras' ImageNet weights for Inception-v3 "
+                f"({type(error).__name__}: {error}); without internet access, point --backbone-weights "
+                "or ANIFACE_BACKBONE_WEIGHTS at a local inception_v3 .h5 weights file") from error
+
+    outputs = []
+    for name in spec.feature_layers:
+        try:
+            layer_output = base.get_layer(name).output
+        except ValueError as error:
+            raise ModelError(f"Inception-v3 has no layer named {name!r} (try mixed0..mixed10)") from error
+        outputs.append(keras.layers.GlobalAveragePooling2D()(layer_output))
+        if spec.pooling == "avgmax":
+            outputs.append(keras.layers.GlobalMaxPooling2D()(layer_output))
+    features = outputs[0] if len(outputs) == 1 else keras.layers.Concatenate()(outputs)
+    # Only the layers up to the deepest feature layer are kept, so a mid-layer backbone is cheaper.
+    model = keras.Model(base.input, features, name=f"inception_v3_{'_'.join(spec.feature_layers)}")
+
+    @tf.function(input_signature=[tf.TensorSpec([None, *shape], tf.float32)], reduce_retracing=True)
+    def forward(batch):
+        return model(batch, training=False)
+
+    return base, model, forward

@@ -1,0 +1,52 @@
+"""Typed refusals. Each message is written for a chat user, never a traceback."""
+
+from __future__ import annotations
+
+
+class ImageRejected(ValueError):
+    """An image the recognizer will not process; `str(error)` is fit to show a user."""
+
+    def __init__(self, user_message: str) -> None:
+        super().__init__(user_message)
+        self.user_message = user_message
+
+
+class UnreadableImage(ImageRejected):
+    def __init__(self, detail: str | None = None) -> None:
+        super().__init__("this file is not an image I can read")
+        self.detail = detail
+
+
+class FileTooLarge(ImageRejected):
+    def __init__(self, size_bytes: int, limit_bytes: int) -> None:
+        super().__init__(f"this file is too large: {format_bytes(size_bytes)}, limit {format_bytes(limit_bytes)}")
+        self.size_bytes, self.limit_bytes = size_bytes, limit_bytes
+
+
+class TooManyPixels(ImageRejected):
+    def __init__(self, pixels: int, limit_pixels: int) -> None:
+        super().__init__(f"this image is too large: {format_pixels(pixels)}, limit {format_pixels(limit_pixels)}")
+        self.pixels, self.limit_pixels = pixels, limit_pixels
+
+
+class TooManyFrames(ImageRejected):
+    def __init__(self, frames: int, limit_frames: int) -> None:
+        super().__init__(f"this animation is too long: {frames} frames, limit {limit_frames}")
+        self.frames, self.limit_frames = frames, limit_frames
+
+
+class ModelError(RuntimeError):
+    """A model directory or backbone weights that cannot be used; the message says what to do."""
+
+
+def format_bytes(size: int) -> str:
+    for unit, scale in (("GB", 1 << 30), ("MB", 1 << 20), ("KB", 1 << 10)):
+        if size >= scale:
+            return f"{size / scale:.1f} {unit}".replace(".0 ", " ")
+    return f"{size} bytes"
+
+
+def format_pixels(pixels: int) -> str:
+    if pixels >= 1_000_000_000:
+        return f"{pixels / 1e9:.1f} GP".replace(".0 ", " ")
+    return f"{pixels / 1e6:.1f} MP".replace(".0 ", " ")

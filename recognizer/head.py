@@ -1,0 +1,67 @@
+"""The classifier on top of the backbone: standardised features -> linear layer -> softmax."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from recognizer.errors import ModelError
+
+
+@dataclass
+class SoftmaxHead:
+    """`probabilities(features)` = softmax(((features - mean) / scale) @ weights + bias)."""
+
+    mean: np.ndarray     # (D,)
+    scale: np.ndarray    # (D,)
+    weights: np.ndarray  # (D, C)
+    bias: np.ndarray     # (C,)
+
+    kind = "linear_softmax"
+
+    def __post_init__(self) -> None:
+        self.mean = np.asarray(self.mean, dtype=np.float32)
+        self.scale = np.asarray(self.scale, dtype=np.float32)
+        self.weights = np.asarray(self.weights, dtype=np.float32)
+        self.bias = np.asarray(self.bias, dtype=np.float32)
+        dimension, classes = self.weights.shape
+        if self.mean.shape != (dimension,) or self.scale.shape != (dimension,) or self.bias.shape != (classes,):
+            raise ModelError("head weights have inconsistent shapes")
+
+    @property
+    def dimension(self) -> int:
+        return int(self.weights.shape[0])
+
+    @property
+    def classes(self) -> int:
+        return int(self.weights.shape[1])
+
+    def logits(self, features: np.ndarray) -> np.ndarray:
+        return ((features - self.mean) / self.scale) @ self.weights + self.bias
+
+    def probabilities(self, features: np.ndarray) -> np.ndarray:
+        """(N, D) features -> (N, C) probabilities."""
+        features = np.asarray(features, dtype=np.float32)
+        if features.ndim != 2 or features.shape[1] != self.dimension:
+            raise ModelError(f"head expects {self.dimension}-d features, got shape {features.shape}")
+        return softmax(self.logits(features))
+
+    def save(self, path: str | os.PathLike) -> None:
+        with open(path, "wb") as handle:
+            np.savez(handle, mean=self.mean, scale=self.scale, weights=self.weights, bias=self.bias)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "SoftmaxHead":
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                return cls(data["mean"], data["scale"], data["weights"], data["bias"])
+        except (OSError, KeyError, ValueError) as error:
+            raise ModelError(f"cannot read the head weights in {path}: {error}") from error
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    exp = np.exp(shifted)
+    return exp / exp.sum(axis=1, keepdims=True)

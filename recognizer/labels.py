@@ -1,0 +1,46 @@
+"""Character names: one canonical key per character, however a person spells it.
+
+Case, spacing, underscores, diacritics, full-width forms and name order do not matter:
+"kafu chino", "Chino  Kafū" and "chino_kafu" share the key "chino kafu".
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+MAX_NAME_LENGTH = 64
+# control, format (bidi overrides, zero-width), surrogate, private-use and unassigned characters
+_INVISIBLE_CATEGORIES = {"Cc", "Cf", "Cs", "Co", "Cn"}
+_SEPARATORS = re.compile(r"[\s_\-.·・,]+")
+
+
+def clean_name(name: str) -> str:
+    """A name fit to store and show: NFKC-normalised, invisible characters dropped, spacing collapsed.
+
+    Raises ValueError for a name that is empty after cleaning or longer than MAX_NAME_LENGTH.
+    """
+    text = unicodedata.normalize("NFKC", name)
+    text = "".join(ch for ch in text if unicodedata.category(ch) not in _INVISIBLE_CATEGORIES)
+    text = " ".join(text.replace("_", " ").split())
+    if not text:
+        raise ValueError("the name is empty")
+    if len(text) > MAX_NAME_LENGTH:
+        raise ValueError(f"the name is too long ({len(text)} characters, limit {MAX_NAME_LENGTH})")
+    return text
+
+
+def label_key(name: str) -> str:
+    """The comparison key of a name: casefolded, without diacritics, words sorted."""
+    text = unicodedata.normalize("NFKC", name)
+    text = "".join(ch for ch in text if unicodedata.category(ch) not in _INVISIBLE_CATEGORIES)
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    words = [word for word in _SEPARATORS.split(stripped) if word]
+    return " ".join(sorted(words))
+
+
+def display_name(label: str) -> str:
+    """How a dataset folder name reads to a person: "kafu_chino" -> "Kafu Chino"."""
+    cleaned = clean_name(label)
+    return " ".join(word[:1].upper() + word[1:] if word.islower() else word for word in cleaned.split())

@@ -1,0 +1,126 @@
+"""A model is a directory: `manifest.json` beside the head's weights (`head.npz`).
+
+A model whose backbone weights are its own (fine-tuned, or random in tests) carries them as
+`backbone.weights.h5`; otherwise the manifest names where they come from ("imagenet" or a local file).
+
+The manifest says which backbone, input size, feature layers and preprocessing the head was trained
+on, the labels in head order, the "unknown" threshold, and how the model was made (dataset, metrics).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from recognizer.backbone import BackboneSpec
+from recognizer.errors import ModelError
+from recognizer.head import SoftmaxHead
+
+MANIFEST = "manifest.json"
+HEAD_FILE = "head.npz"
+BACKBONE_WEIGHTS_FILE = "backbone.weights.h5"
+FORMAT_VERSION = 1
+
+
+@dataclass
+class ModelManifest:
+    labels: list[str]
+    backbone: BackboneSpec = field(default_factory=BackboneSpec)
+    unknown_threshold: float = 0.4
+    crop_margin: float = 0.3
+    name: str = "aniface"
+    version: str = field(default_factory=lambda: datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-")
+                         + secrets.token_hex(3))
+    created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    head_kind: str = SoftmaxHead.kind
+    metrics: dict = field(default_factory=dict)
+    dataset: dict = field(default_factory=dict)
+    format_version: int = FORMAT_VERSION
+
+    def to_dict(self) -> dict:
+        return {
+            "format_version": self.format_version,
+            "name": self.name,
+            "version": self.version,
+            "created": self.created,
+            "backbone": self.backbone.to_dict(),
+            "crop_margin": self.crop_margin,
+            "labels": list(self.labels),
+            "unknown_threshold": self.unknown_threshold,
+            "head": {"kind": self.head_kind, "file": HEAD_FILE},
+            "metrics": self.metrics,
+            "dataset": self.dataset,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ModelManifest":
+        try:
+            if data.get("format_version", FORMAT_VERSION) > FORMAT_VERSION:
+                raise ModelError("this model was written by a newer aniface; upgrade aniface to load it")
+            head = data.get("head", {})
+            if head.get("kind", SoftmaxHead.kind) != SoftmaxHead.kind:
+                raise ModelError(f"unknown head kind {head.get('kind')!r}")
+            labels = data["labels"]
+            if not isinstance(labels, list) or not all(isinstance(label, str) for label in labels):
+                raise ModelError("manifest labels must be a list of names")
+            return cls(
+                labels=labels,
+                backbone=BackboneSpec.from_dict(data["backbone"]),
+                unknown_threshold=float(data.get("unknown_threshold", 0.4)),
+                crop_margin=float(data.get("crop_margin", 0.3)),
+                name=str(data.get("name", "aniface")),
+                version=str(data["version"]),
+                created=str(data.get("created", "")),
+                metrics=dict(data.get("metrics", {})),
+                dataset=dict(data.get("dataset", {})),
+                format_version=int(data.get("format_version", FORMAT_VERSION)),
+            )
+        except (KeyError, TypeError, ValueError) as error:
+            raise ModelError(f"invalid model manifest: {error}") from error
+
+
+@dataclass
+class ModelFiles:
+    """A manifest and its head, as read from or written to a model directory."""
+
+    manifest: ModelManifest
+    head: SoftmaxHead
+    backbone_weights: Path | None = None  # the model's own backbone weights, if it carries them
+
+    def __post_init__(self) -> None:
+        if self.head.classes != len(self.manifest.labels):
+            raise ModelError(f"the head has {self.head.classes} classes but the manifest names "
+                             f"{len(self.manifest.labels)} labels")
+
+
+def save_model(directory: str | os.PathLike, manifest: ModelManifest, head: SoftmaxHead) -> Path:
+    """Write a model directory (created if needed); the manifest is written last, atomically."""
+    ModelFiles(manifest, head)  # validates
+    path = Path(directory)
+    path.mkdir(parents=True, exist_ok=True)
+    head.save(path / HEAD_FILE)
+    temporary = path / (MANIFEST + ".tmp")
+    temporary.write_text(json.dumps(manifest.to_dict(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    os.replace(temporary, path / MANIFEST)
+    return path
+
+
+def read_model(directory: str | os.PathLike) -> ModelFiles:
+    path = Path(directory)
+    manifest_path = path / MANIFEST
+    if not manifest_path.is_file():
+        raise ModelError(f"{path} is not a model directory: it has no {MANIFEST}")
+    try:
+        data = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ModelError(f"cannot read {manifest_path}: {error}") from error
+    if not isinstance(data, dict):
+        raise ModelError(f"{manifest_path} does not hold a JSON object")
+    manifest = ModelManifest.from_dict(data)
+    own_weights = path / BACKBONE_WEIGHTS_FILE
+    return ModelFiles(manifest, SoftmaxHead.load(path / HEAD_FILE),
+                      own_weights if own_weights.is_file() else None)

@@ -1,0 +1,137 @@
+"""`Recognizer`: decode -> detect -> embed (one batched call) -> classify, plus annotation."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from recognizer.annotate import annotate, crop_face
+from recognizer.backbone import Backbone, BackboneSpec
+from recognizer.decode import DecodedImage, DecodeLimits, load_image
+from recognizer.detect import Detection, FaceDetector, detect_faces, make_detector
+from recognizer.errors import ModelError
+from recognizer.model import ModelFiles, read_model
+from recognizer.results import Box, Candidate, Face
+
+TOP_K = 5
+ImageSource = np.ndarray | DecodedImage | bytes | str | os.PathLike
+
+
+@dataclass(frozen=True)
+class RecognizerSettings:
+    """Knobs that are not part of a model: how images are read and faces found."""
+
+    limits: DecodeLimits = DecodeLimits()
+    detector: str = "animeface"
+    cascade_path: str | None = None
+    min_likelihood: float = 0.7
+    # Detection runs on a copy shrunk to this long side (None: full size); boxes are scaled back.
+    detect_max_side: int | None = None
+
+
+class Recognizer:
+    """Names every face in an image.
+
+    >>> recognizer = Recognizer.load("models/anime")          # doctest: +SKIP
+    >>> for face in recognizer.identify("screenshot.png"):    # doctest: +SKIP
+    ...     print(face.number, face.box, face.label)
+
+    Without a model (`Recognizer()`), faces are found and annotated but not named.
+    """
+
+    def __init__(self, model: ModelFiles | None = None, *, settings: RecognizerSettings | None = None,
+                 detector: FaceDetector | None = None, backbone: Backbone | None = None,
+                 backbone_weights: str | os.PathLike | None = None) -> None:
+        self.model = model
+        self.settings = settings or RecognizerSettings()
+        self.detector = detector or make_detector(self.settings.detector, self.settings.cascade_path,
+                                                  self.settings.min_likelihood)
+        if backbone is None and model is not None:
+            backbone = Backbone(model.manifest.backbone, model.backbone_weights or backbone_weights)
+        if backbone is not None and model is not None and backbone.spec != model.manifest.backbone:
+            raise ModelError("the backbone given differs from the one this model was trained on")
+        self.backbone = backbone
+        self.unknown_threshold = model.manifest.unknown_threshold if model else 0.0
+        self.crop_margin = model.manifest.crop_margin if model else 0.3
+
+    @classmethod
+    def load(cls, model_dir: str | os.PathLike, *, settings: RecognizerSettings | None = None,
+             backbone_weights: str | os.PathLike | None = None) -> "Recognizer":
+        """A recognizer for the model directory `model_dir` (see `recognizer.model`)."""
+        return cls(read_model(model_dir), settings=settings, backbone_weights=backbone_weights)
+
+    @property
+    def labels(self) -> list[str]:
+        return list(self.model.manifest.labels) if self.model else []
+
+    @property
+    def model_version(self) -> str | None:
+        return self.model.manifest.version if self.model else None
+
+    def read(self, source: ImageSource) -> np.ndarray:
+        """An RGB uint8 array from a path, bytes, a DecodedImage or an array (checked against the limits)."""
+        if isinstance(source, DecodedImage):
+            return source.pixels
+        if isinstance(source, np.ndarray):
+            if source.ndim != 3 or source.shape[2] != 3 or source.dtype != np.uint8:
+                raise ValueError("expected an RGB uint8 array of shape (height, width, 3)")
+            return source
+        return load_image(source, self.settings.limits).pixels
+
+    def detect(self, image: np.ndarray) -> list[Detection]:
+        """Every face, merged and in reading order."""
+        return detect_faces(image, self.detector, self.settings.detect_max_side)
+
+    def crops(self, image: np.ndarray, boxes: Sequence[Box]) -> list[np.ndarray]:
+        """The crops the backbone sees: each face with the model's margin."""
+        return [crop_face(image, box, self.crop_margin) for box in boxes]
+
+    def embed(self, crops: Sequence[np.ndarray]) -> np.ndarray:
+        """Feature vectors for face crops, in one batched backbone call."""
+        if self.backbone is None:
+            raise ModelError("naming faces needs a model: give one with --model DIR")
+        return self.backbone.embed(crops)
+
+    def classify(self, embeddings: np.ndarray) -> list[tuple[tuple[Candidate, ...], str | None]]:
+        """Top-5 candidates per embedding, and the name when the best is above the "unknown" threshold."""
+        if self.model is None:
+            raise ModelError("naming faces needs a model: give one with --model DIR")
+        probabilities = self.model.head.probabilities(embeddings)
+        labels = self.model.manifest.labels
+        results = []
+        for row in probabilities:
+            order = np.argsort(-row, kind="stable")[:TOP_K]
+            candidates = tuple(Candidate(labels[i], float(row[i])) for i in order)
+            confident = candidates and candidates[0].probability >= self.unknown_threshold
+            results.append((candidates, candidates[0].name if confident else None))
+        return results
+
+    def identify(self, source: ImageSource) -> list[Face]:
+        """Every face in the image, numbered in reading order, with its top-5 names when a model is loaded."""
+        image = self.read(source)
+        detections = self.detect(image)
+        return self.identify_regions(image, [d.box for d in detections], [d.score for d in detections])
+
+    def identify_regions(self, image: np.ndarray, boxes: Sequence[Box],
+                         scores: Sequence[float] | None = None) -> list[Face]:
+        """Name given regions (e.g. boxes a person drew), numbered in the order given."""
+        scores = list(scores) if scores is not None else [1.0] * len(boxes)
+        height, width = image.shape[:2]
+        for box in boxes:
+            if box.w <= 0 or box.h <= 0 or box.x < 0 or box.y < 0 or box.right > width or box.bottom > height:
+                raise ValueError(f"box {box.as_list()} is not inside the {width}x{height} image")
+        if self.model is None or not boxes:
+            return [Face(i + 1, box, score) for i, (box, score) in enumerate(zip(boxes, scores))]
+        embeddings = self.embed(self.crops(image, boxes))
+        return [
+            Face(i + 1, box, score, candidates, name, embedding)
+            for i, (box, score, (candidates, name), embedding)
+            in enumerate(zip(boxes, scores, self.classify(embeddings), embeddings))
+        ]
+
+    def annotate(self, image: np.ndarray, faces: Sequence[Face]) -> bytes:
+        """A PNG of the image with numbered boxes and each face's top name."""
+        return annotate(image, faces)
