@@ -1,0 +1,147 @@
+"""Benchmark of `Recognizer.identify` over the shared scenes: latency per stage, throughput, memory.
+
+    python bench/identify.py --backbone-weights ~/.cache/animebot-backbones/inception_v3_notop.weights.h5
+    python bench/identify.py --model MODEL_DIR [--backbone-weights PATH]
+
+Scenes are shrunk to at most 1280 px on the long side first (re-encoded as JPEG in memory), then
+each is decoded, its faces detected, embedded in one batched backbone call, classified and annotated.
+The embed stage is compared with a bare `predict_on_batch` of the same network on the same crops,
+in the same run. Without --model, a head with random weights over 43 labels stands in (its cost is
+negligible; the names it gives are meaningless, the timings are not).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import resource
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+from PIL import Image  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
+from recognizer import (Backbone, BackboneSpec, Face, ModelManifest, Recognizer, RecognizerSettings,  # noqa: E402
+                        SoftmaxHead, decode_image, read_model)
+from recognizer.model import ModelFiles  # noqa: E402
+
+DEFAULT_SCENES = Path(__file__).resolve().parents[2] / "shared" / "data" / "scenes"
+STAGES = ("decode", "detect", "embed", "classify", "annotate")
+
+
+def scene_bytes(scenes_dir: Path, max_side: int) -> list[tuple[str, bytes]]:
+    items = []
+    for path in sorted(scenes_dir.iterdir()):
+        if path.suffix.lower() not in (".jpg", ".jpeg", ".png", ".webp"):
+            continue
+        data = path.read_bytes()
+        with Image.open(io.BytesIO(data)) as image:
+            if max(image.size) > max_side:
+                scale = max_side / max(image.size)
+                resized = image.convert("RGB").resize((round(image.width * scale), round(image.height * scale)),
+                                                      Image.Resampling.LANCZOS)
+                buffer = io.BytesIO()
+                resized.save(buffer, "JPEG", quality=95)
+                data = buffer.getvalue()
+        items.append((path.name, data))
+    return items
+
+
+def make_recognizer(args: argparse.Namespace) -> Recognizer:
+    settings = RecognizerSettings(detect_max_side=args.detect_max_side)
+    if args.model:
+        return Recognizer(read_model(args.model), settings=settings, backbone_weights=args.backbone_weights)
+    if not args.backbone_weights:
+        sys.exit("give --model DIR or --backbone-weights PATH (see ../shared/tools/backbones/build.sh)")
+    spec = BackboneSpec(weights="file", input_size=args.input_size, feature_layers=tuple(args.layers.split(",")),
+                        preprocessing="unit")
+    backbone = Backbone(spec, args.backbone_weights)
+    rng = np.random.default_rng(0)
+    labels = [f"character_{i:02d}" for i in range(43)]
+    head = SoftmaxHead(np.zeros(backbone.dimension), np.ones(backbone.dimension),
+                       rng.normal(0, 0.01, (backbone.dimension, len(labels))), np.zeros(len(labels)))
+    return Recognizer(ModelFiles(ModelManifest(labels=labels, backbone=spec), head), settings=settings,
+                      backbone=backbone)
+
+
+def percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q)) if values else float("nan")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scenes", type=Path, default=Path(os.environ.get("ANIFACE_SCENES", DEFAULT_SCENES)))
+    parser.add_argument("--model", type=Path)
+    parser.add_argument("--backbone-weights", default=os.environ.get("ANIFACE_BACKBONE_WEIGHTS"))
+    parser.add_argument("--input-size", type=int, default=299, help="without --model: the backbone's input size")
+    parser.add_argument("--layers", default="mixed5,mixed6,mixed7", help="without --model: feature layers")
+    parser.add_argument("--max-side", type=int, default=1280, help="scenes are shrunk to this long side first")
+    parser.add_argument("--detect-max-side", type=int, default=None, help="RecognizerSettings.detect_max_side")
+    parser.add_argument("--limit", type=int, default=None, help="only the first N scenes")
+    args = parser.parse_args()
+
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    recognizer = make_recognizer(args)
+    scenes = scene_bytes(args.scenes, args.max_side)[: args.limit]
+    backbone = recognizer.backbone
+
+    # warm-up: trace the network for batch sizes 1 and 3, and load the detector
+    warm = decode_image(scenes[0][1]).pixels
+    recognizer.detect(warm)
+    for size in (1, 3):
+        batch = backbone.prepare([warm[:120, :120]] * size)
+        backbone.forward(batch)
+        backbone.keras_model.predict_on_batch(batch)
+
+    timings: dict[str, list[float]] = {stage: [] for stage in STAGES}
+    totals, embed_times, bare_times, face_counts = [], [], [], []
+    for _, data in tqdm(scenes, desc="scenes", unit="img"):
+        t0 = time.perf_counter()
+        image = decode_image(data).pixels
+        t1 = time.perf_counter()
+        detections = recognizer.detect(image)
+        t2 = time.perf_counter()
+        crops = recognizer.crops(image, [d.box for d in detections])
+        embeddings = recognizer.embed(crops) if crops else np.zeros((0, backbone.dimension), np.float32)
+        t3 = time.perf_counter()
+        results = recognizer.classify(embeddings) if crops else []
+        t4 = time.perf_counter()
+        faces = [Face(i + 1, d.box, d.score, c, n) for i, (d, (c, n)) in enumerate(zip(detections, results))]
+        recognizer.annotate(image, faces)
+        t5 = time.perf_counter()
+        for stage, seconds in zip(STAGES, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4)):
+            timings[stage].append(seconds)
+        totals.append(t5 - t0)
+        face_counts.append(len(crops))
+        if crops:
+            embed_times.append(t3 - t2)
+            batch = backbone.prepare(crops)
+            b0 = time.perf_counter()
+            backbone.keras_model.predict_on_batch(batch)
+            bare_times.append(time.perf_counter() - b0)
+
+    peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    spec = backbone.spec
+    print(f"\n{len(scenes)} scenes (long side <= {args.max_side} px), {sum(face_counts)} faces; backbone "
+          f"inception_v3 {','.join(spec.feature_layers)} @ {spec.input_size} px, detector {recognizer.detector.name}"
+          f", detect_max_side {args.detect_max_side}")
+    print(f"{'stage':<10} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8} {'mean ms':>8}")
+    for stage, values in [*timings.items(), ("end-to-end", totals)]:
+        ms = [v * 1000 for v in values]
+        print(f"{stage:<10} {percentile(ms, 50):8.0f} {percentile(ms, 95):8.0f} {max(ms):8.0f} {np.mean(ms):8.0f}")
+    print(f"faces per second (end to end): {sum(face_counts) / sum(totals):.2f}")
+    if bare_times:
+        print(f"embed stage / bare predict_on_batch on the same crops: {sum(embed_times) / sum(bare_times):.2f}x "
+              f"({sum(embed_times):.1f} s vs {sum(bare_times):.1f} s; per face {1000 * sum(embed_times) / sum(face_counts):.0f}"
+              f" ms vs {1000 * sum(bare_times) / sum(face_counts):.0f} ms)")
+    print(f"peak RSS: {peak_rss_mb:.0f} MB (before building the recognizer: {rss_before / 1024:.0f} MB)")
+
+
+if __name__ == "__main__":
+    main()
