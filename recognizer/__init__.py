@@ -12,6 +12,7 @@ from recognizer.annotate import annotate, crop_face, draw_faces
 from recognizer.backbone import Backbone, BackboneSpec
 from recognizer.decode import DecodedImage, DecodeLimits, decode_image, load_image
 from recognizer.detect import Detection, detect_faces, make_detector
+from recognizer.gallery import Gallery
 from recognizer.errors import (FileTooLarge, ImageRejected, ModelError, TooManyFrames, TooManyPixels,
                                UnreadableImage)
 from recognizer.head import SoftmaxHead
@@ -21,7 +22,7 @@ from recognizer.results import Box, Candidate, Face
 
 __all__ = [
     "Backbone", "BackboneSpec", "Box", "Candidate", "DecodeLimits", "DecodedImage", "Detection", "Face",
-    "FileTooLarge", "ImageRejected", "ModelError", "ModelManifest", "Recognizer", "RecognizerSettings",
+    "FileTooLarge", "Gallery", "ImageRejected", "ModelError", "ModelManifest", "Recognizer", "RecognizerSettings",
     "SoftmaxHead", "TooManyFrames", "TooManyPixels", "UnreadableImage", "annotate", "crop_face",
     "decode_image", "detect_faces", "draw_faces", "load_image", "make_detector", "read_model", "save_model",
 ]

@@ -41,6 +41,9 @@ def label_key(name: str) -> str:
 
 
 def display_name(label: str) -> str:
-    """How a dataset folder name reads to a person: "kafu_chino" -> "Kafu Chino"."""
+    """How a name reads to a person: an all-lowercase one ("kafu_chino") is capitalised ("Kafu Chino");
+    one with capitals of its own is kept as written."""
     cleaned = clean_name(label)
-    return " ".join(word[:1].upper() + word[1:] if word.islower() else word for word in cleaned.split())
+    if cleaned != cleaned.lower():
+        return cleaned
+    return " ".join(word[:1].upper() + word[1:] for word in cleaned.split())

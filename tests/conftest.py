@@ -69,3 +69,5 @@ def tiny_model(tmp_path_factory, shared_data):
     from tests.model_factory import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("tiny-model"), shared_data / "faces")
+
+from tests.storage_fixtures import *  # noqa: E402,F401,F403  (database_url, database: SQLite and PostgreSQL)

@@ -8,9 +8,9 @@ import os
 import sys
 from typing import Sequence
 
-from bot.cli import identify
+from bot.cli import db, export, identify
 
-SUBCOMMANDS = (identify,)
+SUBCOMMANDS = (identify, export, db)
 
 
 def build_parser() -> argparse.ArgumentParser:

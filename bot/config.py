@@ -1,0 +1,223 @@
+"""Configuration: environment variables, optionally a TOML file, validated with clear messages.
+
+Environment variables win over the file. Every setting has a default, so `aniface serve` runs with
+no configuration at all: the web page on 127.0.0.1:8080 and SQLite in the user's data directory.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from bot.storage.db import default_data_dir, normalise_url
+
+PLATFORMS = ("telegram", "discord", "web")
+
+
+class ConfigError(ValueError):
+    """A setting that cannot be used; the message names the setting and what is wrong."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path
+    database_url: str
+    model_dir: Path | None = None
+    backbone_weights: Path | None = None
+    # The backbone of a bot with no model (learning from corrections only).
+    backbone_input_size: int = 299
+    backbone_layers: tuple[str, ...] = ("mixed5", "mixed6", "mixed7")
+    backbone_preprocessing: str = "inception"
+    detector: str = "animeface"
+    cascade_path: Path | None = None
+    workers: int = 2
+    queue_size: int = 16
+    max_image_bytes: int = 25 * 1024 * 1024
+    max_image_pixels: int = 50_000_000
+    admins: dict[str, frozenset[str]] = field(default_factory=dict)
+    telegram_token: str | None = None
+    telegram_base_url: str | None = None
+    telegram_base_file_url: str | None = None
+    telegram_webhook_url: str | None = None
+    telegram_webhook_secret: str | None = None
+    telegram_webhook_listen: str = "127.0.0.1"
+    telegram_webhook_port: int = 8443
+    discord_token: str | None = None
+    discord_guild_ids: tuple[int, ...] = ()
+    web_enabled: bool = True
+    web_host: str = "127.0.0.1"
+    web_port: int = 8080
+    web_admin_token: str | None = None
+
+    def describe(self) -> list[str]:
+        """What the bot is using, in words, for the start-up message (no secrets)."""
+        from sqlalchemy.engine import make_url
+
+        database = make_url(self.database_url).render_as_string(hide_password=True)
+        lines = [f"database: {database}",
+                 f"model: {self.model_dir}" if self.model_dir else
+                 "model: none (an empty gallery that learns from corrections)"]
+        if self.backbone_weights:
+            lines.append(f"backbone weights: {self.backbone_weights}")
+        platforms = [name for name, on in (("telegram", self.telegram_token), ("discord", self.discord_token),
+                                           ("web", self.web_enabled)) if on]
+        lines.append("platforms: " + (", ".join(platforms) or "none"))
+        return lines
+
+
+# setting name -> (environment variable, TOML key, kind)
+_FIELDS: dict[str, tuple[str, str, str]] = {
+    "data_dir": ("ANIFACE_DATA_DIR", "data_dir", "path"),
+    "database_url": ("DATABASE_URL", "database_url", "str"),
+    "model_dir": ("ANIFACE_MODEL", "model", "path"),
+    "backbone_weights": ("ANIFACE_BACKBONE_WEIGHTS", "backbone_weights", "path"),
+    "backbone_input_size": ("ANIFACE_BACKBONE_INPUT_SIZE", "backbone_input_size", "int"),
+    "backbone_layers": ("ANIFACE_BACKBONE_LAYERS", "backbone_layers", "list"),
+    "backbone_preprocessing": ("ANIFACE_BACKBONE_PREPROCESSING", "backbone_preprocessing", "str"),
+    "detector": ("ANIFACE_DETECTOR", "detector", "str"),
+    "cascade_path": ("ANIFACE_CASCADE", "cascade", "path"),
+    "workers": ("ANIFACE_WORKERS", "workers", "int"),
+    "queue_size": ("ANIFACE_QUEUE_SIZE", "queue_size", "int"),
+    "max_image_bytes": ("ANIFACE_MAX_IMAGE_BYTES", "max_image_bytes", "int"),
+    "max_image_pixels": ("ANIFACE_MAX_IMAGE_PIXELS", "max_image_pixels", "int"),
+    "admins": ("ANIFACE_ADMINS", "admins", "admins"),
+    "telegram_token": ("TELEGRAM_TOKEN", "telegram.token", "str"),
+    "telegram_base_url": ("TELEGRAM_BASE_URL", "telegram.base_url", "url"),
+    "telegram_base_file_url": ("TELEGRAM_BASE_FILE_URL", "telegram.base_file_url", "url"),
+    "telegram_webhook_url": ("TELEGRAM_WEBHOOK_URL", "telegram.webhook_url", "url"),
+    "telegram_webhook_secret": ("TELEGRAM_WEBHOOK_SECRET", "telegram.webhook_secret", "str"),
+    "telegram_webhook_listen": ("TELEGRAM_WEBHOOK_LISTEN", "telegram.webhook_listen", "str"),
+    "telegram_webhook_port": ("TELEGRAM_WEBHOOK_PORT", "telegram.webhook_port", "port"),
+    "discord_token": ("DISCORD_TOKEN", "discord.token", "str"),
+    "discord_guild_ids": ("DISCORD_GUILD_IDS", "discord.guild_ids", "ints"),
+    "web_enabled": ("ANIFACE_WEB", "web.enabled", "bool"),
+    "web_host": ("ANIFACE_HOST", "web.host", "str"),
+    "web_port": ("ANIFACE_PORT", "web.port", "port"),
+    "web_admin_token": ("ANIFACE_ADMIN_TOKEN", "web.admin_token", "str"),
+}
+
+
+def load_settings(environ: Mapping[str, str] | None = None, toml_path: str | os.PathLike | None = None,
+                  **overrides: Any) -> Settings:
+    """Settings from (lowest first) defaults, the TOML file, the environment, then `overrides` (flags)."""
+    environ = os.environ if environ is None else environ
+    toml_path = toml_path or environ.get("ANIFACE_CONFIG")
+    document = _read_toml(Path(toml_path)) if toml_path else {}
+    values: dict[str, Any] = {}
+    for name, (variable, key, kind) in _FIELDS.items():
+        raw, source = _lookup(document, key), f"{key} in {toml_path}"
+        if environ.get(variable) not in (None, ""):
+            raw, source = environ[variable], variable
+        if raw is not None:
+            values[name] = _convert(raw, kind, source)
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    data_dir = Path(values.pop("data_dir", None) or default_data_dir())
+    database_url = values.pop("database_url", None) or f"sqlite:///{data_dir / 'aniface.sqlite3'}"
+    settings = Settings(data_dir=data_dir, database_url=normalise_url(database_url), **values)
+    _validate(settings)
+    return settings
+
+
+def _read_toml(path: Path) -> dict:
+    try:
+        with open(path, "rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"configuration file not found: {path}") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{path} is not valid TOML: {error}") from None
+
+
+def _lookup(document: dict, dotted: str) -> Any:
+    value: Any = document
+    for part in dotted.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return None
+        value = value[part]
+    return value
+
+
+def _convert(raw: Any, kind: str, source: str) -> Any:
+    try:
+        if kind in ("str", "url"):
+            if not isinstance(raw, str):
+                raise ValueError("expected text")
+            if kind == "url" and not raw.startswith(("http://", "https://")):
+                raise ValueError("expected an http:// or https:// URL")
+            return raw
+        if kind == "path":
+            return Path(str(raw)).expanduser()
+        if kind in ("int", "port"):
+            if isinstance(raw, bool):
+                raise ValueError("expected a whole number")
+            try:
+                number = int(raw)
+            except ValueError:
+                raise ValueError("expected a whole number") from None
+            if kind == "port" and not 0 <= number <= 65535:
+                raise ValueError("expected a port number from 0 to 65535")
+            return number
+        if kind == "bool":
+            if isinstance(raw, bool):
+                return raw
+            lowered = str(raw).strip().lower()
+            if lowered in ("1", "true", "yes", "on"):
+                return True
+            if lowered in ("0", "false", "no", "off"):
+                return False
+            raise ValueError("expected true or false")
+        if kind == "list":
+            items = raw if isinstance(raw, list) else str(raw).split(",")
+            return tuple(str(item).strip() for item in items if str(item).strip())
+        if kind == "ints":
+            items = raw if isinstance(raw, list) else str(raw).split(",")
+            return tuple(int(str(item).strip()) for item in items if str(item).strip())
+        if kind == "admins":
+            return _admins(raw)
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"{source}: {error} (got {str(raw)[:80]!r})") from None
+    raise AssertionError(kind)
+
+
+def _admins(raw: Any) -> dict[str, frozenset[str]]:
+    """`"telegram:123,discord:456"` or TOML `{telegram = [123], discord = ["456"]}`."""
+    pairs: list[tuple[str, str]] = []
+    if isinstance(raw, dict):
+        for platform, ids in raw.items():
+            for user_id in ids if isinstance(ids, list) else [ids]:
+                pairs.append((str(platform), str(user_id)))
+    else:
+        for item in str(raw).split(","):
+            if item.strip():
+                platform, separator, user_id = item.strip().partition(":")
+                if not separator or not user_id.strip():
+                    raise ValueError("admins are written platform:id, e.g. telegram:123456")
+                pairs.append((platform.strip(), user_id.strip()))
+    admins: dict[str, set[str]] = {}
+    for platform, user_id in pairs:
+        if platform not in PLATFORMS:
+            raise ValueError(f"unknown platform {platform!r} (use {', '.join(PLATFORMS)})")
+        admins.setdefault(platform, set()).add(user_id)
+    return {platform: frozenset(ids) for platform, ids in admins.items()}
+
+
+def _validate(settings: Settings) -> None:
+    if settings.workers < 1:
+        raise ConfigError("ANIFACE_WORKERS must be at least 1")
+    if settings.queue_size < 0:
+        raise ConfigError("ANIFACE_QUEUE_SIZE must not be negative")
+    if settings.model_dir is not None and not (settings.model_dir / "manifest.json").is_file():
+        raise ConfigError(f"ANIFACE_MODEL: {settings.model_dir} is not a model directory (no manifest.json)")
+    if settings.backbone_weights is not None and not settings.backbone_weights.is_file():
+        raise ConfigError(f"ANIFACE_BACKBONE_WEIGHTS: no such file {settings.backbone_weights}")
+    if settings.detector not in ("animeface", "lbpcascade"):
+        raise ConfigError("ANIFACE_DETECTOR must be animeface or lbpcascade")
+    if settings.detector == "lbpcascade" and settings.cascade_path is None:
+        raise ConfigError("ANIFACE_DETECTOR=lbpcascade needs ANIFACE_CASCADE (lbpcascade_animeface.xml)")
+    if settings.telegram_webhook_url and not settings.telegram_webhook_secret:
+        raise ConfigError("TELEGRAM_WEBHOOK_URL needs TELEGRAM_WEBHOOK_SECRET (Telegram sends it with every update)")
+    if settings.backbone_preprocessing not in ("inception", "unit"):
+        raise ConfigError("ANIFACE_BACKBONE_PREPROCESSING must be inception or unit")

@@ -1,0 +1,49 @@
+"""What counts as a correction: `/wrong [n] <name>` and reactions on the bot's answer."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from bot.messages import Verdict
+
+_FACE_NUMBER = re.compile(r"^\s*#?(\d{1,3})[.):]?\s+(.+)$", re.DOTALL)
+KEYCAPS = {f"{n}\ufe0f\u20e3": n for n in range(1, 6)} | {f"{n}\u20e3": n for n in range(1, 6)}
+RIGHT_EMOJI = {"\U0001f44d", "\u2705", "\u2714\ufe0f", "\u2714", "\U0001f44c", "\u2611\ufe0f"}
+WRONG_EMOJI = {"\U0001f44e", "\u274c", "\u2716\ufe0f", "\u2716", "\u274e"}
+
+
+@dataclass(frozen=True)
+class WrongCommand:
+    face_number: int | None
+    name: str | None  # None: "/wrong" alone, the bot asks for the name
+
+
+def parse_wrong(arguments: str) -> WrongCommand:
+    """`"2 Chino Kafu"` -> face 2, "Chino Kafu"; `"Chino Kafu"` -> the only face; `""` -> ask."""
+    text = arguments.strip()
+    if not text:
+        return WrongCommand(None, None)
+    match = _FACE_NUMBER.match(text)
+    if match:
+        return WrongCommand(int(match.group(1)), match.group(2).strip())
+    if text.isdigit():
+        return WrongCommand(int(text), None)
+    return WrongCommand(None, text)
+
+
+@dataclass(frozen=True)
+class ReactionMeaning:
+    verdict: Verdict
+    candidate: int | None = None
+
+
+def reaction_meaning(emoji: str) -> ReactionMeaning | None:
+    """1..5 keycap: "it is candidate n"; thumbs up / check: right; thumbs down / cross: wrong."""
+    if emoji in KEYCAPS:
+        return ReactionMeaning(Verdict.IS, KEYCAPS[emoji])
+    if emoji in RIGHT_EMOJI:
+        return ReactionMeaning(Verdict.RIGHT)
+    if emoji in WRONG_EMOJI:
+        return ReactionMeaning(Verdict.WRONG)
+    return None

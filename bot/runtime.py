@@ -1,0 +1,37 @@
+"""Building the running bot from settings: database, recognizer, worker pool and core."""
+
+from __future__ import annotations
+
+import logging
+
+from bot.config import Settings
+from bot.core import Core
+from bot.privacy import Hasher, load_secret
+from bot.storage.db import Database
+from bot.worker import WorkerPool
+from recognizer import Backbone, BackboneSpec, DecodeLimits, Recognizer, RecognizerSettings, read_model
+
+log = logging.getLogger(__name__)
+
+
+def build_recognizer(settings: Settings) -> Recognizer:
+    """The model from settings; without one, a backbone alone, whose gallery learns from corrections."""
+    recognizer_settings = RecognizerSettings(
+        limits=DecodeLimits(max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels),
+        detector=settings.detector,
+        cascade_path=str(settings.cascade_path) if settings.cascade_path else None)
+    if settings.model_dir is not None:
+        return Recognizer(read_model(settings.model_dir), settings=recognizer_settings,
+                          backbone_weights=settings.backbone_weights)
+    spec = BackboneSpec(weights="file" if settings.backbone_weights else "imagenet",
+                        input_size=settings.backbone_input_size, feature_layers=settings.backbone_layers,
+                        preprocessing=settings.backbone_preprocessing)
+    return Recognizer(settings=recognizer_settings, backbone=Backbone(spec, settings.backbone_weights))
+
+
+def build_core(settings: Settings, recognizer: Recognizer | None = None) -> Core:
+    database = Database(settings.database_url)  # upgrades a fresh or older database
+    recognizer = recognizer or build_recognizer(settings)
+    return Core(database, recognizer, Hasher(load_secret(settings.data_dir)),
+                admins={platform: set(ids) for platform, ids in settings.admins.items()},
+                pool=WorkerPool(settings.workers, settings.queue_size))

@@ -1,0 +1,81 @@
+"""How the bot talks: every reply's words, in plain text (adapters escape and split them)."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from bot.messages import FaceSummary
+from recognizer.labels import display_name
+
+
+def percent(probability: float) -> str:
+    value = probability * 100
+    if value >= 99.5 and probability < 1:
+        return "99%"
+    if 0 < value < 1:
+        return "<1%"
+    return f"{value:.0f}%"
+
+
+def shown(name: str) -> str:
+    try:
+        return display_name(name)
+    except ValueError:
+        return name
+
+
+def faces_text(faces: Sequence[FaceSummary], can_name: bool) -> str:
+    count = len(faces)
+    lines = [f"I found {count} face{'s' if count != 1 else ''}:" if count > 1 else "I found 1 face:"]
+    for face in faces:
+        if not can_name:
+            lines.append(f"{face.number}. (no model loaded: I can find faces but not name them yet)")
+            continue
+        if not face.candidates:
+            lines.append(f"{face.number}. I don't know this one yet")
+            continue
+        guesses = ", ".join(f"{shown(name)} {percent(p)}" for name, p in face.candidates)
+        verdict = shown(face.name) if face.name else "not sure"
+        lines.append(f"{face.number}. {verdict} \u2014 {guesses}")
+    if can_name:
+        example = "/wrong <name>" if count == 1 else "/wrong <number> <name>"
+        lines.append(f"Wrong? Reply {example}.")
+    return "\n".join(lines)
+
+
+NO_FACE = ("I couldn't find an anime face in this picture. Faces that are very small, turned away or "
+           "drawn in an unusual style are easy to miss.")
+BUSY = "I'm busy with other pictures right now \u2014 please send it again in a minute."
+
+
+def refused(user_message: str) -> str:
+    return f"Sorry, {user_message}."
+
+
+def thanks(name: str, number: int, several: bool) -> str:
+    where = f" (face {number})" if several else ""
+    return f"Thanks! Noted{where}: {shown(name)}."
+
+
+def confirmed(name: str, number: int, several: bool) -> str:
+    where = f" (face {number})" if several else ""
+    return f"Thanks for confirming{where}: {shown(name)}."
+
+
+def did_you_mean(suggestions: Sequence[str], typed: str) -> str:
+    options = " or ".join(shown(s) for s in suggestions)
+    return f"Did you mean {options}? Send the exact name, or send \u201c{typed}\u201d again to add it as a new character."
+
+
+def ask_name(number: int, several: bool) -> str:
+    where = f" face {number}" if several else " it"
+    return f"Who is{where}, then? Reply with the name."
+
+
+def which_face(count: int) -> str:
+    return f"This picture has {count} faces: say which one, e.g. /wrong 2 <name>."
+
+
+NOT_A_PREDICTION = "I can only take corrections in reply to one of my answers."
+NO_SUCH_CANDIDATE = "That answer has no such guess."
+NOT_ADMIN = "Only admins can do that."
