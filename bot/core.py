@@ -138,7 +138,7 @@ class Core:
             characters = dict(session.execute(select(Character.id, Character.name)).all())
             rows = []
             for face in faces:
-                settled = settle((v.verdict, v.character_id) for v in face.votes)
+                settled = settle(((v.verdict, v.character_id) for v in face.votes), self._guess_id(session, face))
                 if settled.character_id is not None:
                     rows.append((face.id, face.embedding, face.embedding_key, face.crop_png,
                                  characters[settled.character_id]))
@@ -441,9 +441,15 @@ class Core:
             PendingQuestion.user_hash == user_hash))
         session.add(PendingQuestion(platform=platform, chat_id=chat_id, user_hash=user_hash, face_id=face.id))
 
+    @staticmethod
+    def _guess_id(session: Session, face: Face) -> int | None:
+        if not face.predicted_name:
+            return None
+        return session.scalar(select(Character.id).where(Character.key == label_key(face.predicted_name)))
+
     def _settled(self, session: Session, face: Face) -> _Learned:
         session.refresh(face, ["votes"])
-        settled = settle((v.verdict, v.character_id) for v in face.votes)
+        settled = settle(((v.verdict, v.character_id) for v in face.votes), self._guess_id(session, face))
         label = session.get(Character, settled.character_id).name if settled.character_id else None
         embedding = None
         if face.embedding is not None and face.embedding_key == self._embedding_key:

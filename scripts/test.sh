@@ -141,4 +141,23 @@ else
   fi
 fi
 
+# --- Chromium, for the browser test (tests/test_web_browser.py) ---------------------------------
+# Debian's chromium, driven by Playwright (the test extra) through its executable path; never
+# `playwright install`, which downloads a browser build. Missing: installed when root with apt-get;
+# otherwise the browser test is skipped (under CI=true it fails). ANIFACE_CHROMIUM=PATH uses another.
+
+chromium_say() { echo "scripts/test.sh: $*" >&2; }
+if [ -z "${ANIFACE_CHROMIUM:-}" ] && ! command -v chromium >/dev/null; then
+  if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
+    chromium_say "installing Chromium (apt-get install chromium) for the browser test ..."
+    if ! { apt-get update -qq >&2 \
+           && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-dejavu-core >/dev/null; }; then
+      chromium_say "WARNING: installing Chromium failed; the browser test will be SKIPPED (under CI=true it fails)"
+    fi
+  else
+    chromium_say "WARNING: no chromium, and installing it needs root and apt-get; the browser test will be" \
+                 "SKIPPED (under CI=true it fails)"
+  fi
+fi
+
 exec "$venv/bin/python" -m pytest "$@"

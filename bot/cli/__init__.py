@@ -8,9 +8,9 @@ import os
 import sys
 from typing import Sequence
 
-from bot.cli import db, export, identify
+from bot.cli import db, evaluate, export, identify, train
 
-SUBCOMMANDS = (identify, export, db)
+SUBCOMMANDS = (identify, train, evaluate, export, db)
 
 
 def build_parser() -> argparse.ArgumentParser:

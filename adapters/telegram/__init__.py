@@ -1,0 +1,20 @@
+"""The Telegram adapter (python-telegram-bot v22, asyncio): Telegram onto `bot`'s use cases and back.
+
+For `aniface serve`, in its own event loop:
+
+    from adapters.telegram import TelegramSettings, serve
+    settings = TelegramSettings.from_env()          # None without TELEGRAM_TOKEN
+    if settings:
+        await serve(core, settings, stop_event)     # long polling, or a webhook with TELEGRAM_WEBHOOK_URL
+
+or step by step: `app = build_application(core, token, ...)`, `await start_polling(app)` /
+`await start_webhook(app, ...)`, and `await stop(app)`.
+"""
+
+from adapters.telegram.app import (ALLOWED_UPDATES, build_application, register_commands, run, start_polling,
+                                   start_webhook, stop)
+from adapters.telegram.config import SettingsError, TelegramSettings, serve
+from adapters.telegram.handlers import AdapterOptions, TelegramHandlers
+
+__all__ = ["ALLOWED_UPDATES", "AdapterOptions", "SettingsError", "TelegramHandlers", "TelegramSettings",
+           "build_application", "register_commands", "run", "serve", "start_polling", "start_webhook", "stop"]

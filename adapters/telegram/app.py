@@ -1,0 +1,147 @@
+"""The PTB Application, and running it inside a loop that someone else owns (`aniface serve`).
+
+    app = build_application(core, token)
+    await start_polling(app)      # or: await start_webhook(app, webhook_url=..., secret_token=...)
+    ...                           # the loop serves other adapters meanwhile
+    await stop(app)
+
+`run(app, ...)` does the three in one call and returns when `stop_event` is set (or when cancelled).
+PTB's own `run_polling()`/`run_webhook()` are not used: they own the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Sequence
+
+from telegram import BotCommand, BotCommandScopeAllChatAdministrators, BotCommandScopeAllPrivateChats, Update
+from telegram.error import TelegramError
+from telegram.ext import Application, ApplicationBuilder
+
+from adapters.telegram import texts
+from adapters.telegram.handlers import AdapterOptions, TelegramHandlers
+from adapters.telegram.network import Limiter, SafeRequest
+from bot.core import Core
+
+log = logging.getLogger(__name__)
+
+#: What the bot asks Telegram for. `message_reaction` only arrives where the bot is an admin; without
+#: it the buttons and /wrong still work.
+ALLOWED_UPDATES: tuple[str, ...] = (Update.MESSAGE, Update.CALLBACK_QUERY, Update.MESSAGE_REACTION)
+HANDLERS_KEY = "aniface.handlers"
+
+
+def build_application(core: Core, token: str, *, base_url: str | None = None, base_file_url: str | None = None,
+                      local_mode: bool = False, bot_username: str | None = None,
+                      options: AdapterOptions | None = None) -> Application:
+    """A PTB Application whose handlers translate Telegram onto `core`'s use cases.
+
+    `base_url`/`base_file_url` as PTB takes them (e.g. "http://localhost:8081/bot" and
+    "http://localhost:8081/file/bot" for a local Bot API server); `local_mode` for a server started
+    with --local (files are read from its disk and are not limited to 20 MB). `bot_username`
+    overrides the name getMe reports (for mentions). Bot admins come from the core's `admins`;
+    chat admins are asked of Telegram when it matters.
+    """
+    options = options or AdapterOptions()
+    timeouts = dict(connect_timeout=options.connect_timeout, read_timeout=options.read_timeout,
+                    write_timeout=options.write_timeout, pool_timeout=options.pool_timeout)
+    builder = (
+        ApplicationBuilder()
+        .token(token)
+        .request(SafeRequest(connection_pool_size=64, media_write_timeout=options.write_timeout, **timeouts))
+        .get_updates_request(SafeRequest(connection_pool_size=2, **timeouts))  # PTB adds the poll timeout
+        .rate_limiter(Limiter(rate_retries=options.rate_retries, network_retries=options.network_retries,
+                              retry_delay=options.retry_delay))
+        .concurrent_updates(True)  # one slow picture must not hold up the others
+    )
+    if base_url:
+        builder = builder.base_url(base_url)
+    if base_file_url:
+        builder = builder.base_file_url(base_file_url)
+    if local_mode:
+        builder = builder.local_mode(True)
+    app = builder.build()
+    handlers = TelegramHandlers(core, options, bot_username=bot_username, local_mode=local_mode)
+    handlers.register(app)
+    app.bot_data[HANDLERS_KEY] = handlers
+    return app
+
+
+def _commands(pairs: Sequence[tuple[str, str]]) -> list[BotCommand]:
+    return [BotCommand(name, description) for name, description in pairs]
+
+
+async def register_commands(app: Application) -> None:
+    """setMyCommands: what everyone sees, what private chats see, what group admins see."""
+    bot = app.bot
+    try:
+        await bot.set_my_commands(_commands(texts.EVERYONE_COMMANDS))
+        await bot.set_my_commands(_commands(texts.PRIVATE_COMMANDS), scope=BotCommandScopeAllPrivateChats())
+        await bot.set_my_commands(_commands(texts.ADMIN_COMMANDS), scope=BotCommandScopeAllChatAdministrators())
+    except TelegramError as error:  # the bot works without its command menu
+        log.warning("could not register the bot's commands: %s", error)
+
+
+async def _initialize(app: Application) -> None:
+    await app.initialize()  # getMe: fails here on a wrong token or an unreachable Bot API
+    await register_commands(app)
+    await app.start()
+
+
+async def start_polling(app: Application, *, poll_timeout: int = 30, drop_pending_updates: bool = False,
+                        allowed_updates: Sequence[str] = ALLOWED_UPDATES) -> None:
+    """Start the Application and long polling (getUpdates); returns once polling runs."""
+    try:
+        await _initialize(app)
+        await app.updater.start_polling(timeout=poll_timeout, allowed_updates=list(allowed_updates),
+                                        drop_pending_updates=drop_pending_updates)
+    except BaseException:
+        await stop(app)
+        raise
+    log.info("Telegram: polling as @%s", app.bot.username)
+
+
+async def start_webhook(app: Application, *, webhook_url: str, secret_token: str, listen: str = "127.0.0.1",
+                        port: int = 8443, url_path: str = "telegram", drop_pending_updates: bool = False,
+                        allowed_updates: Sequence[str] = ALLOWED_UPDATES) -> None:
+    """Start the Application and PTB's webhook server, behind a reverse proxy that terminates TLS.
+
+    `webhook_url` is the public HTTPS address Telegram posts to (the proxy forwards it to
+    http://listen:port/url_path); requests without the `secret_token` header are refused.
+    """
+    if not secret_token:
+        raise ValueError("a webhook needs a secret token (TELEGRAM_WEBHOOK_SECRET)")
+    try:
+        await _initialize(app)
+        await app.updater.start_webhook(listen=listen, port=port, url_path=url_path, webhook_url=webhook_url,
+                                        secret_token=secret_token, allowed_updates=list(allowed_updates),
+                                        drop_pending_updates=drop_pending_updates)
+    except BaseException:
+        await stop(app)
+        raise
+    log.info("Telegram: webhook at %s as @%s", webhook_url, app.bot.username)
+
+
+async def stop(app: Application) -> None:
+    """Stop fetching updates, finish the updates and albums in hand, close the connections."""
+    if app.updater is not None and app.updater.running:
+        await app.updater.stop()
+    if app.running:
+        await app.stop()
+    await app.shutdown()
+
+
+async def run(app: Application, *, stop_event: asyncio.Event | None = None, webhook_url: str | None = None,
+              secret_token: str | None = None, listen: str = "127.0.0.1", port: int = 8443,
+              url_path: str = "telegram", poll_timeout: int = 30) -> None:
+    """Serve until `stop_event` is set or the task is cancelled: long polling, or a webhook when given one."""
+    if webhook_url:
+        await start_webhook(app, webhook_url=webhook_url, secret_token=secret_token or "", listen=listen, port=port,
+                            url_path=url_path)
+    else:
+        await start_polling(app, poll_timeout=poll_timeout)
+    try:
+        await (stop_event or asyncio.Event()).wait()
+    finally:
+        await stop(app)

@@ -1,0 +1,121 @@
+"""What the bot says on Telegram about Telegram things: help, privacy, commands, refusals.
+
+Plain text like `bot.wording` (the handlers escape it for HTML). The words about faces, corrections
+and settings come from `bot.wording` and the core's acks; these are the ones only a Telegram user
+needs (privacy mode, admins, a private chat with the bot).
+"""
+
+from __future__ import annotations
+
+from bot.messages import ChatSettingsView
+from bot.wording import percent
+
+# (command, description) for setMyCommands, per scope
+EVERYONE_COMMANDS = (
+    ("identify", "Name the faces in the picture you reply to"),
+    ("who", "Same as /identify"),
+    ("wrong", "Correct my answer: reply /wrong <name> or /wrong <n> <name>"),
+    ("help", "How to use the bot"),
+    ("privacy", "What the bot stores, and for how long"),
+)
+PRIVATE_COMMANDS = (
+    ("start", "Start here"),
+    ("help", "How to use the bot"),
+    ("wrong", "Correct my answer: reply /wrong <name> or /wrong <n> <name>"),
+    ("settings", "This chat's settings"),
+    ("export", "Your corrections as a training set"),
+    ("privacy", "What the bot stores, and for how long"),
+)
+ADMIN_COMMANDS = EVERYONE_COMMANDS + (
+    ("settings", "When the bot answers in this group, and how sure it must be"),
+    ("export", "This group's corrections as a training set (sent to you privately)"),
+)
+
+START = (
+    "Hi! Send me a picture (a screenshot, an illustration, a sticker or a GIF) and I'll name the anime "
+    "characters in it: every face gets a number and my five best guesses.\n"
+    "If I get one wrong, tell me: press a button under my answer, or reply to it with /wrong <name> "
+    "(/wrong 2 <name> for face 2). I learn from every correction.\n"
+    "Add me to a group to do the same there. /help says more, /privacy says what I keep."
+)
+
+_HELP_COMMON = (
+    "How to correct me: press a button under my answer (a name, or \u201cnone of these\u201d), reply to my answer "
+    "with /wrong <name> or /wrong <number> <name>, or react to it: \U0001f44d right, \U0001f44e wrong, "
+    "1\ufe0f\u20e3\u20265\ufe0f\u20e3 \u201cit's guess number n\u201d (reactions need me to be a group admin).\n"
+    "I read photos, image files, stickers (also animated and video ones) and GIFs; an album gets one answer.\n"
+    "/privacy: what I store. /settings: this chat's settings."
+)
+
+HELP_PRIVATE = "Send me a picture and I'll name the anime characters in it.\n" + _HELP_COMMON
+
+HELP_GROUP = (
+    "In a group I answer either every picture or only when asked (an admin chooses with /settings):\n"
+    "\u2022 when asked: reply /identify (or /who) to a picture, or mention me in a picture's caption;\n"
+    "\u2022 every picture: I must see every message, so make me an admin of the group, or turn my privacy "
+    "mode off (@BotFather \u2192 /setprivacy \u2192 Disable) and add me again.\n"
+    + _HELP_COMMON
+    + "\n/export (admins): this group's corrections as a training set, sent to you in a private chat."
+)
+
+PRIVACY = (
+    "What I store, and why:\n"
+    "\u2022 for each picture I answer: a fingerprint (SHA-256) of the file, its size, the cropped faces (small "
+    "images of each face), where they are, my guesses and the model version, and the chat and message "
+    "ids, so that corrections find my answer. Not the picture itself, not your message text.\n"
+    "\u2022 for each correction: the name you gave or picked, and who gave it as a salted pseudonym "
+    "(a hash, never your Telegram id, name or username).\n"
+    "\u2022 this chat's settings (answer mode, confidence threshold).\n"
+    "How long: until the bot's operator deletes them; nothing expires on its own yet.\n"
+    "Who sees them: the operator, and admins who /export a chat's corrections as a training set "
+    "(face crops and names only, no people). Corrections teach me at once, so a face you name helps "
+    "name the same character for everyone."
+)
+
+IDENTIFY_HOW = ("Reply /identify to a picture (a photo, an image file, a sticker or a GIF) and I'll name the "
+                "characters in it.")
+WRONG_HOW = ("Reply to one of my answers with /wrong <name>, or /wrong <number> <name> when it has several "
+             "faces.")
+SEND_A_PICTURE = "Send me a picture (a photo, an image file, a sticker or a GIF) and I'll name the characters in it."
+NOT_AN_IMAGE = ("I can only read pictures: photos, image files, stickers (also animated and video ones) and "
+                "GIFs.")
+DOWNLOAD_FAILED = "I couldn't download this file from Telegram. Please send it again in a moment."
+ERROR = "Sorry, something went wrong on my side. Please try again in a moment."
+ERROR_SHORT = "Sorry, something went wrong. Please try again."
+STALE_BUTTON = "This button no longer works."
+EXPORT_WORKING = "Preparing the export\u2026"
+EXPORT_SENT = "I've sent you the export in our private chat."
+
+
+def export_start_private(username: str | None) -> str:
+    who = f"@{username}" if username else "me"
+    return (f"I can't write to you privately yet: open a chat with {who}, press Start, then send /export here "
+            "again.")
+
+
+def export_too_large(size: int, limit: int) -> str:
+    return (f"The export is {size / 1e6:.0f} MB, more than the {limit / 1e6:.0f} MB a bot may send on Telegram. "
+            "The bot's operator can write it with the command aniface export on the server.")
+
+
+def album_note(index: int, text: str) -> str:
+    return f"Picture {index}: {text}"
+
+
+SETTINGS_USAGE = (
+    "Change them (chat admins):\n"
+    "/settings mode all \u2014 answer every picture\n"
+    "/settings mode asked \u2014 answer only /identify and pictures that mention me\n"
+    "/settings threshold 40% \u2014 call faces below 40% confidence \u201cunknown\u201d\n"
+    "/settings threshold default \u2014 use the model's own threshold"
+)
+
+
+def settings_view(view: ChatSettingsView, private: bool) -> str:
+    if private:
+        mode = "every picture (always, in a private chat)"
+    else:
+        mode = "every picture" if view.answer_mode == "all" else "only when asked (/identify, or a mention)"
+    threshold = "the model's own" if view.unknown_threshold is None else percent(view.unknown_threshold)
+    return (f"This chat's settings:\n\u2022 I answer: {mode}\n"
+            f"\u2022 faces below {threshold} confidence are \u201cunknown\u201d\n\n" + SETTINGS_USAGE)

@@ -1,0 +1,151 @@
+"""`aniface train DATASET... --out MODEL_DIR`: fit a model on labelled face crops.
+
+Backbone features are cached on disk (one forward pass per new image and augmentation variant), so a
+second run on the same data only fits the head.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "train", help="train a model on labelled face crops",
+        description="Train a model on face crops: each DATASET is a folder of character folders (ImageFolder) "
+                    "or a zip exported by the bot; several are merged by character name. Backbone features "
+                    "are cached, so re-running on the same images only fits the head.")
+    parser.add_argument("datasets", nargs="+", metavar="DATASET", help="ImageFolder directory or exported zip")
+    parser.add_argument("--out", metavar="MODEL_DIR", required=True, help="where the model directory is written")
+    parser.add_argument("--backbone-weights", metavar="PATH", default=os.environ.get("ANIFACE_BACKBONE_WEIGHTS"),
+                        help="local Inception-v3 weights file (.h5) instead of Keras' ImageNet download "
+                             "(default: $ANIFACE_BACKBONE_WEIGHTS)")
+    parser.add_argument("--feature-layer", metavar="NAME", action="append", dest="feature_layers",
+                        help="Inception-v3 layer(s) to pool features from; repeat or separate with commas "
+                             "(default: mixed5,mixed6,mixed7)")
+    parser.add_argument("--pooling", choices=("avg", "avgmax"), default="avg",
+                        help="global pooling of each layer (default: avg)")
+    parser.add_argument("--input-size", type=int, default=None, metavar="PX",
+                        help="side of the square the backbone sees (default: 299)")
+    parser.add_argument("--preprocessing", choices=("inception", "unit"), default=None,
+                        help="pixel scaling the weights expect: inception = [-1, 1] (Keras' ImageNet weights), "
+                             "unit = [0, 1] (default: inception, or unit with --backbone-weights)")
+    parser.add_argument("--augment", choices=("none", "flip", "full"), default="flip",
+                        help="augmented copies of training images: flip = mirror, full = mirror, tighter crop "
+                             "and small rotations; colours are never changed (default: flip)")
+    parser.add_argument("--no-augment", dest="augment", action="store_const", const="none",
+                        help="same as --augment none")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the split and the head's training (default: 0)")
+    parser.add_argument("--val-fraction", type=float, default=0.1, help="share of each class for validation")
+    parser.add_argument("--test-fraction", type=float, default=0.1, help="share of each class held out for testing")
+    parser.add_argument("--cache-dir", metavar="DIR", default=None,
+                        help="feature cache (default: $ANIFACE_CACHE_DIR or the user cache folder)")
+    parser.add_argument("--no-cache", action="store_true", help="neither read nor write cached features")
+    parser.add_argument("--name", default="aniface", help="model name recorded in the manifest")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
+    parser.set_defaults(run=run)
+
+
+def spec_from_args(args: argparse.Namespace):
+    """The BackboneSpec the options describe (shared with `evaluate`)."""
+    from recognizer.backbone import DEFAULT_FEATURE_LAYERS, BackboneSpec, file_sha256
+
+    layers = tuple(part.strip() for value in (args.feature_layers or []) for part in value.split(",") if part.strip())
+    if args.backbone_weights:
+        weights, digest = "file", file_sha256(args.backbone_weights)
+    else:
+        weights, digest = "imagenet", None
+    preprocessing = args.preprocessing or ("unit" if weights == "file" else "inception")
+    return BackboneSpec(weights=weights, weights_sha256=digest, input_size=args.input_size or 299,
+                        feature_layers=layers or DEFAULT_FEATURE_LAYERS, pooling=args.pooling,
+                        preprocessing=preprocessing)
+
+
+def run(args: argparse.Namespace) -> int:
+    from recognizer.dataset import DatasetError, load_datasets
+    from recognizer.errors import ModelError
+    from recognizer.feature_cache import FeatureCache
+    from recognizer.model import save_model
+    from recognizer.train import TrainConfig, train
+
+    say = (lambda message: print(message, file=sys.stderr, flush=True)) if not args.json else (lambda m: None)
+    if args.backbone_weights and not os.path.isfile(args.backbone_weights):
+        print(f"aniface: backbone weights file not found: {args.backbone_weights}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        spec = spec_from_args(args)
+        config = TrainConfig(spec=spec, augmentation=args.augment, seed=args.seed, val_fraction=args.val_fraction,
+                             test_fraction=args.test_fraction, model_name=args.name)
+        started = time.perf_counter()
+        dataset = load_datasets(args.datasets)
+    except (ModelError, DatasetError, ValueError, OSError) as error:
+        print(f"aniface: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    say(f"dataset: {len(dataset.samples)} images of {len(dataset.classes)} characters"
+        + (f" ({len(dataset.skipped)} files skipped)" if dataset.skipped else ""))
+    cache = None if args.no_cache else FeatureCache(args.cache_dir)
+    try:
+        result = train(dataset, config, cache=cache, weights_path=args.backbone_weights,
+                       progress=not args.quiet and not args.json, on_message=say)
+    except (ModelError, ValueError) as error:
+        print(f"aniface: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    split_path = out / "split.json"
+    temporary = split_path.with_name(split_path.name + ".tmp")
+    temporary.write_text(json.dumps({"seed": config.seed, **result.split}, indent=1) + "\n", encoding="utf-8")
+    os.replace(temporary, split_path)
+    result.manifest.metrics["timings"] = {k: round(v, 2) for k, v in result.timings.items()}
+    save_model(out, result.manifest, result.head)
+    elapsed = time.perf_counter() - started
+
+    summary = {
+        "model_dir": str(out),
+        "version": result.manifest.version,
+        "images": len(dataset.samples),
+        "classes": len(dataset.classes),
+        "split": {part: len(hashes) for part, hashes in result.split.items()},
+        "val": result.metrics["val"],
+        "test": result.metrics["test"],
+        "unknown_threshold": result.manifest.unknown_threshold,
+        "features": {"computed": result.extraction["computed"], "cached": result.extraction["cached"]},
+        "seconds": round(elapsed, 1),
+    }
+    if args.json:
+        print(json.dumps(summary, ensure_ascii=False))
+    else:
+        print(_human_summary(summary, result))
+    return EXIT_OK
+
+
+def _pct(value) -> str:
+    return "n/a" if value is None or value != value else f"{value:.1%}"
+
+
+def _human_summary(summary: dict, result) -> str:
+    head = result.metrics["head"]
+    split = summary["split"]
+    lines = [
+        f"Model written to {summary['model_dir']} (version {summary['version']})",
+        f"  images: {summary['images']} of {summary['classes']} characters; split train {split['train']} / "
+        f"validation {split['val']} / test {split['test']}",
+        f"  features: {summary['features']['computed']} computed, {summary['features']['cached']} from the cache",
+        f"  head: linear softmax, L2 {head['l2']:g}, best epoch {head['best_epoch']} of {head['epochs']}, "
+        f"temperature {head['temperature']:.2f}",
+        f"  validation: top-1 {_pct(summary['val']['top1'])}, top-5 {_pct(summary['val']['top5'])} "
+        f"({summary['val']['images']} images)",
+        f"  test:       top-1 {_pct(summary['test']['top1'])}, top-5 {_pct(summary['test']['top5'])} "
+        f"({summary['test']['images']} images)",
+        f"  unknown threshold: {summary['unknown_threshold']:.3f} ({result.metrics['unknown_threshold_rule']})",
+        f"  took {summary['seconds']:.1f} s",
+    ]
+    return "\n".join(lines)

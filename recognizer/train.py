@@ -1,0 +1,362 @@
+"""Training: cached backbone features -> a softmax head, the seed's transfer-learning recipe.
+
+1. The dataset is split per class, deterministically from a seed and each image's content hash
+   (8:1:1 train / validation / test by default).
+2. Backbone features are read from the feature cache or computed once (`recognizer.feature_cache`);
+   training images also contribute augmented copies (mirror by default; never colour changes).
+3. A linear softmax head is fitted on standardised features by mini-batch Adam with class-balanced
+   weights and L2 regularisation, stopping early on the validation loss; the strength of the
+   regularisation is picked on the validation set.
+4. The head is calibrated (one temperature, fitted on validation) so that its probabilities, and so the
+   "unknown" threshold, mean something.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+
+from recognizer.backbone import Backbone, BackboneSpec
+from recognizer.dataset import Dataset, Sample
+from recognizer.feature_cache import AUGMENTATIONS, FeatureCache, backbone_factory, extract_features
+from recognizer.head import SoftmaxHead, softmax
+from recognizer.model import ModelManifest
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("train", "val", "test")
+#: Fewer validation images than this say too little to fit a temperature on.
+MIN_CALIBRATION_IMAGES = 30
+
+
+@dataclass
+class TrainConfig:
+    spec: BackboneSpec = field(default_factory=BackboneSpec)
+    augmentation: str = "flip"            # a key of feature_cache.AUGMENTATIONS
+    seed: int = 0
+    val_fraction: float = 0.1
+    test_fraction: float = 0.1
+    l2_grid: tuple[float, ...] = (3e-4, 1e-3, 3e-3)  # L2 strengths tried, picked on validation
+    max_epochs: int = 200
+    patience: int = 12
+    batch_size: int = 128
+    learning_rate: float = 2e-3
+    balance_classes: bool = True
+    calibrate: bool = True
+    min_coverage: float = 0.95            # the default "unknown" threshold keeps this share of right answers
+    model_name: str = "aniface"
+
+    def __post_init__(self) -> None:
+        if self.augmentation not in AUGMENTATIONS:
+            raise ValueError(f"augmentation must be one of {sorted(AUGMENTATIONS)}, not {self.augmentation!r}")
+        if not (0 <= self.val_fraction < 1 and 0 <= self.test_fraction < 1
+                and self.val_fraction + self.test_fraction < 1):
+            raise ValueError("validation and test fractions must be in [0, 1) and leave images to train on")
+
+
+@dataclass
+class TrainResult:
+    manifest: ModelManifest
+    head: SoftmaxHead
+    split: dict[str, list[str]]        # split name -> image sha256s
+    metrics: dict
+    timings: dict
+    extraction: dict
+
+
+# --- split ---------------------------------------------------------------------------------------
+
+def split_samples(samples: Sequence[Sample], seed: int = 0, val_fraction: float = 0.1,
+                  test_fraction: float = 0.1) -> list[str]:
+    """'train', 'val' or 'test' for each sample: stratified per class, deterministic.
+
+    Within a class, images are ordered by a hash of (seed, image sha256), so the split depends neither on
+    file names nor on the order datasets were given; the first share goes to test, the next to validation.
+    A class with at least 3 images keeps at least one image in each non-empty split.
+    """
+    by_class: dict[str, list[int]] = {}
+    for index, sample in enumerate(samples):
+        by_class.setdefault(sample.label, []).append(index)
+    result = ["train"] * len(samples)
+    for indices in by_class.values():
+        indices.sort(key=lambda i: hashlib.sha256(f"{seed}:{samples[i].sha256}".encode()).digest())
+        n = len(indices)
+        n_test = _share(n, test_fraction)
+        n_val = _share(n - n_test, val_fraction / (1 - test_fraction) if test_fraction < 1 else 0)
+        for rank, index in enumerate(indices):
+            result[index] = "test" if rank < n_test else "val" if rank < n_test + n_val else "train"
+    return result
+
+
+def _share(n: int, fraction: float) -> int:
+    if fraction <= 0 or n < 3:
+        return 0
+    return min(max(1, round(n * fraction)), n - 1)
+
+
+# --- head fitting --------------------------------------------------------------------------------
+
+@dataclass
+class FitResult:
+    head: SoftmaxHead
+    l2: float
+    epochs: int
+    best_epoch: int
+    val_loss: float
+    val_accuracy: float
+    history: list[dict]
+
+
+def class_weights(targets: np.ndarray, classes: int) -> np.ndarray:
+    """Weights that give every class the same total weight (1 on average per image)."""
+    counts = np.bincount(targets, minlength=classes).astype(np.float64)
+    weights = np.where(counts > 0, len(targets) / (classes * np.maximum(counts, 1)), 0.0)
+    return weights.astype(np.float32)
+
+
+def fit_linear_head(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray,
+                    classes: int, *, l2: float = 1e-3, sample_weights: np.ndarray | None = None,
+                    max_epochs: int = 200, patience: int = 12, batch_size: int = 128,
+                    learning_rate: float = 2e-3, seed: int = 0,
+                    on_epoch: Callable[[dict], None] | None = None) -> FitResult:
+    """Multinomial logistic regression on standardised features by mini-batch Adam.
+
+    Training stops when the validation loss has not improved for `patience` epochs; the weights of the
+    best epoch are kept. Without validation images, it runs `max_epochs` epochs.
+    """
+    rng = np.random.default_rng(seed)
+    mean = x_train.mean(axis=0)
+    scale = x_train.std(axis=0) + 1e-6
+    x = ((x_train - mean) / scale).astype(np.float32)
+    xv = ((x_val - mean) / scale).astype(np.float32) if len(x_val) else None
+    weights_per_row = (np.ones(len(x), np.float32) if sample_weights is None
+                       else np.asarray(sample_weights, np.float32))
+    dimension = x.shape[1]
+    w = np.zeros((dimension, classes), np.float32)
+    b = np.zeros(classes, np.float32)
+    moments = [np.zeros_like(w), np.zeros_like(w), np.zeros_like(b), np.zeros_like(b)]
+    beta1, beta2, eps = 0.9, 0.999, 1e-8
+    step = 0
+    best = (math.inf, -1, w.copy(), b.copy(), 0.0)
+    history = []
+    total_weight = float(weights_per_row.sum())
+    for epoch in range(1, max_epochs + 1):
+        order = rng.permutation(len(x))
+        train_loss = 0.0
+        for start in range(0, len(x), batch_size):
+            rows = order[start:start + batch_size]
+            xb, yb, sw = x[rows], y_train[rows], weights_per_row[rows]
+            p = softmax(xb @ w + b)
+            train_loss += float(-(sw * np.log(p[np.arange(len(rows)), yb] + 1e-12)).sum())
+            p[np.arange(len(rows)), yb] -= 1.0
+            grad_logits = p * (sw / max(float(sw.sum()), 1e-12))[:, None]
+            gw = xb.T @ grad_logits + l2 * w
+            gb = grad_logits.sum(axis=0)
+            step += 1
+            for param, grad, m, v in ((w, gw, moments[0], moments[1]), (b, gb, moments[2], moments[3])):
+                m *= beta1
+                m += (1 - beta1) * grad
+                v *= beta2
+                v += (1 - beta2) * grad * grad
+                m_hat = m / (1 - beta1 ** step)
+                v_hat = v / (1 - beta2 ** step)
+                param -= learning_rate * m_hat / (np.sqrt(v_hat) + eps)
+        record = {"epoch": epoch, "train_loss": train_loss / max(total_weight, 1e-12)}
+        if xv is not None:
+            logits = xv @ w + b
+            temperature = fit_temperature(logits, y_val, iterations=25)
+            pv = softmax(logits / temperature)
+            record["val_loss"] = float(-np.log(pv[np.arange(len(y_val)), y_val] + 1e-12).mean())
+            record["val_accuracy"] = float((pv.argmax(axis=1) == y_val).mean())
+            record["temperature"] = temperature
+            if record["val_loss"] < best[0] - 1e-5:
+                best = (record["val_loss"], epoch, w.copy(), b.copy(), record["val_accuracy"])
+        history.append(record)
+        if on_epoch is not None:
+            on_epoch(record)
+        if xv is not None and epoch - best[1] >= patience:
+            break
+    if xv is None:
+        best = (math.nan, len(history), w, b, math.nan)
+    head = SoftmaxHead(mean, scale, best[2], best[3])
+    return FitResult(head, l2, len(history), best[1], best[0], best[4], history)
+
+
+def fit_temperature(logits: np.ndarray, targets: np.ndarray, iterations: int = 60) -> float:
+    """The temperature T minimising the negative log-likelihood of softmax(logits / T)."""
+    if len(targets) == 0:
+        return 1.0
+
+    def nll(log_t: float) -> float:
+        p = softmax(logits / math.exp(log_t))
+        return float(-np.log(p[np.arange(len(targets)), targets] + 1e-12).mean())
+
+    low, high = math.log(0.05), math.log(20.0)
+    golden = (math.sqrt(5) - 1) / 2
+    a, b = high - golden * (high - low), low + golden * (high - low)
+    fa, fb = nll(a), nll(b)
+    for _ in range(iterations):
+        if fa < fb:
+            high, b, fb = b, a, fa
+            a = high - golden * (high - low)
+            fa = nll(a)
+        else:
+            low, a, fa = a, b, fb
+            b = low + golden * (high - low)
+            fb = nll(b)
+    return math.exp((low + high) / 2)
+
+
+def scaled_head(head: SoftmaxHead, temperature: float) -> SoftmaxHead:
+    """The same head with its logits divided by `temperature` (same ranking, calibrated probabilities)."""
+    return SoftmaxHead(head.mean, head.scale, head.weights / temperature, head.bias / temperature)
+
+
+def default_unknown_threshold(probabilities: np.ndarray, targets: np.ndarray, min_coverage: float = 0.95) -> float:
+    """Without images of unknown characters: the highest threshold keeping `min_coverage` of right answers."""
+    if len(targets) == 0:
+        return 0.4
+    top = probabilities.max(axis=1)
+    right = top[probabilities.argmax(axis=1) == targets]
+    if len(right) == 0:
+        return 0.0
+    return float(np.clip(np.quantile(right, 1 - min_coverage), 0.0, 0.9))
+
+
+# --- the whole run -------------------------------------------------------------------------------
+
+def top_k_accuracy(probabilities: np.ndarray, targets: np.ndarray, k: int) -> float:
+    if len(targets) == 0:
+        return math.nan
+    k = min(k, probabilities.shape[1])
+    best = np.argsort(-probabilities, axis=1, kind="stable")[:, :k]
+    return float((best == targets[:, None]).any(axis=1).mean())
+
+
+def train(dataset: Dataset, config: TrainConfig, *, cache: FeatureCache | None = None,
+          weights_path: str | os.PathLike | None = None, backbone: Backbone | None = None, make_backbone: Callable[[], Backbone] | None = None,
+          progress: bool = True, on_message: Callable[[str], None] | None = None) -> TrainResult:
+    """Split, extract (or read cached) features, fit and calibrate the head; nothing is written."""
+    say = on_message or (lambda message: None)
+    if len(dataset.classes) < 2:
+        raise ValueError(f"training needs at least 2 characters, the dataset has {len(dataset.classes)}")
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+    samples = dataset.samples
+    assignment = split_samples(samples, config.seed, config.val_fraction, config.test_fraction)
+    keys = list(dataset.classes)
+    targets_all = np.array([keys.index(s.label) for s in samples], dtype=np.int64)
+
+    # Only training images need the augmented variants; validation and test are seen as they are.
+    variants = AUGMENTATIONS[config.augmentation]
+    train_indices = [i for i, part in enumerate(assignment) if part == "train"]
+    other_indices = [i for i, part in enumerate(assignment) if part != "train"]
+    t0 = time.perf_counter()
+    lazy = backbone_factory(config.spec, weights_path, seed=config.seed, backbone=backbone, make_backbone=make_backbone)
+    common = dict(cache=cache, make_backbone=lazy, seed=config.seed, progress=progress)
+    train_features = extract_features([samples[i] for i in train_indices], config.spec, variants,
+                                      description="features (train)", **common)
+    other_features = extract_features([samples[i] for i in other_indices], config.spec, ("orig",),
+                                      description="features (val/test)", **common)
+    timings["features_s"] = time.perf_counter() - t0
+    stats = [train_features.stats, other_features.stats]
+    extraction = {
+        "cached": sum(s.cached for s in stats),
+        "computed": sum(s.computed for s in stats),
+        "forward_calls": sum(s.forward_calls for s in stats),
+        "unreadable": [{"origin": o, "reason": r} for s in stats for o, r in s.failures],
+    }
+    say(f"features: {extraction['computed']} computed, {extraction['cached']} from the cache "
+        f"({timings['features_s']:.1f} s)")
+
+    ok = np.ones(len(samples), dtype=bool)
+    ok[np.array(train_indices, dtype=np.int64)] = train_features.ok
+    ok[np.array(other_indices, dtype=np.int64)] = other_features.ok
+    position = {index: row for row, index in enumerate(train_indices)}
+    position.update({index: row for row, index in enumerate(other_indices)})
+
+    def rows(part: str) -> np.ndarray:
+        return np.array([i for i, p in enumerate(assignment) if p == part and ok[i]], dtype=np.int64)
+
+    train_rows, val_rows, test_rows = rows("train"), rows("val"), rows("test")
+    if len(train_rows) == 0:
+        raise ValueError("no readable training images")
+    x_train = np.concatenate([train_features[v][[position[i] for i in train_rows]] for v in variants])
+    y_train = np.tile(targets_all[train_rows], len(variants))
+    x_val = other_features["orig"][[position[i] for i in val_rows]] if len(val_rows) else np.zeros(
+        (0, x_train.shape[1]), np.float32)
+    y_val = targets_all[val_rows]
+    x_test = other_features["orig"][[position[i] for i in test_rows]] if len(test_rows) else np.zeros(
+        (0, x_train.shape[1]), np.float32)
+    y_test = targets_all[test_rows]
+    weights = class_weights(targets_all[train_rows], len(keys)) if config.balance_classes else np.ones(
+        len(keys), np.float32)
+
+    t0 = time.perf_counter()
+    fits = []
+    grid = config.l2_grid if len(val_rows) else config.l2_grid[len(config.l2_grid) // 2:][:1]
+    bar = _epoch_bar(len(grid) * config.max_epochs, progress)
+    try:
+        for l2 in grid:
+            def on_epoch(record: dict, l2: float = l2) -> None:
+                bar.update(1)
+                if "val_accuracy" in record:
+                    bar.set_postfix(l2=f"{l2:g}", val_acc=f"{record['val_accuracy']:.3f}",
+                                    val_loss=f"{record['val_loss']:.3f}")
+            fit = fit_linear_head(x_train, y_train, x_val, y_val, len(keys), l2=l2,
+                                  sample_weights=weights[y_train], max_epochs=config.max_epochs,
+                                  patience=config.patience, batch_size=config.batch_size,
+                                  learning_rate=config.learning_rate, seed=config.seed, on_epoch=on_epoch)
+            bar.update(config.max_epochs - fit.epochs)
+            fits.append(fit)
+    finally:
+        bar.close()
+    best = min(fits, key=lambda f: (-f.val_accuracy, f.val_loss)) if len(val_rows) else fits[0]
+    head = best.head
+    temperature = 1.0
+    if config.calibrate and len(val_rows) >= MIN_CALIBRATION_IMAGES:
+        temperature = fit_temperature(head.logits(x_val), y_val)
+        head = scaled_head(head, temperature)
+    timings["head_s"] = time.perf_counter() - t0
+
+    p_val = head.probabilities(x_val) if len(val_rows) else np.zeros((0, len(keys)))
+    p_test = head.probabilities(x_test) if len(test_rows) else np.zeros((0, len(keys)))
+    threshold = default_unknown_threshold(p_val, y_val, config.min_coverage)
+    metrics = {
+        "val": {"images": int(len(val_rows)), "top1": top_k_accuracy(p_val, y_val, 1),
+                "top5": top_k_accuracy(p_val, y_val, 5)},
+        "test": {"images": int(len(test_rows)), "top1": top_k_accuracy(p_test, y_test, 1),
+                 "top5": top_k_accuracy(p_test, y_test, 5)},
+        "train_images": int(len(train_rows)),
+        "head": {"kind": SoftmaxHead.kind, "l2": best.l2, "epochs": best.epochs, "best_epoch": best.best_epoch,
+                 "temperature": temperature,
+                 "l2_search": [{"l2": f.l2, "val_accuracy": f.val_accuracy, "val_loss": f.val_loss,
+                                "best_epoch": f.best_epoch} for f in fits]},
+        "unknown_threshold_rule": f"keeps {config.min_coverage:.0%} of right validation answers",
+    }
+    split = {part: sorted(samples[i].sha256 for i in range(len(samples)) if assignment[i] == part and ok[i])
+             for part in SPLITS}
+    summary = dataset.summary()
+    summary["unreadable"] = len(extraction["unreadable"])
+    summary["split"] = {"seed": config.seed, "fractions": {"val": config.val_fraction, "test": config.test_fraction},
+                        "counts": {part: len(split[part]) for part in SPLITS}, "file": "split.json"}
+    summary["augmentation"] = {"setting": config.augmentation, "variants": list(variants)}
+    labels = [dataset.classes[key] for key in keys]
+    manifest = ModelManifest(labels=labels, backbone=config.spec, unknown_threshold=round(threshold, 4),
+                             name=config.model_name, metrics=metrics, dataset=summary)
+    timings["total_s"] = time.perf_counter() - started
+    return TrainResult(manifest, head, split, metrics, timings, extraction)
+
+
+def _epoch_bar(total: int, enabled: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc="training head", unit="epoch", disable=not enabled, leave=False,
+                dynamic_ncols=True)

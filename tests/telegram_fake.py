@@ -1,0 +1,607 @@
+"""A fake Telegram Bot API on 127.0.0.1: the real HTTP API's shapes, for driving a real PTB Application.
+
+    fake = FakeBotAPI()
+    await fake.start()
+    app = ApplicationBuilder().token(fake.token).base_url(fake.base_url).base_file_url(fake.base_file_url)...
+    fake.push(fake.photo_message(group, alice, png_bytes))        # an update served by getUpdates
+    [call] = await fake.wait_for("sendPhoto")                     # what the bot did, with its parameters
+    await fake.close()
+
+Every call is recorded (`calls`; getUpdates apart) with its decoded parameters, uploaded files and
+status. Sent messages become real Message objects (message_id, date, chat, from...) kept per chat,
+so a reply, a reaction or a button press can refer to them. Knobs: `fail_next` answers a method
+with an error once (a 429 with retry_after, a 5xx...); `delay_next` carries a call out but answers
+late (the client times out although the message was posted); `admins` per chat for getChatMember;
+`reactions_allowed`; `started` users (sending to a private chat of anyone else is 403, as on
+Telegram). Captions, texts and callback data are checked against Telegram's limits and HTML rules,
+so a message the real API would refuse fails here too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import itertools
+import json
+import re
+import time
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
+from typing import Any, Callable, Iterable
+
+from aiohttp import web
+from PIL import Image
+
+TOKEN = "123456:TEST-TOKEN"
+BOT_ID = 123456
+JSON_PARAMETERS = frozenset({"reply_markup", "reply_parameters", "media", "reaction", "commands", "scope",
+                             "allowed_updates", "entities", "caption_entities", "link_preview_options"})
+ALLOWED_TAGS = frozenset({"b", "strong", "i", "em", "u", "ins", "s", "strike", "del", "span", "tg-spoiler", "a",
+                          "code", "pre", "blockquote", "tg-emoji"})
+_TAG = re.compile(r"<(/?)([a-zA-Z][a-zA-Z0-9-]*)[^<>]*>")
+_ENTITY = re.compile(r"&(lt|gt|amp|quot|#\d+|#x[0-9a-fA-F]+);")
+CAPTION_LIMIT, TEXT_LIMIT, TOAST_LIMIT, CALLBACK_DATA_LIMIT = 1024, 4096, 200, 64
+DOWNLOAD_LIMIT = 20 * 1000 * 1000
+
+
+#: What getUpdates delivers when allowed_updates was never given: all but these opt-in kinds.
+DEFAULT_UPDATES = frozenset({
+    "message", "edited_message", "channel_post", "edited_channel_post", "business_connection", "business_message",
+    "edited_business_message", "deleted_business_messages", "inline_query", "chosen_inline_result",
+    "callback_query", "shipping_query", "pre_checkout_query", "purchased_paid_media", "poll", "poll_answer",
+    "my_chat_member", "chat_join_request", "chat_boost", "removed_chat_boost"})
+
+
+def _kind(update: dict) -> str:
+    return next(key for key in update if key != "update_id")
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, description: str, parameters: dict | None = None) -> None:
+        super().__init__(description)
+        self.status, self.description, self.parameters = status, description, parameters
+
+
+@dataclass
+class Call:
+    method: str
+    params: dict[str, Any]
+    files: dict[str, bytes]
+    status: int = 200
+    result: Any = None
+    at: float = field(default_factory=time.monotonic)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == 200
+
+
+@dataclass
+class StoredFile:
+    file_id: str
+    file_unique_id: str
+    data: bytes
+    path: str
+
+
+@dataclass
+class _Fault:
+    method: str
+    status: int | None
+    description: str
+    retry_after: int | None
+    delay: float
+    times: int
+
+
+def utf16_length(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2
+
+
+class _TextOnly(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+
+    def handle_data(self, data: str) -> None:
+        self.parts.append(data)
+
+
+def parse_html(marked: str) -> str:
+    """The visible text of a Bot API HTML message; ApiError(400) where Telegram would refuse it."""
+    position = 0
+    for match in re.finditer(r"[<&]", marked):
+        if match.start() < position:
+            continue
+        if match.group() == "<":
+            tag = _TAG.match(marked, match.start())
+            if not tag or tag.group(2).lower() not in ALLOWED_TAGS:
+                raise ApiError(400, f"Bad Request: can't parse entities: Unsupported start tag at byte offset "
+                                    f"{len(marked[:match.start()].encode())}")
+            position = tag.end()
+        elif not _ENTITY.match(marked, match.start()):
+            raise ApiError(400, "Bad Request: can't parse entities: Character '&' is reserved and must be escaped")
+    parser = _TextOnly()
+    parser.feed(marked)
+    parser.close()
+    return "".join(parser.parts)
+
+
+def entities_of(text: str) -> list[dict]:
+    """bot_command at the start, and @mentions, with UTF-16 offsets as Telegram sends them."""
+    found = []
+    command = re.match(r"/[A-Za-z0-9_]+(@[A-Za-z0-9_]+)?", text)
+    if command:
+        found.append({"type": "bot_command", "offset": 0, "length": utf16_length(command.group())})
+    for mention in re.finditer(r"(?<![\w/])@[A-Za-z0-9_]{3,}", text):
+        found.append({"type": "mention", "offset": utf16_length(text[:mention.start()]),
+                      "length": utf16_length(mention.group())})
+    return found
+
+
+class FakeBotAPI:
+    def __init__(self, token: str = TOKEN, username: str = "aniface_test_bot") -> None:
+        self.token = token
+        self.bot_user = {"id": int(token.split(":")[0]), "is_bot": True, "first_name": "Aniface",
+                         "username": username, "can_join_groups": True, "can_read_all_group_messages": False,
+                         "supports_inline_queries": False}
+        self.calls: list[Call] = []
+        self.get_updates_calls = 0
+        self.allowed_updates: list[str] | None = None
+        self.files: dict[str, StoredFile] = {}
+        self.downloads: list[str] = []       # file paths fetched under base_file_url
+        self.messages: dict[tuple[int, int], dict] = {}
+        self.admins: dict[int, set[int]] = {}
+        self.started: set[int] = set()
+        self.reactions_allowed = True
+        self._faults: list[_Fault] = []
+        self._updates: list[dict] = []
+        self._new_update = asyncio.Event()
+        self._update_ids = itertools.count(1)
+        self._message_ids = itertools.count(100)
+        self._file_ids = itertools.count(1)
+        self._callback_ids = itertools.count(1)
+        self._chats: dict[int, dict] = {}
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+
+    # --- server --------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_route("*", "/bot{token}/{method}", self._api)
+        app.router.add_get("/file/bot{token}/{path:.+}", self._download)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]  # noqa: SLF001 - the port the OS chose
+
+    async def close(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/bot"
+
+    @property
+    def base_file_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/file/bot"
+
+    # --- knobs ---------------------------------------------------------------------------------
+
+    def fail_next(self, method: str, status: int = 500, description: str | None = None,
+                  retry_after: int | None = None, times: int = 1) -> None:
+        """Answer the next `times` calls of `method` with an error, doing nothing else."""
+        if description is None:
+            description = (f"Too Many Requests: retry after {retry_after}" if status == 429
+                           else "Internal Server Error" if status >= 500 else "Bad Request")
+        self._faults.append(_Fault(method, status, description, retry_after, 0.0, times))
+
+    def delay_next(self, method: str, seconds: float, times: int = 1) -> None:
+        """Carry out the next `times` calls of `method`, but answer only after `seconds`."""
+        self._faults.append(_Fault(method, None, "", None, seconds, times))
+
+    def _fault_for(self, method: str) -> _Fault | None:
+        for fault in self._faults:
+            if fault.method == method and fault.times > 0:
+                fault.times -= 1
+                return fault
+        return None
+
+    # --- what the bot did ----------------------------------------------------------------------
+
+    def calls_to(self, method: str, ok: bool | None = True, where: Callable[[Call], bool] | None = None) -> list[Call]:
+        return [c for c in self.calls if c.method == method and (ok is None or c.ok == ok)
+                and (where is None or where(c))]
+
+    async def wait_for(self, method: str, count: int = 1, timeout: float = 30.0, ok: bool | None = True,
+                       where: Callable[[Call], bool] | None = None) -> list[Call]:
+        """The first `count` calls of `method` (successful ones by default), waiting for them."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = self.calls_to(method, ok, where)
+            if len(found) >= count:
+                return found[:count]
+            if time.monotonic() > deadline:
+                seen = ", ".join(f"{c.method}:{c.status}" for c in self.calls)
+                raise AssertionError(f"expected {count} {method} call(s) within {timeout} s; calls so far: {seen}")
+            await asyncio.sleep(0.02)
+
+    def sent_messages(self, chat_id: int) -> list[dict]:
+        """Messages the bot posted in a chat, oldest first."""
+        return [m for (chat, _), m in sorted(self.messages.items()) if chat == chat_id
+                and m.get("from", {}).get("id") == self.bot_user["id"]]
+
+    # --- building updates ----------------------------------------------------------------------
+
+    @staticmethod
+    def user(user_id: int, first_name: str = "Alice", username: str | None = None) -> dict:
+        user = {"id": user_id, "is_bot": False, "first_name": first_name}
+        if username:
+            user["username"] = username
+        return user
+
+    def group(self, chat_id: int = -1001234567890, title: str = "Anime fans") -> dict:
+        chat = {"id": chat_id, "type": "supergroup", "title": title}
+        self._chats[chat_id] = chat
+        return chat
+
+    def private(self, user: dict) -> dict:
+        chat = {"id": user["id"], "type": "private", "first_name": user["first_name"]}
+        self._chats[user["id"]] = chat
+        self.started.add(user["id"])
+        return chat
+
+    def add_file(self, data: bytes, folder: str = "documents", suffix: str = "") -> StoredFile:
+        number = next(self._file_ids)
+        stored = StoredFile(f"FILE{number:06d}{'x' * 20}", f"U{number:06d}", data, f"{folder}/file_{number}{suffix}")
+        self.files[stored.file_id] = stored
+        return stored
+
+    def _file_fields(self, stored: StoredFile, size: int | None = None) -> dict:
+        return {"file_id": stored.file_id, "file_unique_id": stored.file_unique_id,
+                "file_size": len(stored.data) if size is None else size}
+
+    def photo_sizes(self, data: bytes) -> list[dict]:
+        """PhotoSize objects as Telegram makes them: small thumbnails first, the picture itself last."""
+        sizes = []
+        try:
+            with Image.open(io.BytesIO(data)) as image:
+                width, height = image.size
+                for side in (90, 320):
+                    thumb = image.convert("RGB")
+                    thumb.thumbnail((side, side))
+                    buffer = io.BytesIO()
+                    thumb.save(buffer, "JPEG")
+                    stored = self.add_file(buffer.getvalue(), "photos", ".jpg")
+                    sizes.append({**self._file_fields(stored), "width": thumb.width, "height": thumb.height})
+        except Exception:  # noqa: BLE001 - not a picture: Telegram would not have made it a photo, but tests may
+            width = height = 100
+        stored = self.add_file(data, "photos", ".jpg")
+        sizes.append({**self._file_fields(stored), "width": width, "height": height})
+        return sizes
+
+    def message(self, chat: dict, sender: dict | None, *, text: str | None = None, caption: str | None = None,
+                reply_to: dict | None = None, **content: Any) -> dict:
+        """A message in `chat` from `sender` (a user dict), stored so that replies can find it."""
+        message = {"message_id": next(self._message_ids), "date": int(time.time()), "chat": chat, **content}
+        if sender is not None:
+            message["from"] = sender
+        if text is not None:
+            message["text"] = text
+            if entities := entities_of(text):
+                message["entities"] = entities
+        if caption is not None:
+            message["caption"] = caption
+            if entities := entities_of(caption):
+                message["caption_entities"] = entities
+        if reply_to is not None:
+            message["reply_to_message"] = {k: v for k, v in reply_to.items() if k != "reply_to_message"}
+        self.messages[(chat["id"], message["message_id"])] = message
+        return message
+
+    def photo_message(self, chat: dict, sender: dict, data: bytes, **kwargs: Any) -> dict:
+        return self.message(chat, sender, photo=self.photo_sizes(data), **kwargs)
+
+    def sticker_message(self, chat: dict, sender: dict, data: bytes, kind: str, **kwargs: Any) -> dict:
+        """kind: "static" (WEBP), "animated" (TGS) or "video" (WEBM)."""
+        suffix = {"static": ".webp", "animated": ".tgs", "video": ".webm"}[kind]
+        stored = self.add_file(data, "stickers", suffix)
+        sticker = {**self._file_fields(stored), "type": "regular", "width": 512, "height": 512,
+                   "is_animated": kind == "animated", "is_video": kind == "video", "emoji": "\U0001f600",
+                   "set_name": "TestStickers"}
+        return self.message(chat, sender, sticker=sticker, **kwargs)
+
+    def document_message(self, chat: dict, sender: dict, data: bytes, file_name: str, mime_type: str,
+                         size: int | None = None, **kwargs: Any) -> dict:
+        stored = self.add_file(data, "documents", "." + file_name.rsplit(".", 1)[-1])
+        document = {**self._file_fields(stored, size), "file_name": file_name, "mime_type": mime_type}
+        return self.message(chat, sender, document=document, **kwargs)
+
+    def animation_message(self, chat: dict, sender: dict, data: bytes, **kwargs: Any) -> dict:
+        stored = self.add_file(data, "animations", ".mp4")
+        animation = {**self._file_fields(stored), "width": 512, "height": 320, "duration": 1,
+                     "file_name": "animation.mp4", "mime_type": "video/mp4"}
+        return self.message(chat, sender, animation=animation, document=dict(animation), **kwargs)
+
+    def push(self, *messages: dict) -> list[dict]:
+        """Queue messages as `message` updates for getUpdates."""
+        return [self.push_update({"message": message}) for message in messages]
+
+    def push_update(self, body: dict) -> dict:
+        update = {"update_id": next(self._update_ids), **body}
+        self._updates.append(update)
+        self._new_update.set()
+        return update
+
+    def push_reaction(self, chat: dict, user: dict, message_id: int, new: Iterable[str],
+                      old: Iterable[str] = ()) -> dict:
+        return self.push_update({"message_reaction": {
+            "chat": chat, "message_id": message_id, "user": user, "date": int(time.time()),
+            "old_reaction": [{"type": "emoji", "emoji": e} for e in old],
+            "new_reaction": [{"type": "emoji", "emoji": e} for e in new]}})
+
+    def push_callback(self, user: dict, message: dict, data: str) -> dict:
+        return self.push_update({"callback_query": {
+            "id": str(next(self._callback_ids)), "from": user, "message": message,
+            "chat_instance": "-1", "data": data}})
+
+    # --- the HTTP API --------------------------------------------------------------------------
+
+    async def _params(self, request: web.Request) -> tuple[dict[str, Any], dict[str, bytes]]:
+        params: dict[str, Any] = dict(request.query)
+        files: dict[str, bytes] = {}
+        if request.method == "POST" and request.body_exists:
+            if request.content_type == "application/json":
+                params.update(await request.json())
+            else:
+                for name, value in (await request.post()).items():
+                    if isinstance(value, web.FileField):
+                        files[name] = value.file.read()
+                    else:
+                        params[name] = value
+        for name in JSON_PARAMETERS & params.keys():
+            if isinstance(params[name], str):
+                params[name] = json.loads(params[name])
+        return params, files
+
+    async def _api(self, request: web.Request) -> web.Response:
+        method = request.match_info["method"]
+        if request.match_info["token"] != self.token:
+            return web.json_response({"ok": False, "error_code": 401, "description": "Unauthorized"}, status=401)
+        params, files = await self._params(request)
+        if method.lower() == "getupdates":
+            return web.json_response({"ok": True, "result": await self._get_updates(params)})
+        call = Call(method, params, files)
+        self.calls.append(call)
+        fault = self._fault_for(method)
+        if fault is not None and fault.status is not None:
+            call.status = fault.status
+            body: dict[str, Any] = {"ok": False, "error_code": fault.status, "description": fault.description}
+            if fault.retry_after is not None:
+                body["parameters"] = {"retry_after": fault.retry_after}
+            return web.json_response(body, status=fault.status)
+        handler = getattr(self, f"_m_{method.lower()}", None)
+        try:
+            if handler is None:
+                raise ApiError(404, "Not Found: method not found")
+            call.result = handler(params, files)
+        except ApiError as error:
+            call.status = error.status
+            body = {"ok": False, "error_code": error.status, "description": error.description}
+            return web.json_response(body, status=error.status)
+        if fault is not None and fault.delay:
+            await asyncio.sleep(fault.delay)  # done, but the answer comes late: the client may have given up
+        return web.json_response({"ok": True, "result": call.result})
+
+    async def _download(self, request: web.Request) -> web.Response:
+        if request.match_info["token"] != self.token:
+            return web.Response(status=401)
+        path = request.match_info["path"]
+        for stored in self.files.values():
+            if stored.path == path:
+                self.downloads.append(path)
+                return web.Response(body=stored.data, content_type="application/octet-stream")
+        return web.json_response({"ok": False, "error_code": 404, "description": "Not Found"}, status=404)
+
+    async def _get_updates(self, params: dict) -> list[dict]:
+        offset = int(params.get("offset") or 0)
+        if "allowed_updates" in params:
+            self.allowed_updates = params["allowed_updates"]
+        self.get_updates_calls += 1
+        allowed = set(self.allowed_updates or ()) or DEFAULT_UPDATES
+        # confirmed updates go; so do kinds the bot did not ask for (Telegram never queues them)
+        self._updates = [u for u in self._updates if u["update_id"] >= offset and _kind(u) in allowed]
+        if not self._updates:
+            self._new_update.clear()
+            wait = min(float(params.get("timeout") or 0), 0.5)  # short, so that shutting down is quick
+            if wait > 0:
+                try:
+                    await asyncio.wait_for(self._new_update.wait(), wait)
+                except asyncio.TimeoutError:
+                    pass
+        return list(self._updates[:100])
+
+    # methods: _m_<lowercase name>(params, files) -> result, or ApiError
+
+    def _chat(self, chat_id: Any) -> dict:
+        chat_id = int(chat_id)
+        if chat_id in self._chats:
+            return self._chats[chat_id]
+        if chat_id > 0:
+            return {"id": chat_id, "type": "private", "first_name": "User"}
+        return {"id": chat_id, "type": "supergroup", "title": "Group"}
+
+    def _check_recipient(self, chat_id: Any) -> None:
+        if int(chat_id) > 0 and int(chat_id) not in self.started:
+            raise ApiError(403, "Forbidden: bot can't initiate conversation with a user")
+
+    @staticmethod
+    def _visible(params: dict, name: str, limit: int) -> str | None:
+        value = params.get(name)
+        if value is None:
+            return None
+        shown = parse_html(value) if params.get("parse_mode") == "HTML" else value
+        if not shown.strip() and name == "text":
+            raise ApiError(400, "Bad Request: message text is empty")
+        if utf16_length(shown) > limit:
+            raise ApiError(400, "Bad Request: message caption is too long" if name == "caption"
+                           else "Bad Request: message is too long")
+        return shown
+
+    @staticmethod
+    def _check_markup(params: dict) -> None:
+        markup = params.get("reply_markup") or {}
+        for row in markup.get("inline_keyboard", []):
+            for button in row:
+                data = button.get("callback_data")
+                if data is not None and not 1 <= len(data.encode()) <= CALLBACK_DATA_LIMIT:
+                    raise ApiError(400, "Bad Request: BUTTON_DATA_INVALID")
+                if not button.get("text"):
+                    raise ApiError(400, "Bad Request: text buttons are unallowed in the inline keyboard")
+
+    def _post(self, params: dict, **content: Any) -> dict:
+        """A message the bot sends: checked, stored, returned as the API returns it."""
+        chat_id = int(params["chat_id"])
+        self._check_recipient(chat_id)
+        self._check_markup(params)
+        message = {"message_id": next(self._message_ids), "date": int(time.time()), "chat": self._chat(chat_id),
+                   "from": self.bot_user, **content}
+        if params.get("reply_markup") and "inline_keyboard" in params["reply_markup"]:
+            message["reply_markup"] = params["reply_markup"]
+        reply = params.get("reply_parameters") or {}
+        replied = self.messages.get((chat_id, int(reply.get("message_id") or params.get("reply_to_message_id") or 0)))
+        if replied is not None:
+            message["reply_to_message"] = {k: v for k, v in replied.items() if k != "reply_to_message"}
+        elif reply and not reply.get("allow_sending_without_reply"):
+            raise ApiError(400, "Bad Request: message to be replied not found")
+        self.messages[(chat_id, message["message_id"])] = message
+        return message
+
+    def _upload(self, params: dict, files: dict, name: str, folder: str, suffix: str) -> StoredFile:
+        value = params.get(name)
+        if name in files:
+            return self.add_file(files[name], folder, suffix)
+        if isinstance(value, str) and value.startswith("attach://") and value[9:] in files:
+            return self.add_file(files[value[9:]], folder, suffix)
+        if isinstance(value, str) and value in self.files:
+            return self.files[value]
+        raise ApiError(400, f"Bad Request: there is no {name} in the request")
+
+    def _photo(self, stored: StoredFile) -> list[dict]:
+        try:
+            with Image.open(io.BytesIO(stored.data)) as image:
+                width, height = image.size
+        except Exception:  # noqa: BLE001
+            raise ApiError(400, "Bad Request: IMAGE_PROCESS_FAILED") from None
+        if len(stored.data) > 10_000_000:
+            raise ApiError(400, "Bad Request: PHOTO_INVALID_DIMENSIONS")
+        return [{**self._file_fields(stored), "width": width, "height": height}]
+
+    def _m_getme(self, params: dict, files: dict) -> dict:
+        return self.bot_user
+
+    def _m_logout(self, params: dict, files: dict) -> bool:
+        return True
+
+    _m_close = _m_logout
+    _m_deletewebhook = _m_logout
+    _m_setwebhook = _m_logout
+    _m_setmycommands = _m_logout
+    _m_deletemycommands = _m_logout
+
+    def _m_getwebhookinfo(self, params: dict, files: dict) -> dict:
+        return {"url": "", "has_custom_certificate": False, "pending_update_count": 0}
+
+    def _m_sendmessage(self, params: dict, files: dict) -> dict:
+        return self._post(params, text=self._visible(params, "text", TEXT_LIMIT))
+
+    def _m_sendphoto(self, params: dict, files: dict) -> dict:
+        caption = self._visible(params, "caption", CAPTION_LIMIT)
+        photo = self._photo(self._upload(params, files, "photo", "photos", ".jpg"))
+        return self._post(params, photo=photo, **({"caption": caption} if caption else {}))
+
+    def _m_senddocument(self, params: dict, files: dict) -> dict:
+        caption = self._visible(params, "caption", CAPTION_LIMIT)
+        stored = self._upload(params, files, "document", "documents", "")
+        document = {**self._file_fields(stored), "file_name": "file"}
+        return self._post(params, document=document, **({"caption": caption} if caption else {}))
+
+    def _m_sendmediagroup(self, params: dict, files: dict) -> list[dict]:
+        media = params.get("media") or []
+        if not 2 <= len(media) <= 10:
+            raise ApiError(400, "Bad Request: wrong number of media in the group (2 to 10)")
+        group_id = str(next(self._message_ids) * 1000)
+        prepared = []
+        for item in media:
+            caption = self._visible(item, "caption", CAPTION_LIMIT)
+            photo = self._photo(self._upload(item, files, "media", "photos", ".jpg"))
+            prepared.append({"photo": photo, "media_group_id": group_id, **({"caption": caption} if caption else {})})
+        return [self._post(params, **content) for content in prepared]
+
+    def _m_sendchataction(self, params: dict, files: dict) -> bool:
+        return True
+
+    def _m_setmessagereaction(self, params: dict, files: dict) -> bool:
+        if not self.reactions_allowed and params.get("reaction"):
+            raise ApiError(400, "Bad Request: REACTION_INVALID")
+        return True
+
+    def _m_answercallbackquery(self, params: dict, files: dict) -> bool:
+        if utf16_length(params.get("text") or "") > TOAST_LIMIT:
+            raise ApiError(400, "Bad Request: MESSAGE_TOO_LONG")
+        return True
+
+    def _edit(self, params: dict, **changes: Any) -> dict:
+        key = (int(params["chat_id"]), int(params["message_id"]))
+        if key not in self.messages:
+            raise ApiError(400, "Bad Request: message to edit not found")
+        self._check_markup(params)
+        message = self.messages[key]
+        message.update(changes, edit_date=int(time.time()))
+        if "reply_markup" in params:
+            message["reply_markup"] = params["reply_markup"]
+        return message
+
+    def _m_editmessagetext(self, params: dict, files: dict) -> dict:
+        return self._edit(params, text=self._visible(params, "text", TEXT_LIMIT))
+
+    def _m_editmessagecaption(self, params: dict, files: dict) -> dict:
+        return self._edit(params, caption=self._visible(params, "caption", CAPTION_LIMIT))
+
+    def _m_editmessagereplymarkup(self, params: dict, files: dict) -> dict:
+        return self._edit(params)
+
+    def _m_getfile(self, params: dict, files: dict) -> dict:
+        stored = self.files.get(params.get("file_id", ""))
+        if stored is None:
+            raise ApiError(400, "Bad Request: invalid file_id")
+        if len(stored.data) > DOWNLOAD_LIMIT:
+            raise ApiError(400, "Bad Request: file is too big")
+        return {**self._file_fields(stored), "file_path": stored.path}
+
+    def _member(self, chat_id: int, user_id: int) -> dict:
+        user = self.user(user_id, "Member")
+        if user_id not in self.admins.get(chat_id, set()):
+            return {"status": "member", "user": user}
+        rights = dict.fromkeys(
+            ("can_be_edited", "is_anonymous", "can_manage_chat", "can_delete_messages", "can_manage_video_chats",
+             "can_restrict_members", "can_promote_members", "can_change_info", "can_invite_users",
+             "can_post_stories", "can_edit_stories", "can_delete_stories", "can_pin_messages"), False)
+        return {"status": "administrator", "user": user, **rights, "can_manage_chat": True}
+
+    def _m_getchatmember(self, params: dict, files: dict) -> dict:
+        return self._member(int(params["chat_id"]), int(params["user_id"]))
+
+    def _m_getchatadministrators(self, params: dict, files: dict) -> list[dict]:
+        chat_id = int(params["chat_id"])
+        return [self._member(chat_id, user_id) for user_id in sorted(self.admins.get(chat_id, set()))]
+
+
+def html_text(call: Call, name: str = "text") -> str:
+    """What a user sees of a call's text or caption (HTML parsed)."""
+    value = call.params.get(name) or ""
+    return parse_html(value) if call.params.get("parse_mode") == "HTML" else value

@@ -1,0 +1,605 @@
+"""The Telegram adapter: a real PTB Application, polling a fake Bot API on 127.0.0.1, on a real Core.
+
+One Core (the tiny model, SQLite) serves the whole module; each test gets its own fake server, its own
+Application and its own chats. Pictures are the shared scenes, read at test time; stickers are made
+here from them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import csv
+import gzip
+import io
+import itertools
+import json
+import re
+import socket
+import zipfile
+from dataclasses import dataclass
+
+import httpx
+import numpy as np
+import pytest
+from PIL import Image
+from sqlalchemy import select
+
+from adapters.telegram import AdapterOptions, TelegramSettings, build_application, start_polling, start_webhook, stop
+from adapters.telegram import render
+from adapters.telegram.config import SettingsError
+from adapters.telegram.network import NotSent, ServerError, may_retry, posts_a_message
+from bot import wording
+from bot.core import Core
+from bot.messages import ChatSettingsView, FaceSummary, Reply, ReplyKind
+from bot.privacy import Hasher
+from bot.storage.db import Database
+from bot.storage.models import Face, Prediction, ReplyMessage, Vote
+from recognizer import Backbone, DecodeLimits, Gallery, Recognizer, read_model
+from recognizer.model import BACKBONE_WEIGHTS_FILE
+from telegram.error import NetworkError, TimedOut
+from tests.model_factory import TINY_SAVED_SPEC
+from tests.telegram_fake import FakeBotAPI, html_text
+from tests.test_decode import h264_or_mpeg4, video, vp9_or_vp8
+
+SCENE = "ao_emilia_rezero_Emilia_67.jpg"   # one face at (621, 163, 262, 262) in 1280 x 800
+EYES = "\U0001f440"
+THUMBS_UP = "\U0001f44d"
+FAST = AdapterOptions(album_wait=0.4, ack_window=0.3, retry_delay=0.1, read_timeout=10.0)
+_chat_ids = itertools.count(1001001)
+# PTB itself reads RetryAfter.retry_after when it waits out a 429
+pytestmark = pytest.mark.filterwarnings("ignore:Deprecated since version v22.2:telegram.warnings.PTBDeprecationWarning")
+_user_ids = itertools.count(5001)
+
+
+# --- pictures ------------------------------------------------------------------------------------
+
+def _encode(image: Image.Image, fmt: str, **params) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, fmt, **params)
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def scene(shared_data) -> Image.Image:
+    with Image.open(shared_data / "scenes" / SCENE) as image:
+        return image.convert("RGB")
+
+
+@pytest.fixture(scope="module")
+def scene_jpeg(shared_data) -> bytes:
+    return (shared_data / "scenes" / SCENE).read_bytes()
+
+
+def sticker_image(scene: Image.Image) -> Image.Image:
+    return scene.resize((512, 320))  # a sticker is 512 px on its long side
+
+
+def webp_sticker(scene: Image.Image) -> bytes:
+    return _encode(sticker_image(scene), "WEBP", quality=90)
+
+
+def tgs_sticker(scene: Image.Image) -> bytes:
+    """A Lottie animation whose only layer is the picture, as an embedded image asset."""
+    picture = sticker_image(scene)
+    uri = "data:image/png;base64," + base64.b64encode(_encode(picture, "PNG")).decode()
+    static = lambda value: {"a": 0, "k": value}  # noqa: E731
+    width, height = picture.size
+    document = {
+        "v": "5.5.2", "fr": 30, "ip": 0, "op": 30, "w": width, "h": height, "nm": "sticker", "ddd": 0,
+        "assets": [{"id": "picture", "w": width, "h": height, "u": "", "p": uri, "e": 1}],
+        "layers": [{"ddd": 0, "ind": 1, "ty": 2, "nm": "picture", "refId": "picture", "sr": 1, "ip": 0, "op": 30,
+                    "st": 0, "bm": 0, "ks": {"o": static(100), "r": static(0), "p": static([width / 2, height / 2, 0]),
+                                             "a": static([width / 2, height / 2, 0]), "s": static([100, 100, 100])}}],
+    }
+    return gzip.compress(json.dumps(document).encode())
+
+
+def webm_sticker(scene: Image.Image) -> bytes:
+    return video("webm", vp9_or_vp8(), [np.asarray(sticker_image(scene))] * 3)
+
+
+def mp4_animation(scene: Image.Image) -> bytes:
+    return video("mp4", h264_or_mpeg4(), [np.asarray(sticker_image(scene))] * 3)
+
+
+# --- the core and the bot ------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def core(tmp_path_factory, tiny_model) -> Core:
+    database = Database(f"sqlite:///{tmp_path_factory.mktemp('telegram') / 'aniface.sqlite3'}")
+    backbone = Backbone(TINY_SAVED_SPEC, tiny_model.path / BACKBONE_WEIGHTS_FILE)
+    recognizer = Recognizer(read_model(tiny_model.path), backbone=backbone, gallery=Gallery())
+    core = Core(database, recognizer, Hasher(b"test-secret"), admins={"telegram": {"42"}})
+    asyncio.run(core.start())
+    yield core
+    asyncio.run(core.close())
+    database.dispose()
+
+
+@dataclass
+class Harness:
+    fake: FakeBotAPI
+    app: object
+    core: object
+
+    def group(self) -> dict:
+        return self.fake.group(-next(_chat_ids))
+
+    def user(self, name: str = "Alice") -> dict:
+        return self.fake.user(next(_user_ids), name)
+
+    async def answer(self, chat: dict, sender: dict, data: bytes) -> tuple[dict, dict]:
+        """Post a photo and wait for the bot's annotated answer: (the user's message, the bot's message)."""
+        message = self.fake.photo_message(chat, sender, data)
+        self.fake.push(message)
+        [call] = await self.fake.wait_for("sendPhoto", where=lambda c: _replies_to(c, message))
+        await self.done(message)
+        return message, call.result
+
+    async def done(self, message: dict) -> None:
+        """Wait until the bot has finished with a message: it takes its 👀 off (after telling the core)."""
+        await self.fake.wait_for("setMessageReaction", where=lambda c: c.params["message_id"] == str(
+            message["message_id"]) and not c.params.get("reaction"))
+
+
+def _replies_to(call, message: dict) -> bool:
+    return (call.params.get("reply_parameters") or {}).get("message_id") == message["message_id"] \
+        and int(call.params["chat_id"]) == message["chat"]["id"]
+
+
+@contextlib.asynccontextmanager
+async def running_bot(core, options: AdapterOptions = FAST):
+    fake = FakeBotAPI()
+    await fake.start()
+    app = build_application(core, fake.token, base_url=fake.base_url, base_file_url=fake.base_file_url,
+                            options=options)
+    try:
+        await start_polling(app, poll_timeout=1)
+        yield Harness(fake, app, core)
+    finally:
+        await stop(app)
+        await fake.close()
+
+
+@pytest.fixture
+async def bot(core):
+    async with running_bot(core) as harness:
+        yield harness
+
+
+def votes_on(core: Core, face_id: int) -> list[tuple[str, str, str | None]]:
+    with core.database.transaction() as session:
+        votes = session.scalars(select(Vote).where(Vote.face_id == face_id).order_by(Vote.id)).all()
+        return [(v.via, v.verdict, v.character.name if v.character else None) for v in votes]
+
+
+def prediction_for(core: Core, chat_id: int, bot_message_id: int) -> Prediction:
+    with core.database.transaction() as session:
+        prediction = session.scalar(select(Prediction).join(ReplyMessage).where(
+            ReplyMessage.platform == "telegram", ReplyMessage.chat_id == str(chat_id),
+            ReplyMessage.message_id == str(bot_message_id)))
+        assert prediction is not None, "the answer was not reported to the core"
+        session.expunge(prediction)
+        return prediction
+
+
+def faces_of(core: Core, prediction_id: int) -> list[Face]:
+    with core.database.transaction() as session:
+        faces = session.scalars(select(Face).where(Face.prediction_id == prediction_id).order_by(Face.number)).all()
+        for face in faces:
+            session.expunge(face)
+        return faces
+
+
+# --- a picture in, an annotated picture out ------------------------------------------------------
+
+async def test_photo_in_a_group_is_answered_with_the_annotated_photo(bot, core, scene, scene_jpeg):
+    group, alice = bot.group(), bot.user()
+    message, answer = await bot.answer(group, alice, scene_jpeg)
+    [call] = bot.fake.calls_to("sendPhoto")
+
+    # the largest size was fetched, not a thumbnail; the annotated picture is the whole scene
+    assert bot.fake.downloads == [bot.fake.files[message["photo"][-1]["file_id"]].path]
+    assert Image.open(io.BytesIO(call.files["photo"])).size == scene.size
+
+    # the caption: the core's words, HTML-escaped, each face's number with its top 5 and percentages
+    prediction = prediction_for(core, group["id"], answer["message_id"])
+    assert prediction.message_id == str(message["message_id"])
+    [face] = faces_of(core, prediction.id)
+    summary = FaceSummary(face.id, face.number, (face.x, face.y, face.w, face.h), face.predicted_name,
+                          tuple((c["name"], c["probability"]) for c in face.candidates))
+    assert call.params["parse_mode"] == "HTML"
+    # (the database keeps probabilities to 6 places: a "<1%" may read "0%" from it)
+    percentages = lambda text: re.sub(r"<?\d+%", "N%", text)  # noqa: E731
+    assert percentages(html_text(call, "caption")) == percentages(wording.faces_text([summary], True))
+    assert html_text(call, "caption").splitlines()[1].count("%") == 5
+
+    # buttons: the five candidates and "none of these", each within Telegram's 64 bytes
+    buttons = [b for row in call.params["reply_markup"]["inline_keyboard"] for b in row]
+    assert [render.parse_press(b["callback_data"]) for b in buttons] == \
+        [(face.id, n) for n in range(1, 6)] + [(face.id, None)]
+    assert buttons[-1]["text"] == "None of these"
+    assert all(len(b["callback_data"].encode()) <= 64 for b in buttons)
+
+    # 👀 on the user's message while working, taken off when done
+    reactions = await bot.fake.wait_for("setMessageReaction", 2)
+    assert [r.params["message_id"] for r in reactions] == [str(message["message_id"])] * 2
+    assert reactions[0].params["reaction"] == [{"type": "emoji", "emoji": EYES}]
+    assert not reactions[1].params.get("reaction")
+    assert reactions[0].at < call.at < reactions[1].at
+
+
+@pytest.mark.parametrize("kind", ["static", "animated", "video", "gif", "document"])
+async def test_every_kind_of_picture_is_read(bot, scene, kind):
+    group, alice = bot.group(), bot.user()
+    fake = bot.fake
+    if kind in ("static", "animated", "video"):
+        data = {"static": webp_sticker, "animated": tgs_sticker, "video": webm_sticker}[kind](scene)
+        message = fake.sticker_message(group, alice, data, kind)
+    elif kind == "gif":
+        message = fake.animation_message(group, alice, mp4_animation(scene))
+    else:
+        message = fake.document_message(group, alice, webp_sticker(scene), "picture.webp", "image/webp")
+    fake.push(message)
+    [call] = await fake.wait_for("sendPhoto", where=lambda c: _replies_to(c, message))
+    assert html_text(call, "caption").startswith("I found 1 face:")
+    width, height = Image.open(io.BytesIO(call.files["photo"])).size
+    assert width / height == 512 / 320  # the sticker's picture (annotated pictures may be drawn larger)
+
+
+async def test_an_album_gets_one_answer(bot, core, scene, scene_jpeg):
+    group, alice = bot.group(), bot.user()
+    fake = bot.fake
+    mirrored = _encode(scene.transpose(Image.Transpose.FLIP_LEFT_RIGHT), "JPEG", quality=92)
+    blank = _encode(Image.new("RGB", (640, 400), (200, 220, 240)), "JPEG")
+    album = [fake.photo_message(group, alice, data, media_group_id="album-1") for data in (scene_jpeg, mirrored, blank)]
+    fake.push(*album)
+    [call] = await fake.wait_for("sendMediaGroup")
+    await asyncio.sleep(FAST.album_wait + 0.3)
+    assert not fake.calls_to("sendPhoto") and not fake.calls_to("sendMessage")  # one answer, not one per photo
+    assert call.params["reply_parameters"]["message_id"] == album[0]["message_id"]
+    captions = [item.get("caption", "") for item in call.result]
+    assert len(captions) == 2
+    assert captions[0].startswith("Picture 1: I found 1 face:") and "Picture 3: I couldn't find" in captions[0]
+    assert captions[1].startswith("Picture 2: I found 1 face:")
+
+    # each picture of the answer is its own prediction: /wrong in reply to the second corrects picture 2
+    second = call.result[1]
+    prediction = prediction_for(core, group["id"], second["message_id"])
+    assert prediction.message_id == str(album[1]["message_id"])
+    fake.push(fake.message(group, alice, text="/wrong Chino Kafu", reply_to=second))
+    [ack] = await fake.wait_for("sendMessage")
+    assert "Chino Kafu" in html_text(ack)
+    [face] = faces_of(core, prediction.id)
+    assert votes_on(core, face.id) == [("command", "is", "Chino Kafu")]
+
+
+async def test_only_when_asked_identify_who_and_a_mention(bot, core, scene_jpeg):
+    group, admin, alice = bot.group(), bot.user("Admin"), bot.user()
+    fake = bot.fake
+    fake.admins[group["id"]] = {admin["id"]}
+    fake.push(fake.message(group, alice, text="/settings mode asked"))
+    [refusal] = await fake.wait_for("sendMessage")
+    assert html_text(refusal) == wording.NOT_ADMIN
+    fake.push(fake.message(group, admin, text="/settings mode asked"))
+    [_, saved] = await fake.wait_for("sendMessage", 2)
+    assert "only when asked" in html_text(saved)
+    assert (await core.chat_settings("telegram", str(group["id"]))).answer_mode == "asked"
+
+    unasked = fake.photo_message(group, alice, scene_jpeg)
+    mentioned = fake.photo_message(group, alice, scene_jpeg, caption="who is she @aniface_test_bot?")
+    fake.push(unasked, mentioned)
+    await fake.wait_for("sendPhoto", where=lambda c: _replies_to(c, mentioned))
+    assert not fake.calls_to("sendPhoto", where=lambda c: _replies_to(c, unasked))
+    identify = fake.message(group, admin, text="/who", reply_to=unasked)
+    fake.push(identify)
+    await fake.wait_for("sendPhoto", where=lambda c: _replies_to(c, unasked))  # the answer replies to the picture
+    on_command = lambda c: c.params["message_id"] == str(identify["message_id"])  # noqa: E731
+    assert fake.calls_to("setMessageReaction", where=on_command), "👀 goes on the /who message"
+
+    fake.push(fake.message(group, alice, text="/identify"))  # not a reply: how to use it
+    [_, _, how] = await fake.wait_for("sendMessage", 3)
+    assert "Reply /identify to a picture" in html_text(how)
+    await asyncio.sleep(0.3)
+    assert len(fake.calls_to("sendPhoto")) == 2
+
+
+async def test_wrong_a_reaction_and_buttons_are_stored_as_corrections(bot, core, scene_jpeg):
+    group, alice, bob, carol, dave = bot.group(), bot.user(), bot.user("Bob"), bot.user("Carol"), bot.user("Dave")
+    fake = bot.fake
+    message, answer = await bot.answer(group, alice, scene_jpeg)
+    [face] = faces_of(core, prediction_for(core, group["id"], answer["message_id"]).id)
+
+    fake.push(fake.message(group, alice, text="/wrong Chino Kafu", reply_to=answer))
+    [ack] = await fake.wait_for("sendMessage")
+    assert html_text(ack) in ("Thanks! Noted: Chino Kafu.", "Thanks for confirming: Chino Kafu.")
+    assert ack.params["disable_notification"] == "true"  # acknowledgements do not ring every phone
+
+    fake.push_reaction(group, bob, answer["message_id"], [THUMBS_UP])
+    fake.push_reaction(group, bob, message["message_id"], [THUMBS_UP])  # on the user's picture: not a correction
+    [_, reaction_ack] = await fake.wait_for("sendMessage", 2)
+    assert html_text(reaction_ack).startswith("Thanks")
+
+    fake.push_callback(carol, answer, render.press_data(face.id, 2))
+    [toast] = await fake.wait_for("answerCallbackQuery")
+    second_name = wording.shown(face.candidates[1]["name"])
+    assert second_name in toast.params["text"]
+
+    fake.push_callback(dave, answer, render.press_data(face.id, None))
+    [_, asked] = await fake.wait_for("answerCallbackQuery", 2)
+    [_, _, question] = await fake.wait_for("sendMessage", 3)
+    assert question.params["reply_markup"]["force_reply"] and question.params["reply_markup"]["selective"]
+    assert f'tg://user?id={dave["id"]}' in question.params["text"]
+    fake.push(fake.message(group, dave, text="Rem", reply_to=question.result))
+    [_, _, _, named] = await fake.wait_for("sendMessage", 4)
+    assert "Rem" in html_text(named)
+
+    fake.push_callback(carol, answer, "something-old")
+    [_, _, stale] = await fake.wait_for("answerCallbackQuery", 3)
+    assert stale.params["text"] == "This button no longer works."
+
+    assert votes_on(core, face.id) == [
+        ("command", "is", "Chino Kafu"),
+        ("reaction", "is", face.predicted_name and wording.shown(face.predicted_name)
+         or wording.shown(face.candidates[0]["name"])),
+        ("button", "is", second_name),
+        ("reply", "is", "Rem"),
+    ]
+    await asyncio.sleep(FAST.ack_window + 0.2)
+    assert len(fake.calls_to("sendMessage")) == 4  # nothing about the reaction on the user's own picture
+
+
+async def test_export_for_an_admin_and_a_refusal_for_anyone_else(bot, core, scene_jpeg):
+    group, admin, shy_admin, alice = bot.group(), bot.user("Admin"), bot.user("Shy"), bot.user()
+    fake = bot.fake
+    fake.admins[group["id"]] = {admin["id"], shy_admin["id"]}
+    fake.started.add(admin["id"])  # the admin has a private chat with the bot; the shy one has not
+    _, answer = await bot.answer(group, alice, scene_jpeg)
+    fake.push(fake.message(group, alice, text="/wrong Chino Kafu", reply_to=answer))
+    await fake.wait_for("sendMessage")
+
+    fake.push(fake.message(group, alice, text="/export"))
+    [_, refusal] = await fake.wait_for("sendMessage", 2)
+    assert html_text(refusal) == wording.NOT_ADMIN
+
+    fake.push(fake.message(group, shy_admin, text="/export"))
+    [_, _, start_first] = await fake.wait_for("sendMessage", 3)
+    assert "@aniface_test_bot" in html_text(start_first) and "Start" in html_text(start_first)
+
+    fake.push(fake.message(group, admin, text="/export"))
+    [document] = await fake.wait_for("sendDocument")
+    assert int(document.params["chat_id"]) == admin["id"]  # in the private chat, not in the group
+    assert "1 face of 1 character exported" in html_text(document, "caption")
+    with zipfile.ZipFile(io.BytesIO(document.files["document"])) as archive:
+        rows = list(csv.DictReader(io.TextIOWrapper(archive.open("manifest.csv"), "utf-8")))
+        assert [row["label"] for row in rows] == ["Chino Kafu"]
+        assert archive.read(rows[0]["path"]).startswith(b"\x89PNG")
+    [_, _, _, notice] = await fake.wait_for("sendMessage", 4)
+    assert int(notice.params["chat_id"]) == group["id"] and "private chat" in html_text(notice)
+    assert len(fake.calls_to("sendDocument", ok=None)) == 2  # the shy admin's was refused by Telegram (403)
+
+
+# --- Telegram failing ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("status", [429, 500, 502])
+async def test_a_rate_limit_or_server_error_is_sent_again_once(bot, scene_jpeg, status):
+    group, alice = bot.group(), bot.user()
+    bot.fake.fail_next("sendPhoto", status, retry_after=1 if status == 429 else None)
+    message, answer = await bot.answer(group, alice, scene_jpeg)
+    attempts = bot.fake.calls_to("sendPhoto", ok=None)
+    assert [a.status for a in attempts] == [status, 200]
+    if status == 429:
+        assert attempts[1].at - attempts[0].at >= 1.0  # retry_after honoured
+    await asyncio.sleep(0.3)
+    posted = [m for m in bot.fake.sent_messages(group["id"]) if "photo" in m]
+    assert [m["message_id"] for m in posted] == [answer["message_id"]]  # exactly one answer in the chat
+    assert not bot.fake.calls_to("sendMessage")  # and no apology for a failure that was recovered
+
+
+async def test_a_timed_out_send_is_not_posted_twice(core, scene_jpeg):
+    async with running_bot(core, AdapterOptions(album_wait=0.4, ack_window=0.3, retry_delay=0.1,
+                                                read_timeout=1.5, write_timeout=5.0)) as bot:
+        group, alice = bot.group(), bot.user()
+        bot.fake.delay_next("sendPhoto", 3.5)  # posted, but the answer comes after PTB gave up
+        message = bot.fake.photo_message(group, alice, scene_jpeg)
+        bot.fake.push(message)
+        await bot.fake.wait_for("sendPhoto")
+        reactions = await bot.fake.wait_for("setMessageReaction", 2, timeout=20)  # 👀 off: the bot is done
+        assert not reactions[1].params.get("reaction")
+        await asyncio.sleep(0.5)
+        assert len(bot.fake.calls_to("sendPhoto", ok=None)) == 1
+        assert len([m for m in bot.fake.sent_messages(group["id"]) if "photo" in m]) == 1
+        assert not bot.fake.calls_to("sendMessage")  # no apology either: the answer may well be there
+
+
+async def test_what_the_bot_cannot_read_is_answered_politely(bot, core):
+    group, alice = bot.group(), bot.user()
+    fake = bot.fake
+    corrupt = fake.photo_message(group, alice, b"\xff\xd8\xff\xe0 this is not really a JPEG" * 10)
+    huge = fake.document_message(group, alice, b"\x89PNG\r\n\x1a\n", "huge.png", "image/png", size=30_000_000)
+    faceless = fake.photo_message(group, alice, _encode(Image.new("RGB", (640, 400), (90, 160, 90)), "JPEG"))
+    fake.push(corrupt, huge, faceless)
+    answers = {}
+    for message in (corrupt, huge, faceless):
+        [call] = await fake.wait_for("sendMessage", where=lambda c, m=message: _replies_to(c, m))
+        answers[message["message_id"]] = html_text(call)
+    assert answers[corrupt["message_id"]] == "Sorry, this file is not an image I can read."
+    assert answers[huge["message_id"]] == "Sorry, this file is too large: 28.6 MB, limit 20 MB."
+    assert answers[faceless["message_id"]] == wording.NO_FACE
+    huge_file = fake.files[huge["document"]["file_id"]]
+    assert huge_file.path not in fake.downloads and not fake.calls_to(
+        "getFile", where=lambda c: c.params["file_id"] == huge_file.file_id)  # refused before downloading
+    private = fake.private(alice)
+    fake.push(fake.document_message(private, alice, b"%PDF-1.4", "notes.pdf", "application/pdf"))
+    [call] = await fake.wait_for("sendMessage", where=lambda c: int(c.params["chat_id"]) == alice["id"])
+    assert html_text(call).startswith("I can only read pictures")
+
+
+async def test_private_chat_commands_and_registration(bot, scene_jpeg):
+    fake = bot.fake
+    alice = bot.user()
+    private = fake.private(alice)
+    scopes = [c.params.get("scope", {}).get("type", "default") for c in fake.calls_to("setMyCommands")]
+    assert scopes == ["default", "all_private_chats", "all_chat_administrators"]
+    admin_commands = {c["command"] for c in fake.calls_to("setMyCommands")[2].params["commands"]}
+    assert {"identify", "who", "wrong", "settings", "export", "privacy", "help"} <= admin_commands
+
+    fake.push(fake.message(private, alice, text="/start"))
+    fake.push(fake.message(private, alice, text="/privacy"))
+    [start, privacy] = await fake.wait_for("sendMessage", 2)
+    assert "Send me a picture" in html_text(start)
+    assert "message_reaction" in fake.allowed_updates and "callback_query" in fake.allowed_updates
+    assert "salted pseudonym" in html_text(privacy) and "How long" in html_text(privacy)
+    group = bot.group()
+    fake.push(fake.message(group, alice, text="/help@aniface_test_bot"))
+    [_, _, help_text] = await fake.wait_for("sendMessage", 3)
+    assert "privacy mode" in html_text(help_text) and "admin" in html_text(help_text)
+
+    message = fake.photo_message(private, alice, scene_jpeg)  # in a private chat every picture is answered
+    fake.push(message)
+    await fake.wait_for("sendPhoto", where=lambda c: _replies_to(c, message))
+
+
+async def test_a_webhook_with_a_secret_token(core):
+    fake = FakeBotAPI()
+    await fake.start()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    app = build_application(core, fake.token, base_url=fake.base_url, base_file_url=fake.base_file_url, options=FAST)
+    try:
+        await start_webhook(app, webhook_url="https://bot.example.org/telegram", secret_token="s3cret-token",
+                            listen="127.0.0.1", port=port, url_path="telegram")
+        [hook] = fake.calls_to("setWebhook")
+        assert hook.params["url"] == "https://bot.example.org/telegram"
+        assert hook.params["secret_token"] == "s3cret-token"
+        alice = fake.user(next(_user_ids))
+        update = {"update_id": 1, "message": fake.message(fake.private(alice), alice, text="/help")}
+        async with httpx.AsyncClient() as client:
+            url = f"http://127.0.0.1:{port}/telegram"
+            refused = await client.post(url, json=update)
+            assert refused.status_code == 403
+            accepted = await client.post(url, json=update, headers={"X-Telegram-Bot-Api-Secret-Token": "s3cret-token"})
+            assert accepted.status_code == 200
+        [help_call] = await fake.wait_for("sendMessage")
+        assert "Send me a picture" in html_text(help_call)
+    finally:
+        await stop(app)
+        await fake.close()
+
+
+async def test_the_network_guard_stops_a_bot_that_would_reach_the_real_api(core):
+    """Nothing here may leave the machine: a Bot API address outside loopback fails at connect()."""
+    app = build_application(core, "123456:TEST-TOKEN", base_url="http://203.0.113.7/bot", options=FAST)
+    try:
+        with pytest.raises(NetworkError, match="OutboundConnectionBlocked"):
+            await app.initialize()  # getMe
+    finally:
+        await app.shutdown()
+
+
+# --- rendering, with a scripted core -------------------------------------------------------------
+
+class ScriptedCore:
+    """Just enough of a Core for the picture path: it answers with a prepared Reply."""
+
+    limits = DecodeLimits()
+
+    def __init__(self, reply: Reply) -> None:
+        self.reply = reply
+        self.sent: list[tuple[int, str]] = []
+
+    async def chat_settings(self, platform, chat_id):
+        return ChatSettingsView()
+
+    async def identify(self, image):
+        return self.reply
+
+    async def reply_sent(self, prediction_id, platform, chat_id, message_id):
+        self.sent.append((prediction_id, message_id))
+
+
+def _many_faces(count: int) -> tuple[FaceSummary, ...]:
+    names = ("Tom & Jerry <3", "Chino Kafu", "Hatsune Miku", "Rem", "Emilia")
+    candidates = tuple((name, 0.9 - 0.1 * i) for i, name in enumerate(names))
+    return tuple(FaceSummary(1000 + n, n, (n, n, 10, 10), names[0], candidates) for n in range(1, count + 1))
+
+
+async def test_a_long_caption_continues_in_a_text_reply_and_names_are_escaped():
+    faces = _many_faces(30)
+    text = wording.faces_text(faces, True)
+    assert len(text) > 1024
+    png = _encode(Image.new("RGB", (64, 48), (255, 255, 255)), "PNG")
+    core = ScriptedCore(Reply(ReplyKind.FACES, text, 7, png, (), faces))
+    async with running_bot(core) as bot:
+        group, alice = bot.group(), bot.user()
+        message = bot.fake.photo_message(group, alice, png)
+        bot.fake.push(message)
+        [photo] = await bot.fake.wait_for("sendPhoto")
+        [rest] = await bot.fake.wait_for("sendMessage")
+    caption = html_text(photo, "caption")
+    assert "&lt;3" in photo.params["caption"] and "Tom & Jerry <3" in caption
+    assert len(caption) <= 1024 and caption + "\n" + html_text(rest) == text
+    assert rest.params["reply_parameters"]["message_id"] == photo.result["message_id"]
+    assert core.sent == [(7, str(photo.result["message_id"])), (7, str(rest.result["message_id"]))]
+    rows = photo.params["reply_markup"]["inline_keyboard"]
+    assert len({render.parse_press(b["callback_data"])[0] for row in rows for b in row}) == 5  # 5 faces get buttons
+    assert rows[0][0]["text"].startswith("1: Tom & Jerry")
+
+
+async def test_busy_is_said_not_swallowed_and_a_chat_action_stands_in_for_reactions():
+    core = ScriptedCore(Reply(ReplyKind.BUSY, wording.BUSY))
+    async with running_bot(core) as bot:
+        bot.fake.reactions_allowed = False  # a group that allows no reactions: "sending a photo..." instead
+        group, alice = bot.group(), bot.user()
+        bot.fake.push(bot.fake.photo_message(group, alice, b"whatever"))
+        [call] = await bot.fake.wait_for("sendMessage")
+        [action] = await bot.fake.wait_for("sendChatAction")
+    assert html_text(call) == wording.BUSY
+    assert action.params["action"] == "upload_photo" and int(action.params["chat_id"]) == group["id"]
+
+
+def test_split_text_counts_utf16_and_keeps_every_character():
+    line = "\U0001f600" * 300  # 600 UTF-16 units
+    text = "\n".join([line, line, "x" * 5000])
+    pieces = render.split_text(text, 1024, 4096)
+    assert all(render.utf16_length(p) <= (1024 if i == 0 else 4096) for i, p in enumerate(pieces))
+    assert "".join(pieces) == text.replace("\n", "")
+    assert render.split_text("") == [""]
+
+
+def test_callback_data_fits_and_round_trips():
+    for face_id, choice in ((1, 1), (2**63 - 1, None), (42, 5)):
+        data = render.press_data(face_id, choice)
+        assert len(data.encode()) <= 64 and render.parse_press(data) == (face_id, choice)
+    assert render.parse_press("x:1:2") is None and render.parse_press(None) is None
+    assert len(render.toast("a" * 500)) == 200
+
+
+def test_only_what_cannot_post_twice_is_sent_again():
+    assert posts_a_message("sendPhoto") and posts_a_message("sendMediaGroup")
+    assert not posts_a_message("sendChatAction") and not posts_a_message("setMessageReaction")
+    timed_out = TimedOut()
+    assert not may_retry("sendPhoto", timed_out) and may_retry("getFile", timed_out)
+    assert may_retry("sendPhoto", NotSent("connection refused"))
+    assert may_retry("sendPhoto", ServerError("Internal Server Error (500)", 500))
+    assert not may_retry("sendPhoto", ServerError("Gateway Timeout (504)", 504))
+    assert not may_retry("sendMessage", NetworkError("httpx.RemoteProtocolError: dropped"))
+
+
+def test_settings_from_the_environment():
+    assert TelegramSettings.from_env({}) is None
+    settings = TelegramSettings.from_env({"TELEGRAM_TOKEN": "1:abc", "TELEGRAM_BASE_URL": "http://localhost:8081/"})
+    assert settings.base_url == "http://localhost:8081/bot"
+    assert settings.base_file_url == "http://localhost:8081/file/bot"
+    assert settings.webhook_url is None and settings.poll_timeout == 30
+    settings = TelegramSettings.from_env({"TELEGRAM_TOKEN": "1:abc", "TELEGRAM_BASE_URL": "http://h/bot",
+                                          "TELEGRAM_BASE_FILE_URL": "http://h/file"})
+    assert (settings.base_url, settings.base_file_url) == ("http://h/bot", "http://h/file/bot")
+    with pytest.raises(SettingsError, match="SECRET"):
+        TelegramSettings.from_env({"TELEGRAM_TOKEN": "1:abc", "TELEGRAM_WEBHOOK_URL": "https://example.org/tg"})
+    with pytest.raises(SettingsError, match="https"):
+        TelegramSettings.from_env({"TELEGRAM_TOKEN": "1:abc", "TELEGRAM_WEBHOOK_URL": "http://example.org/tg",
+                                   "TELEGRAM_WEBHOOK_SECRET": "abc"})

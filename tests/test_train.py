@@ -1,0 +1,263 @@
+"""`aniface train`: datasets (folders and exported zips), the split, the feature cache, the head, the CLI.
+
+A random Inception-v3 at 75 px stands in for the real weights, on 3 characters x 15 images of
+shared/data/faces (linked, never copied, into a temporary folder).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import warnings
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from recognizer import Recognizer, read_model
+from recognizer.backbone import Backbone, BackboneSpec
+from recognizer.dataset import Sample, load_datasets
+from recognizer.feature_cache import FeatureCache, extract_features, namespace_for
+from recognizer.train import TrainConfig, class_weights, fit_temperature, split_samples, train
+
+CHARACTERS = ("gawr_gura", "hakurei_reimu", "hatsune_miku")
+PER_CLASS = 15
+SPEC = BackboneSpec(weights="random", input_size=75)
+CONFIG = TrainConfig(spec=SPEC, val_fraction=0.2, test_fraction=0.2, seed=3)
+
+
+def link_subset(faces: Path, target: Path, characters=CHARACTERS, per_class=PER_CLASS, skip=0) -> Path:
+    for name in characters:
+        (target / name).mkdir(parents=True)
+        for file in sorted((faces / name).iterdir())[skip:skip + per_class]:
+            (target / name / file.name).symlink_to(file)
+    return target
+
+
+class CountingBackbone:
+    """Wraps a Backbone and counts forward passes (images) and calls."""
+
+    def __init__(self, backbone: Backbone) -> None:
+        self.inner, self.spec, self.dimension = backbone, backbone.spec, backbone.dimension
+        self.calls = self.images = 0
+
+    def prepare(self, crops):
+        return self.inner.prepare(crops)
+
+    def forward(self, batch):
+        self.calls += 1
+        self.images += len(batch)
+        return self.inner.forward(batch)
+
+
+@pytest.fixture(scope="module")
+def subset(shared_data, tmp_path_factory) -> Path:
+    return link_subset(shared_data / "faces", tmp_path_factory.mktemp("faces"))
+
+
+@pytest.fixture(scope="module")
+def backbone() -> CountingBackbone:
+    import keras
+
+    keras.utils.set_random_seed(CONFIG.seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return CountingBackbone(Backbone(SPEC))
+
+
+@pytest.fixture(scope="module")
+def trained(subset, backbone, tmp_path_factory):
+    """The first training run (cold cache) and the second (warm cache), and the cache they share."""
+    cache = FeatureCache(tmp_path_factory.mktemp("cache"))
+    dataset = load_datasets([subset])
+    images, calls = backbone.images, backbone.calls
+    first = train(dataset, CONFIG, cache=cache, backbone=backbone, progress=False)
+    computed_first, calls_first = backbone.images - images, backbone.calls - calls
+
+    def no_backbone():
+        raise AssertionError("the backbone was built although every feature is cached")
+
+    second = train(dataset, CONFIG, cache=cache, make_backbone=no_backbone, progress=False)
+    return dataset, cache, first, second, computed_first, calls_first
+
+
+# --- datasets ------------------------------------------------------------------------------------
+
+def test_image_folder_is_read_with_readable_names(subset):
+    dataset = load_datasets([subset])
+    assert list(dataset.classes.values()) == ["Gawr Gura", "Hakurei Reimu", "Hatsune Miku"]
+    assert dataset.counts() == {"gawr gura": 15, "hakurei reimu": 15, "hatsune miku": 15}
+    sample = dataset.samples[0]
+    assert sample.sha256 == hashlib.sha256(Path(sample.path).read_bytes()).hexdigest()
+
+
+def test_exported_zip_is_merged_by_name_and_read_safely(subset, shared_data, tmp_path):
+    miku = sorted((shared_data / "faces" / "hatsune_miku").iterdir())
+    extra, duplicate = miku[PER_CLASS].read_bytes(), miku[0].read_bytes()  # one new image, one already in `subset`
+    archive = tmp_path / "export.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for data in (extra, duplicate):
+            zf.writestr(f"hatsune-miku/{hashlib.sha256(data).hexdigest()}.png", data)
+        zf.writestr("chino_kafu/" + hashlib.sha256(extra[:-1]).hexdigest() + ".png", extra[:-1])
+        zf.writestr("../escape/evil.png", extra)
+        zf.writestr("/absolute/evil.png", extra)
+        zf.writestr("deep/er/evil.png", extra)
+        zf.writestr("hatsune-miku/notes.txt", b"not an image")
+        rows = io.StringIO()
+        writer = csv.writer(rows)
+        writer.writerow(["path", "character"])
+        writer.writerow([f"hatsune-miku/{hashlib.sha256(extra).hexdigest()}.png", "Hatsune Miku"])
+        writer.writerow([f"chino_kafu/{hashlib.sha256(extra[:-1]).hexdigest()}.png", "Chino Kafū"])
+        zf.writestr("manifest.csv", rows.getvalue())
+    dataset = load_datasets([subset, archive])
+    assert dataset.counts()["hatsune miku"] == PER_CLASS + 1        # merged, duplicate counted once
+    assert dataset.classes["chino kafu"] == "Chino Kafū"              # display name from manifest.csv
+    reasons = " ".join(reason for _, reason in dataset.skipped)
+    assert "unsafe path" in reasons and "duplicate" in reasons
+    assert any(origin.endswith("notes.txt") and "not a <character>/<image>" in reason
+               for origin, reason in dataset.skipped)
+    zipped = [s for s in dataset.samples if s.member]
+    assert {s.member.split("/")[0] for s in zipped} == {"hatsune-miku", "chino_kafu"}
+    assert all(s.read_bytes() for s in zipped)
+
+
+# --- split ---------------------------------------------------------------------------------------
+
+def test_split_is_deterministic_stratified_and_order_free(subset):
+    samples = load_datasets([subset]).samples
+    first = split_samples(samples, seed=3, val_fraction=0.2, test_fraction=0.2)
+    again = split_samples(list(reversed(samples)), seed=3, val_fraction=0.2, test_fraction=0.2)
+    assert dict(zip((s.sha256 for s in samples), first)) == dict(zip((s.sha256 for s in reversed(samples)), again))
+    for label in {s.label for s in samples}:
+        parts = [p for s, p in zip(samples, first) if s.label == label]
+        assert (parts.count("train"), parts.count("val"), parts.count("test")) == (9, 3, 3)
+    assert split_samples(samples, seed=4, val_fraction=0.2, test_fraction=0.2) != first
+    tiny = [Sample("a", f"{i:064x}", f"a{i}") for i in range(2)]
+    assert split_samples(tiny) == ["train", "train"]  # too few to hold any out
+
+
+def test_class_weights_balance_classes():
+    weights = class_weights(np.array([0] * 30 + [1] * 10), 2)
+    assert weights[0] * 30 == pytest.approx(weights[1] * 10)
+    assert (weights[np.array([0] * 30 + [1] * 10)]).mean() == pytest.approx(1.0)
+
+
+def test_temperature_fixes_overconfidence():
+    rng = np.random.default_rng(0)
+    targets = rng.integers(0, 4, 400)
+    logits = rng.normal(size=(400, 4))
+    logits[np.arange(400), targets] += 1.0
+    assert fit_temperature(logits * 8, targets) == pytest.approx(8 * fit_temperature(logits, targets), rel=0.05)
+
+
+# --- features and their cache --------------------------------------------------------------------
+
+def test_second_run_hits_the_cache_and_adding_images_costs_only_them(trained, subset, backbone, shared_data):
+    dataset, cache, first, second, computed_first, calls_first = trained
+    train_images, other_images = first.metrics["train_images"], len(dataset.samples) - first.metrics["train_images"]
+    assert computed_first == 2 * train_images + other_images          # mirror for training images only
+    assert calls_first >= 2
+    assert first.extraction["computed"] == computed_first and first.extraction["cached"] == 0
+    assert second.extraction == {"cached": computed_first, "computed": 0, "forward_calls": 0, "unreadable": []}
+    assert second.split == first.split
+    assert np.array_equal(second.head.weights, first.head.weights)   # same features, same seed: same head
+
+    # 2 new images: 2 forward passes for the original variant, nothing else.
+    new = link_subset(shared_data / "faces", subset.parent / "more", ("gawr_gura",), per_class=2, skip=PER_CLASS)
+    samples = load_datasets([subset, new]).samples
+    before = backbone.images
+    features = extract_features(samples, SPEC, ("orig",), cache=cache, backbone=backbone, seed=CONFIG.seed,
+                                progress=False)
+    assert backbone.images - before == 2 and features.stats.computed == 2
+    assert features.stats.cached == len(samples) - 2
+
+
+def test_cached_features_equal_fresh_ones_and_keys_separate_what_differs(trained, backbone, tmp_path):
+    dataset, cache, *_ = trained
+    samples = dataset.samples[:4]
+    cached = extract_features(samples, SPEC, ("orig", "flip"), cache=cache, backbone=backbone, seed=CONFIG.seed,
+                              progress=False)
+    fresh = extract_features(samples, SPEC, ("orig", "flip"), cache=None, backbone=backbone, progress=False)
+    np.testing.assert_allclose(cached["orig"], fresh["orig"], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(cached["flip"], fresh["flip"], rtol=1e-5, atol=1e-6)
+    assert not np.allclose(fresh["orig"], fresh["flip"])
+    keys = {namespace_for(SPEC, "orig", 3), namespace_for(SPEC, "flip", 3), namespace_for(SPEC, "orig", 4),
+            namespace_for(BackboneSpec(weights="random", input_size=75, feature_layers=("mixed5",)), "orig", 3),
+            namespace_for(BackboneSpec(weights="random", input_size=99), "orig", 3),
+            namespace_for(BackboneSpec(weights="random", input_size=75, preprocessing="unit"), "orig", 3),
+            namespace_for(BackboneSpec(weights="file", weights_sha256="ab" * 32, input_size=75), "orig", 3)}
+    assert len(keys) == 7
+    # A damaged entry is a miss, not a crash.
+    entry = cache.root / namespace_for(SPEC, "orig", CONFIG.seed) / samples[0].sha256[:2] / f"{samples[0].sha256}.npy"
+    entry.write_bytes(b"garbage")
+    assert cache.get(namespace_for(SPEC, "orig", CONFIG.seed), samples[0].sha256) is None
+
+
+def test_unreadable_images_are_reported_not_fatal(backbone, tmp_path):
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "a.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")
+    samples = load_datasets([tmp_path]).samples
+    features = extract_features(samples, SPEC, ("orig",), cache=None, backbone=backbone, progress=False)
+    assert features.ok.tolist() == [False] and len(features.stats.failures) == 1
+
+
+# --- the trained model ---------------------------------------------------------------------------
+
+def test_accuracy_beats_chance_by_a_wide_margin(trained):
+    first = trained[2]
+    held_out = first.metrics["val"]["images"] + first.metrics["test"]["images"]
+    assert held_out == 18
+    right = (first.metrics["val"]["top1"] * first.metrics["val"]["images"]
+             + first.metrics["test"]["top1"] * first.metrics["test"]["images"])
+    assert right / held_out >= 0.7          # chance is 1/3
+    assert 0.0 <= first.manifest.unknown_threshold <= 0.9
+
+
+def test_model_loads_and_runs_in_the_recognizer(trained, backbone, tmp_path, shared_data):
+    from recognizer import load_image
+    from recognizer.model import save_model
+
+    first = trained[2]
+    save_model(tmp_path / "model", first.manifest, first.head)
+    model = read_model(tmp_path / "model")
+    assert model.manifest.labels == ["Gawr Gura", "Hakurei Reimu", "Hatsune Miku"]
+    assert model.manifest.dataset["split"]["counts"] == {"train": 27, "val": 9, "test": 9}
+    recognizer = Recognizer(model, backbone=backbone.inner)
+    image = load_image(sorted((shared_data / "faces" / "gawr_gura").iterdir())[0]).pixels
+    embedding = recognizer.embed([image])
+    (candidates, _name), = recognizer.classify(embedding)
+    assert len(candidates) == 3 and sum(c.probability for c in candidates) == pytest.approx(1.0, abs=1e-4)
+
+
+def test_cli_train_writes_model_split_and_summary(subset, backbone, tmp_path, monkeypatch, capsys):
+    from bot.cli import main
+    from bot.cli import train as train_cli
+
+    monkeypatch.setattr(train_cli, "spec_from_args", lambda args: SPEC)
+    monkeypatch.setattr("recognizer.feature_cache.Backbone", lambda spec, weights_path=None: backbone.inner)
+    out = tmp_path / "model"
+    args = ["train", str(subset), "--out", str(out), "--cache-dir", str(tmp_path / "cache"), "--seed", "3",
+            "--val-fraction", "0.2", "--test-fraction", "0.2", "--no-augment", "--quiet"]
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    assert "validation: top-1" in text and "test:" in text and "45 of 3 characters" in text
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["dataset"]["images"] == 45 and manifest["dataset"]["augmentation"]["variants"] == ["orig"]
+    assert set(manifest["metrics"]) >= {"val", "test", "head", "timings"}
+    split = json.loads((out / "split.json").read_text())
+    assert len(split["train"]) == 27 and len(split["val"]) == 9 and len(split["test"]) == 9
+    assert not set(split["train"]) & set(split["test"])
+
+    assert main(args[:-1] + ["--json"]) == 0   # the second run, all cached
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["features"] == {"computed": 0, "cached": 45}
+
+
+def test_cli_rejects_bad_input(tmp_path, capsys):
+    from bot.cli import main
+
+    assert main(["train", str(tmp_path / "missing"), "--out", str(tmp_path / "m")]) == 2
+    assert "no such file or folder" in capsys.readouterr().err
