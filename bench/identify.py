@@ -54,7 +54,7 @@ def scene_bytes(scenes_dir: Path, max_side: int) -> list[tuple[str, bytes]]:
 
 
 def make_recognizer(args: argparse.Namespace) -> Recognizer:
-    settings = RecognizerSettings(detect_max_side=args.detect_max_side)
+    settings = RecognizerSettings(detect_max_side=args.detect_max_side, scan=args.scan)
     if args.model:
         return Recognizer(read_model(args.model), settings=settings, backbone_weights=args.backbone_weights)
     if not args.backbone_weights:
@@ -83,6 +83,7 @@ def main() -> None:
     parser.add_argument("--layers", default="mixed5,mixed6,mixed7", help="without --model: feature layers")
     parser.add_argument("--max-side", type=int, default=1280, help="scenes are shrunk to this long side first")
     parser.add_argument("--detect-max-side", type=int, default=None, help="RecognizerSettings.detect_max_side")
+    parser.add_argument("--scan", choices=("fast", "thorough"), default="thorough", help="animeface's scan density")
     parser.add_argument("--limit", type=int, default=None, help="only the first N scenes")
     args = parser.parse_args()
 
@@ -129,7 +130,7 @@ def main() -> None:
     peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     spec = backbone.spec
     print(f"\n{len(scenes)} scenes (long side <= {args.max_side} px), {sum(face_counts)} faces; backbone "
-          f"inception_v3 {','.join(spec.feature_layers)} @ {spec.input_size} px, detector {recognizer.detector.name}"
+          f"inception_v3 {','.join(spec.feature_layers)} @ {spec.input_size} px, detector {recognizer.detector.name} ({args.scan})"
           f", detect_max_side {args.detect_max_side}")
     print(f"{'stage':<10} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8} {'mean ms':>8}")
     for stage, values in [*timings.items(), ("end-to-end", totals)]:

@@ -32,6 +32,7 @@ class Settings:
     backbone_layers: tuple[str, ...] = ("mixed5", "mixed6", "mixed7")
     backbone_preprocessing: str = "inception"
     detector: str = "animeface"
+    detector_scan: str = "thorough"
     cascade_path: Path | None = None
     workers: int = 2
     queue_size: int = 16
@@ -78,6 +79,7 @@ _FIELDS: dict[str, tuple[str, str, str]] = {
     "backbone_layers": ("ANIFACE_BACKBONE_LAYERS", "backbone_layers", "list"),
     "backbone_preprocessing": ("ANIFACE_BACKBONE_PREPROCESSING", "backbone_preprocessing", "str"),
     "detector": ("ANIFACE_DETECTOR", "detector", "str"),
+    "detector_scan": ("ANIFACE_DETECTOR_SCAN", "detector_scan", "str"),
     "cascade_path": ("ANIFACE_CASCADE", "cascade", "path"),
     "workers": ("ANIFACE_WORKERS", "workers", "int"),
     "queue_size": ("ANIFACE_QUEUE_SIZE", "queue_size", "int"),
@@ -215,6 +217,8 @@ def _validate(settings: Settings) -> None:
         raise ConfigError(f"ANIFACE_BACKBONE_WEIGHTS: no such file {settings.backbone_weights}")
     if settings.detector not in ("animeface", "lbpcascade"):
         raise ConfigError("ANIFACE_DETECTOR must be animeface or lbpcascade")
+    if settings.detector_scan not in ("fast", "thorough"):
+        raise ConfigError("ANIFACE_DETECTOR_SCAN must be fast or thorough")
     if settings.detector == "lbpcascade" and settings.cascade_path is None:
         raise ConfigError("ANIFACE_DETECTOR=lbpcascade needs ANIFACE_CASCADE (lbpcascade_animeface.xml)")
     if settings.telegram_webhook_url and not settings.telegram_webhook_secret:

@@ -30,7 +30,7 @@ from bot.storage.models import (Alias, Character, ChatSettings, Face, PendingQue
                                 Vote, utcnow)
 from bot.votes import settle
 from bot.worker import Busy, WorkerPool
-from recognizer import DecodeLimits, ImageRejected, Recognizer, load_image
+from recognizer import Box, DecodeLimits, ImageRejected, Recognizer, load_image
 from recognizer.labels import display_name, label_key
 
 log = logging.getLogger(__name__)
@@ -50,6 +50,7 @@ class _Recognition:
     faces: list  # recognizer.Face
     crops_png: list[bytes]
     annotated_png: bytes
+    manual: bool = False  # regions a person drew, not detections
 
 
 @dataclass
@@ -167,6 +168,9 @@ class Core:
             return Reply(ReplyKind.REFUSED, wording.refused(error.user_message))
         if not result.faces:
             return Reply(ReplyKind.NO_FACE, wording.NO_FACE, annotated_png=None)
+        return await self._stored_reply(image, result)
+
+    async def _stored_reply(self, image: IncomingImage, result: _Recognition) -> Reply:
         prediction_id, face_ids = await asyncio.to_thread(self._store_prediction, image, result)
         summaries = tuple(
             FaceSummary(face_id, face.number, tuple(face.box.as_list()), face.name,
@@ -177,11 +181,13 @@ class Core:
 
     def _recognize(self, data: bytes, unknown_threshold: float | None) -> _Recognition:
         decoded = load_image(data, self.limits)
+        return self._recognition(data, decoded, self.recognizer.identify(decoded.pixels, unknown_threshold))
+
+    def _recognition(self, data: bytes, decoded, faces: list, manual: bool = False) -> _Recognition:  # noqa: ANN001
         pixels = decoded.pixels
-        faces = self.recognizer.identify(pixels, unknown_threshold)
         crops = self.recognizer.crops(pixels, [face.box for face in faces])
         return _Recognition(hashlib.sha256(data).hexdigest(), decoded.width, decoded.height, faces,
-                            [_png(crop) for crop in crops], self.recognizer.annotate(pixels, faces))
+                            [_png(crop) for crop in crops], self.recognizer.annotate(pixels, faces), manual)
 
     def _store_prediction(self, image: IncomingImage, result: _Recognition) -> tuple[int, list[int]]:
         with self.database.transaction() as session:
@@ -198,7 +204,7 @@ class Core:
                     embedding_key=self._embedding_key if face.embedding is not None else None,
                     candidates=[{"name": c.name, "probability": round(float(c.probability), 6)}
                                 for c in face.candidates],
-                    predicted_name=face.name))
+                    predicted_name=face.name, manual=result.manual))
             session.add(prediction)
             session.flush()
             return prediction.id, [face.id for face in prediction.faces]
@@ -219,17 +225,9 @@ class Core:
             return Reply(ReplyKind.BUSY, wording.BUSY)
         except ImageRejected as error:
             return Reply(ReplyKind.REFUSED, wording.refused(error.user_message))
-        prediction_id, face_ids = await asyncio.to_thread(self._store_regions, image, result)
-        summaries = tuple(
-            FaceSummary(face_id, face.number, tuple(face.box.as_list()), face.name,
-                        tuple((c.name, c.probability) for c in face.candidates))
-            for face_id, face in zip(face_ids, result.faces))
-        return Reply(ReplyKind.FACES, wording.faces_text(summaries, self.recognizer.can_name), prediction_id,
-                     result.annotated_png, tuple(result.crops_png), summaries)
+        return await self._stored_reply(image, result)
 
     def _recognize_regions(self, data: bytes, boxes: list, unknown_threshold: float | None) -> _Recognition:
-        from recognizer import Box
-
         decoded = load_image(data, self.limits)
         pixels = decoded.pixels
         height, width = pixels.shape[:2]
@@ -244,17 +242,7 @@ class Core:
                 raise ImageRejected(f"a box you drew is too small or outside the {width}\u00d7{height} picture")
             clipped.append(Box(left, top, right - left, bottom - top))
         faces = self.recognizer.identify_regions(pixels, clipped, unknown_threshold=unknown_threshold)
-        crops = self.recognizer.crops(pixels, [face.box for face in faces])
-        return _Recognition(hashlib.sha256(data).hexdigest(), decoded.width, decoded.height, faces,
-                            [_png(crop) for crop in crops], self.recognizer.annotate(pixels, faces))
-
-    def _store_regions(self, image: IncomingImage, result: _Recognition) -> tuple[int, list[int]]:
-        from sqlalchemy import update
-
-        prediction_id, face_ids = self._store_prediction(image, result)
-        with self.database.transaction() as session:
-            session.execute(update(Face).where(Face.id.in_(face_ids)).values(manual=True))
-        return prediction_id, face_ids
+        return self._recognition(data, decoded, faces, manual=True)
 
     async def reply_sent(self, prediction_id: int, platform: str, chat_id: str, message_id: str) -> None:
         """The adapter sent a message for this prediction: replies and reactions on it now find it."""

@@ -19,6 +19,7 @@ def build_recognizer(settings: Settings) -> Recognizer:
     recognizer_settings = RecognizerSettings(
         limits=DecodeLimits(max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels),
         detector=settings.detector,
+        scan=settings.detector_scan,
         cascade_path=str(settings.cascade_path) if settings.cascade_path else None)
     if settings.model_dir is not None:
         return Recognizer(read_model(settings.model_dir), settings=recognizer_settings,

@@ -79,3 +79,31 @@ def which_face(count: int) -> str:
 NOT_A_PREDICTION = "I can only take corrections in reply to one of my answers."
 NO_SUCH_CANDIDATE = "That answer has no such guess."
 NOT_ADMIN = "Only admins can do that."
+
+# --- shared by the chat adapters (added with the Discord adapter) ---------------------------------
+
+ERROR = "Sorry, something went wrong on my side. Please try again in a moment."
+WRONG_HOW = ("Reply to one of my answers with /wrong <name>, or /wrong <number> <name> when it has several "
+             "faces.")
+
+
+def picture_note(index: int, text: str) -> str:
+    """One of several pictures of a message, answered one by one."""
+    return f"Picture {index}: {text}"
+
+
+def privacy(platform: str) -> str:
+    """What the bot stores, for /privacy; `platform` names where the person is ("Discord")."""
+    return (
+        "What I store, and why:\n"
+        "\u2022 for each picture I answer: a fingerprint (SHA-256) of the file, its size, the cropped faces (small "
+        "images of each face), where they are, my guesses and the model version, and the chat and message "
+        "ids, so that corrections find my answer. Not the picture itself, not your message text.\n"
+        "\u2022 for each correction: the name you gave or picked, and who gave it as a salted pseudonym "
+        f"(a hash, never your {platform} id, name or username).\n"
+        "\u2022 this chat's settings (answer mode, confidence threshold).\n"
+        "How long: until the bot's operator deletes them; nothing expires on its own yet.\n"
+        "Who sees them: the operator, and admins who /export a chat's corrections as a training set "
+        "(face crops and names only, no people). Corrections teach me at once, so a face you name helps "
+        "name the same character for everyone."
+    )

@@ -104,10 +104,12 @@ def _as_array(matrix: _MatrixPtr) -> np.ndarray:
     return np.ctypeslib.as_array(m.v, shape=(m.rows, m.cols, m.step))
 
 
-def detect(rgb: np.ndarray, min_window: float = MIN_WINDOW) -> list[tuple[float, int, int, int, int]]:
+def detect(rgb: np.ndarray, min_window: float = MIN_WINDOW, step: float = STEP,
+           scale_factor: float = SCALE_FACTOR) -> list[tuple[float, int, int, int, int]]:
     """Run animeface-2009 on an RGB uint8 image; returns (likelihood, x, y, w, h) per face.
 
-    `min_window` is the smallest face searched for, in pixels (animeface's own value by default).
+    `min_window` is the smallest face searched for, in pixels; `step` the sliding window's stride (in
+    units of the window's scale) and `scale_factor` the pyramid's: animeface's own values by default.
     """
     if rgb.ndim != 3 or rgb.shape[2] != 3:
         raise ValueError("expected an RGB image of shape (height, width, 3)")
@@ -137,7 +139,7 @@ def detect(rgb: np.ndarray, min_window: float = MIN_WINDOW) -> list[tuple[float,
         count = lib.nv_face_detect(
             faces, MAX_FACES, gray_integral, edge_integral, ctypes.byref(image_size),
             mlp["nv_face_mlp_dir"], mlp["nv_face_mlp_face_00"], bagging, 2, mlp["nv_face_mlp_parts"],
-            STEP, SCALE_FACTOR, min_window,
+            step, scale_factor, min_window,
         )
         return [
             (float(f.likelihood), f.face.x, f.face.y, f.face.width, f.face.height)

@@ -20,6 +20,7 @@ from typing import Sequence
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from recognizer.labels import display_name
 from recognizer.results import Box, Face
 
 RGB = tuple[int, int, int]
@@ -138,7 +139,15 @@ def label_parts(face: Face) -> tuple[str, str, str]:
         if probability < 1 and value == 100:
             value = 99  # "100%" only when it is
         percent = f"{value}%"
-    return number, clean_text(face.name), percent
+    return number, clean_text(_readable(face.name)), percent
+
+
+def _readable(name: str) -> str:
+    """A dataset label as a person reads it ("gawr_gura" -> "Gawr Gura")."""
+    try:
+        return display_name(name)
+    except ValueError:
+        return name
 
 
 def label_text(face: Face) -> str:

@@ -1,7 +1,8 @@
 """Labelled face datasets: ImageFolder directories and the bot's exported zip archives.
 
 A dataset is either
-- a folder of folders, one per character, each holding that character's face crops (ImageFolder), or
+- a folder of folders, one per character, each holding that character's face crops (ImageFolder;
+  folders starting with `_`, such as `aniface prelabel`'s `_unsure/`, are not characters), or
 - a zip exported by the bot: `<character>/<sha256>.png` entries plus an optional `manifest.csv`.
 
 Several datasets are merged: the same character (same `label_key`) is one class, whatever the folder's
@@ -140,6 +141,9 @@ def _scan_folder(root: Path, limits: DecodeLimits):
             if folder.is_file() and folder.suffix.lower() in IMAGE_SUFFIXES:
                 skipped.append((str(folder), "image outside a character folder"))
             continue
+        if folder.name.startswith("_"):  # not a character: `_unsure/` of `aniface prelabel`, and the like
+            skipped.append((str(folder), "folder starting with '_' is not a character"))
+            continue
         try:
             key, name = _label_of(folder.name)
         except ValueError as error:
@@ -220,8 +224,8 @@ def _safe_parts(member: str) -> tuple[str, ...] | None:
 def _archive_display_names(archive: zipfile.ZipFile) -> dict[str, str]:
     """Folder name -> character name, from the archive's manifest.csv when it has one.
 
-    The manifest is read leniently: any column naming the file (`path`, `file`, `filename`) and any column
-    naming the character (`character`, `name`, `label`, `display_name`) will do.
+    The bot's export writes `path` and `label` columns; other spellings (`file`, `filename`; `display_name`,
+    `character`, `name`) are accepted too.
     """
     try:
         info = archive.getinfo(ARCHIVE_MANIFEST)
@@ -234,16 +238,24 @@ def _archive_display_names(archive: zipfile.ZipFile) -> dict[str, str]:
     rows = csv.DictReader(io.StringIO(text))
     fields = {name.lower().strip(): name for name in (rows.fieldnames or [])}
     file_column = next((fields[c] for c in ("path", "file", "filename", "member") if c in fields), None)
-    name_column = next((fields[c] for c in ("display_name", "character", "name", "label") if c in fields), None)
+    name_column = next((fields[c] for c in ("display_name", "label", "character", "name") if c in fields), None)
     if file_column is None or name_column is None:
         return {}
     names: dict[str, str] = {}
     for row in rows:
-        parts = _safe_parts(row.get(file_column) or "")
-        name = (row.get(name_column) or "").strip()
+        parts = _safe_parts(_csv_text(row.get(file_column)))
+        name = _csv_text(row.get(name_column))
         if parts and len(parts) == 2 and name:
             names.setdefault(parts[0], name)
     return names
+
+
+def _csv_text(cell: str | None) -> str:
+    """A manifest cell as written: the bot's export quotes cells that a spreadsheet would run as formulas."""
+    text = (cell or "").strip()
+    if text.startswith("'") and text[1:2] in ("=", "+", "-", "@", "\t", "\r"):
+        text = text[1:]
+    return text
 
 
 def _label_of(folder: str) -> tuple[str, str]:

@@ -57,7 +57,9 @@ def evaluate_model(model: ModelFiles, dataset: Dataset, *, exclude: set[str] | f
     samples = [s for s in dataset.samples if s.sha256 not in exclude]
     excluded = len(dataset.samples) - len(samples)
     spec = model.manifest.backbone
-    lazy = backbone_factory(spec, weights_path, seed=seed, backbone=backbone, make_backbone=make_backbone)
+    own_weights = getattr(model, "backbone_weights", None)  # a model may carry its own (as the Recognizer reads it)
+    lazy = backbone_factory(spec, own_weights or weights_path, seed=seed, backbone=backbone,
+                            make_backbone=make_backbone)
     features = extract_features(samples, spec, ("orig",), cache=cache, make_backbone=lazy, seed=seed,
                                 progress=progress, description="features (evaluate)")
     known_rows = [i for i, s in enumerate(samples) if features.ok[i] and s.label in index_of]

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from recognizer.backbone import BackboneSpec
 from recognizer.errors import ModelError
-from recognizer.head import SoftmaxHead
+from recognizer.head import HEAD_KINDS, SoftmaxHead
 
 MANIFEST = "manifest.json"
 HEAD_FILE = "head.npz"
@@ -62,7 +62,7 @@ class ModelManifest:
             if data.get("format_version", FORMAT_VERSION) > FORMAT_VERSION:
                 raise ModelError("this model was written by a newer aniface; upgrade aniface to load it")
             head = data.get("head", {})
-            if head.get("kind", SoftmaxHead.kind) != SoftmaxHead.kind:
+            if head.get("kind", SoftmaxHead.kind) not in HEAD_KINDS:
                 raise ModelError(f"unknown head kind {head.get('kind')!r}")
             labels = data["labels"]
             if not isinstance(labels, list) or not all(isinstance(label, str) for label in labels):
@@ -75,6 +75,7 @@ class ModelManifest:
                 name=str(data.get("name", "aniface")),
                 version=str(data["version"]),
                 created=str(data.get("created", "")),
+                head_kind=str(head.get("kind", SoftmaxHead.kind)),
                 metrics=dict(data.get("metrics", {})),
                 dataset=dict(data.get("dataset", {})),
                 format_version=int(data.get("format_version", FORMAT_VERSION)),
@@ -99,6 +100,7 @@ class ModelFiles:
 
 def save_model(directory: str | os.PathLike, manifest: ModelManifest, head: SoftmaxHead) -> Path:
     """Write a model directory (created if needed); the manifest is written last, atomically."""
+    manifest.head_kind = head.kind
     ModelFiles(manifest, head)  # validates
     path = Path(directory)
     path.mkdir(parents=True, exist_ok=True)
@@ -122,5 +124,5 @@ def read_model(directory: str | os.PathLike) -> ModelFiles:
         raise ModelError(f"{manifest_path} does not hold a JSON object")
     manifest = ModelManifest.from_dict(data)
     own_weights = path / BACKBONE_WEIGHTS_FILE
-    return ModelFiles(manifest, SoftmaxHead.load(path / HEAD_FILE),
+    return ModelFiles(manifest, HEAD_KINDS[manifest.head_kind].load(path / HEAD_FILE),
                       own_weights if own_weights.is_file() else None)

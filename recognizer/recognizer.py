@@ -31,6 +31,7 @@ class RecognizerSettings:
     detector: str = "animeface"
     cascade_path: str | None = None
     min_likelihood: float = 0.7
+    scan: str = "thorough"  # animeface's scan density: "thorough" (its own) or "fast"
     # Detection runs on a copy shrunk to this long side (None: full size); boxes are scaled back.
     detect_max_side: int | None = None
 
@@ -53,7 +54,7 @@ class Recognizer:
         self.model = model
         self.settings = settings or RecognizerSettings()
         self.detector = detector or make_detector(self.settings.detector, self.settings.cascade_path,
-                                                  self.settings.min_likelihood)
+                                                  self.settings.min_likelihood, self.settings.scan)
         if backbone is None and model is not None:
             backbone = Backbone(model.manifest.backbone, model.backbone_weights or backbone_weights)
         if backbone is not None and model is not None and backbone.spec != model.manifest.backbone:

@@ -21,7 +21,9 @@ from recognizer import Recognizer, read_model
 from recognizer.backbone import Backbone, BackboneSpec
 from recognizer.dataset import Sample, load_datasets
 from recognizer.feature_cache import FeatureCache, extract_features, namespace_for
-from recognizer.train import TrainConfig, class_weights, fit_temperature, split_samples, train
+from recognizer.head import PowerSoftmaxHead, SoftmaxHead
+from recognizer.train import (TrainConfig, class_weights, fit_lda_heads, fit_logistic_head, fit_temperature,
+                              split_samples, train)
 
 CHARACTERS = ("gawr_gura", "hakurei_reimu", "hatsune_miku")
 PER_CLASS = 15
@@ -108,9 +110,9 @@ def test_exported_zip_is_merged_by_name_and_read_safely(subset, shared_data, tmp
         zf.writestr("hatsune-miku/notes.txt", b"not an image")
         rows = io.StringIO()
         writer = csv.writer(rows)
-        writer.writerow(["path", "character"])
-        writer.writerow([f"hatsune-miku/{hashlib.sha256(extra).hexdigest()}.png", "Hatsune Miku"])
-        writer.writerow([f"chino_kafu/{hashlib.sha256(extra[:-1]).hexdigest()}.png", "Chino Kafū"])
+        writer.writerow(["face_id", "path", "label", "label_key"])   # the columns bot/export.py starts with
+        writer.writerow([1, f"hatsune-miku/{hashlib.sha256(extra).hexdigest()}.png", "Hatsune Miku", "hatsune miku"])
+        writer.writerow([2, f"chino_kafu/{hashlib.sha256(extra[:-1]).hexdigest()}.png", "Chino Kafū", "chino kafu"])
         zf.writestr("manifest.csv", rows.getvalue())
     dataset = load_datasets([subset, archive])
     assert dataset.counts()["hatsune miku"] == PER_CLASS + 1        # merged, duplicate counted once
@@ -151,6 +153,46 @@ def test_temperature_fixes_overconfidence():
     logits = rng.normal(size=(400, 4))
     logits[np.arange(400), targets] += 1.0
     assert fit_temperature(logits * 8, targets) == pytest.approx(8 * fit_temperature(logits, targets), rel=0.05)
+
+
+def synthetic(n_per_class=40, classes=4, dimension=30, seed=0, spread=1.0):
+    centres = np.random.default_rng(99).uniform(0, 3, (classes, dimension))   # the same classes for every seed
+    rng = np.random.default_rng(seed)
+    targets = np.repeat(np.arange(classes), n_per_class)
+    features = np.abs(centres[targets] + rng.normal(scale=spread, size=(len(targets), dimension)))
+    return features.astype(np.float32), targets
+
+
+def test_lda_head_separates_classes_and_prefers_some_shrinkage():
+    x, y = synthetic()
+    xv, yv = synthetic(seed=1)
+    fits = fit_lda_heads(x, y, xv, yv, 4, shrinkages=(0.0, 0.2, 0.9))
+    assert [f.setting["shrinkage"] for f in fits] == [0.0, 0.2, 0.9]
+    best = min(fits, key=lambda f: f.val_loss)
+    assert best.val_accuracy >= 0.95
+    assert isinstance(best.head, PowerSoftmaxHead) and best.head.power == 0.5
+    plain = fit_lda_heads(x, y, xv, yv, 4, shrinkages=(0.2,), power=1.0)[0]
+    assert type(plain.head) is SoftmaxHead
+
+
+def test_logistic_head_stops_early_on_validation():
+    x, y = synthetic(n_per_class=15, dimension=200, spread=3.0)   # few images, many dimensions: overfits
+    xv, yv = synthetic(n_per_class=30, dimension=200, spread=3.0, seed=1)
+    fit = fit_logistic_head(x, y, xv, yv, 4, l2=0.0, max_epochs=300, patience=5, learning_rate=0.01)
+    assert fit.epochs < 300 and fit.epochs - fit.best_epoch == 5
+    assert fit.val_loss == pytest.approx(min(record["val_loss"] for record in fit.history), abs=1e-4)
+
+
+def test_power_head_survives_a_model_round_trip(tmp_path):
+    from recognizer.model import ModelManifest, save_model
+
+    x, y = synthetic()
+    head = fit_lda_heads(x, y, x[:0], y[:0], 4, shrinkages=(0.2,))[0].head
+    save_model(tmp_path, ModelManifest(labels=list("abcd"), backbone=SPEC), head)
+    loaded = read_model(tmp_path)
+    assert loaded.manifest.head_kind == "power_linear_softmax" and isinstance(loaded.head, PowerSoftmaxHead)
+    np.testing.assert_allclose(loaded.head.probabilities(x), head.probabilities(x), rtol=1e-5)
+    assert json.loads((tmp_path / "manifest.json").read_text())["head"]["kind"] == "power_linear_softmax"
 
 
 # --- features and their cache --------------------------------------------------------------------

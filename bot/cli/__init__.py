@@ -8,9 +8,9 @@ import os
 import sys
 from typing import Sequence
 
-from bot.cli import db, evaluate, export, identify, train
+from bot.cli import db, evaluate, export, harvest, identify, prelabel, serve, train
 
-SUBCOMMANDS = (identify, train, evaluate, export, db)
+SUBCOMMANDS = (serve, identify, train, evaluate, export, db, harvest, prelabel)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -31,6 +31,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--detector", choices=("animeface", "lbpcascade"), default="animeface",
                         help="face detector (default: animeface-2009)")
     parser.add_argument("--cascade", metavar="PATH", help="lbpcascade_animeface.xml, for --detector lbpcascade")
+    parser.add_argument("--scan", choices=("fast", "thorough"), default=os.environ.get("ANIFACE_DETECTOR_SCAN", "thorough"),
+                        help="animeface's scan: thorough (default, its own) or fast (~2.3x faster, "
+                             "~3 points less recall)")
     parser.add_argument("--no-annotate", action="store_true", help="do not write annotated PNGs")
     parser.set_defaults(run=run)
 
@@ -38,7 +41,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from recognizer import ImageRejected, ModelError, Recognizer, RecognizerSettings, read_model
 
-    settings = RecognizerSettings(detector=args.detector, cascade_path=args.cascade)
+    settings = RecognizerSettings(detector=args.detector, cascade_path=args.cascade, scan=args.scan)
     try:
         model = read_model(args.model) if args.model else None
         recognizer = Recognizer(model, settings=settings, backbone_weights=args.backbone_weights)

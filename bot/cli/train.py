@@ -42,6 +42,12 @@ def register(commands: argparse._SubParsersAction) -> None:
                              "and small rotations; colours are never changed (default: flip)")
     parser.add_argument("--no-augment", dest="augment", action="store_const", const="none",
                         help="same as --augment none")
+    parser.add_argument("--head", choices=("lda", "logistic"), default="lda",
+                        help="lda: shrinkage linear discriminant analysis, closed form, shrinkage picked on "
+                             "validation (default); logistic: softmax regression by Adam with early stopping")
+    parser.add_argument("--power", type=float, default=0.5,
+                        help="power normalisation of the features, sign(f)|f|^POWER, before the head; 1 turns it "
+                             "off (default: 0.5)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the split and the head's training (default: 0)")
     parser.add_argument("--val-fraction", type=float, default=0.1, help="share of each class for validation")
     parser.add_argument("--test-fraction", type=float, default=0.1, help="share of each class held out for testing")
@@ -83,7 +89,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         spec = spec_from_args(args)
         config = TrainConfig(spec=spec, augmentation=args.augment, seed=args.seed, val_fraction=args.val_fraction,
-                             test_fraction=args.test_fraction, model_name=args.name)
+                             test_fraction=args.test_fraction, head=args.head, power=args.power,
+                             model_name=args.name)
         started = time.perf_counter()
         dataset = load_datasets(args.datasets)
     except (ModelError, DatasetError, ValueError, OSError) as error:
@@ -134,13 +141,16 @@ def _pct(value) -> str:
 def _human_summary(summary: dict, result) -> str:
     head = result.metrics["head"]
     split = summary["split"]
+    if head["fit"] == "lda":
+        fitted = f"shrinkage LDA (shrinkage {head['shrinkage']:g})"
+    else:
+        fitted = f"logistic regression (L2 {head['l2']:g}, best epoch {head['best_epoch']} of {head['epochs']})"
     lines = [
         f"Model written to {summary['model_dir']} (version {summary['version']})",
         f"  images: {summary['images']} of {summary['classes']} characters; split train {split['train']} / "
         f"validation {split['val']} / test {split['test']}",
         f"  features: {summary['features']['computed']} computed, {summary['features']['cached']} from the cache",
-        f"  head: linear softmax, L2 {head['l2']:g}, best epoch {head['best_epoch']} of {head['epochs']}, "
-        f"temperature {head['temperature']:.2f}",
+        f"  head: {fitted} on features^{head['power']:g}, temperature {head['temperature']:.2f}",
         f"  validation: top-1 {_pct(summary['val']['top1'])}, top-5 {_pct(summary['val']['top5'])} "
         f"({summary['val']['images']} images)",
         f"  test:       top-1 {_pct(summary['test']['top1'])}, top-5 {_pct(summary['test']['top5'])} "
