@@ -225,7 +225,15 @@ async def start_telegram(core, settings) -> _Handle | None:
 
 async def start_discord(core, settings) -> Any:
     starter = find_starter("discord")
-    return None if starter is None else await starter(core, settings)
+    if starter is None:
+        return None
+    try:
+        return await starter(core, settings)
+    except Exception as error:  # noqa: BLE001 - a refused token, an unreachable gateway, a bad setting
+        log.debug("starting Discord failed", exc_info=True)
+        detail = " ".join(str(error).split())[:300] or type(error).__name__
+        raise ServeError(f"Discord could not start: {type(error).__name__}: {detail}. Check DISCORD_TOKEN (from "
+                         "the Developer Portal) and DISCORD_GUILD_IDS; see adapters/discord_bot/README.md.") from None
 
 
 #: platform -> coroutine function (core, settings) -> a handle with `async stop()`, or None (not in this build)

@@ -1,0 +1,123 @@
+"""The Discord adapter's settings, from the environment, and `serve()` / `start()` for `aniface serve`.
+
+- `DISCORD_TOKEN`: the bot's token (Developer Portal -> your application -> Bot); unset: no Discord adapter.
+- `DISCORD_GUILD_IDS`: comma-separated server ids. Set, the commands are synced to those servers only,
+  where they appear at once (development); unset, globally (they may take a while to appear).
+- `DISCORD_MESSAGE_CONTENT`: `true` (default) asks for the privileged Message Content intent, which
+  must then be turned on in the Developer Portal; `false` runs without it: only /identify, the Apps
+  menu, mentions and private chats are answered, and /wrong needs the reply to ping the bot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import discord
+
+from adapters.discord_bot.app import DiscordBot, run
+from adapters.discord_bot.handlers import AdapterOptions
+from bot.core import Core
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+class SettingsError(ValueError):
+    """A Discord setting that cannot work; the message names the variable."""
+
+
+def _guild_ids(value: Any, name: str = "DISCORD_GUILD_IDS") -> tuple[int, ...]:
+    if value in (None, ""):
+        return ()
+    items = re.split(r"[\s,]+", value.strip()) if isinstance(value, str) else list(value)
+    ids = []
+    for item in items:
+        text = str(item).strip()
+        if not text:
+            continue
+        if not text.isdigit():
+            raise SettingsError(f"{name} must be server ids (numbers) separated by commas, not {text!r}")
+        ids.append(int(text))
+    return tuple(ids)
+
+
+def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
+    value = env.get(name, "").strip().lower()
+    if not value:
+        return default
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise SettingsError(f"{name} must be true or false, not {value!r}")
+
+
+@dataclass(frozen=True)
+class DiscordSettings:
+    token: str
+    guild_ids: tuple[int, ...] = ()
+    message_content: bool = True
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> "DiscordSettings | None":
+        """The settings, or None when DISCORD_TOKEN is not set."""
+        env = os.environ if environ is None else environ
+        token = env.get("DISCORD_TOKEN", "").strip()
+        if not token:
+            return None
+        return cls(token=token, guild_ids=_guild_ids(env.get("DISCORD_GUILD_IDS")),
+                   message_content=_flag(env, "DISCORD_MESSAGE_CONTENT", True))
+
+    @classmethod
+    def from_config(cls, config: Any, environ: Mapping[str, str] | None = None) -> "DiscordSettings | None":
+        """From `bot.config.Settings` (token and servers, from the environment or the TOML file), the rest
+        from the environment; None without a token."""
+        env = os.environ if environ is None else environ
+        token = (getattr(config, "discord_token", None) or "").strip()
+        if not token:
+            return None
+        guild_ids = _guild_ids(getattr(config, "discord_guild_ids", None) or env.get("DISCORD_GUILD_IDS"))
+        return cls(token=token, guild_ids=guild_ids, message_content=_flag(env, "DISCORD_MESSAGE_CONTENT", True))
+
+    def build(self, core: Core, options: AdapterOptions | None = None) -> DiscordBot:
+        return DiscordBot(core, self.token, guild_ids=self.guild_ids, message_content=self.message_content,
+                          options=options)
+
+
+def _settings(settings: Any) -> DiscordSettings:
+    if isinstance(settings, DiscordSettings):
+        return settings
+    converted = DiscordSettings.from_config(settings)
+    if converted is None:
+        raise SettingsError("the Discord adapter needs DISCORD_TOKEN")
+    return converted
+
+
+async def _start(bot: DiscordBot) -> None:
+    try:
+        await bot.start()
+    except discord.LoginFailure as error:
+        raise SettingsError(f"Discord refused DISCORD_TOKEN ({error}): copy the token again from the Developer "
+                            "Portal (your application -> Bot -> Reset Token)") from None
+
+
+async def serve(core: Core, settings: DiscordSettings, stop_event: asyncio.Event | None = None,
+                options: AdapterOptions | None = None) -> None:
+    """Run the Discord adapter in the current loop until `stop_event` is set (or the task is cancelled).
+    A refused token raises SettingsError; a gateway that closes for good (a privileged intent that is
+    not enabled) raises discord.py's error after the adapter stopped."""
+    bot = _settings(settings).build(core, options)
+    await _start(bot)
+    await run(bot, stop_event, started=True)
+
+
+async def start(core: Core, settings: Any, options: AdapterOptions | None = None) -> DiscordBot:
+    """For `aniface serve`: start the adapter in the running loop and return it; `await bot.stop()` stops
+    it after finishing what is in flight. `settings`: DiscordSettings, or `bot.config.Settings`."""
+    bot = _settings(settings).build(core, options)
+    await _start(bot)
+    return bot

@@ -1,0 +1,173 @@
+"""From the core's plain-text replies to Discord messages: Markdown escaping, the 2,000-character limit,
+the "Correct" buttons under an answer and the modals they open.
+
+The buttons are `DynamicItem`s: their custom id carries the face (`aniface:fix:<face id>:<number>`,
+number 0 for the only face of a picture), so a button under an answer sent before a restart still
+works. Discord's limits are kept here, where the pieces are made: 2,000 characters of content, 5 rows
+of 5 buttons, 80-character labels, 100-character custom ids, 45-character modal titles and labels.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Sequence
+
+import discord
+from discord import ui
+
+from bot.messages import FaceSummary
+
+if TYPE_CHECKING:
+    from adapters.discord_bot.handlers import DiscordHandlers
+
+MESSAGE_LIMIT = 2000
+BUTTON_LABEL_LIMIT = 80
+CUSTOM_ID_LIMIT = 100
+MODAL_TITLE_LIMIT = 45
+FIELD_LABEL_LIMIT = 45
+PLACEHOLDER_LIMIT = 100
+NAME_LIMIT = 100
+BUTTONS_PER_ROW = 5
+MAX_BUTTONS = 25
+
+FIX_ID = re.compile(r"aniface:fix:(?P<face_id>[0-9]{1,19}):(?P<number>[0-9]{1,3})")
+
+
+def escape(text: str) -> str:
+    """Plain text for Discord's Markdown: shown as typed (names are people's input)."""
+    return discord.utils.escape_markdown(text)  # masked links too: "[x](url)" -> "\\[x](url)"
+
+
+def _cut(text: str, limit: int) -> tuple[str, str]:
+    """A head of escaped `text` within `limit` characters that does not end inside an escape."""
+    head = text[:limit]
+    trailing = len(head) - len(head.rstrip("\\"))
+    if trailing % 2:  # a lone backslash would escape the first character of the next piece
+        head = head[:-1]
+    return head, text[len(head):]
+
+
+def split_text(text: str, limit: int = MESSAGE_LIMIT) -> list[str]:
+    """`text`, escaped, in messages of at most `limit` characters, split at line ends where possible."""
+    pieces: list[str] = []
+    current: list[str] = []
+    used = 0
+    for line in (escape(line) for line in text.split("\n")):
+        while True:
+            extra = len(line) + (1 if current else 0)
+            if used + extra <= limit:
+                current.append(line)
+                used += extra
+                break
+            if current:
+                pieces.append("\n".join(current))
+                current, used = [], 0
+                continue
+            head, line = _cut(line, limit)  # one line longer than a whole message
+            pieces.append(head)
+            if not line:
+                break
+    if current:
+        pieces.append("\n".join(current))
+    return [piece for piece in pieces if piece.strip()] or ["\u200b"]
+
+
+def clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit - 1].rstrip() + "\u2026"
+
+
+def fix_custom_id(face_id: int, number: int) -> str:
+    custom_id = f"aniface:fix:{int(face_id)}:{int(number)}"
+    if len(custom_id) > CUSTOM_ID_LIMIT:  # cannot happen for a 64-bit id; guards the contract
+        raise ValueError(f"custom id over {CUSTOM_ID_LIMIT} characters: {custom_id!r}")
+    return custom_id
+
+
+def parse_fix(custom_id: str | None) -> tuple[int, int] | None:
+    match = FIX_ID.fullmatch(custom_id or "")
+    return (int(match["face_id"]), int(match["number"])) if match else None
+
+
+def _handlers(interaction: discord.Interaction) -> "DiscordHandlers":
+    return interaction.client.handlers  # type: ignore[attr-defined]
+
+
+class FixButton(ui.DynamicItem[ui.Button], template=FIX_ID):
+    """"Correct 2" (or "Correct this") under an answer: opens a modal asking who face 2 is."""
+
+    def __init__(self, face_id: int, number: int, label: str | None = None) -> None:
+        default = f"Correct {number}" if number else "Correct this"
+        super().__init__(ui.Button(label=clip(label or default, BUTTON_LABEL_LIMIT),
+                                   style=discord.ButtonStyle.secondary, emoji="\u270f\ufe0f",
+                                   custom_id=fix_custom_id(face_id, number)))
+        self.face_id = face_id
+        self.number = number
+
+    @classmethod
+    async def from_custom_id(cls, interaction: discord.Interaction, item: ui.Button,
+                             match: re.Match[str]) -> "FixButton":
+        return cls(int(match["face_id"]), int(match["number"]), item.label)
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        await _handlers(interaction).fix_pressed(interaction, self.face_id, self.number)
+
+
+def answer_view(faces: Sequence[FaceSummary], max_faces: int = 10) -> ui.View | None:
+    """A "Correct" button per face (the first `max_faces`, at most 25): "Correct this" for a lone face."""
+    shown_faces = list(faces)[:min(max_faces, MAX_BUTTONS)]
+    if not shown_faces:
+        return None
+    view = ui.View(timeout=None)
+    several = len(faces) > 1
+    for face in shown_faces:
+        view.add_item(FixButton(face.face_id, face.number if several else 0))
+    return view
+
+
+def ask_view(face_id: int, number: int = 0) -> ui.View:
+    """Under "who is it, then?": a button that opens the same modal as "Correct"."""
+    view = ui.View(timeout=None)
+    view.add_item(FixButton(face_id, number, "Type the name"))
+    return view
+
+
+class NameModal(ui.Modal):
+    """Who is this face? A name, or the number of one of the bot's guesses."""
+
+    name: ui.TextInput
+
+    def __init__(self, handlers: "DiscordHandlers", face_id: int, number: int = 0,
+                 timeout: float | None = 900) -> None:
+        title = f"Who is face {number}?" if number else "Who is this?"
+        super().__init__(title=clip(title, MODAL_TITLE_LIMIT), timeout=timeout)
+        self.handlers, self.face_id, self.number = handlers, face_id, number
+        self.name = ui.TextInput(label=clip("Name (or 1-5: one of my guesses)", FIELD_LABEL_LIMIT),
+                                 placeholder="e.g. Chino Kafu", min_length=1, max_length=NAME_LIMIT)
+        self.add_item(self.name)
+
+    async def on_submit(self, interaction: discord.Interaction) -> None:
+        await self.handlers.name_submitted(interaction, self.face_id, self.name.value)
+
+    async def on_error(self, interaction: discord.Interaction, error: Exception) -> None:
+        await self.handlers.interaction_failed(interaction, error)
+
+
+class CorrectModal(ui.Modal):
+    """"Correct this" on an answer: which face (when it has several) and who it is."""
+
+    def __init__(self, handlers: "DiscordHandlers", message_id: int, timeout: float | None = 900) -> None:
+        super().__init__(title="Correct my answer", timeout=timeout)
+        self.handlers, self.message_id = handlers, message_id
+        self.face = ui.TextInput(label="Face number (if the picture has several)", required=False, max_length=3,
+                                 placeholder="e.g. 2")
+        self.name = ui.TextInput(label=clip("Name (or 1-5: one of my guesses)", FIELD_LABEL_LIMIT),
+                                 placeholder="e.g. Chino Kafu", min_length=1, max_length=NAME_LIMIT)
+        self.add_item(self.face)
+        self.add_item(self.name)
+
+    async def on_submit(self, interaction: discord.Interaction) -> None:
+        await self.handlers.correction_submitted(interaction, self.message_id, self.face.value, self.name.value)
+
+    async def on_error(self, interaction: discord.Interaction, error: Exception) -> None:
+        await self.handlers.interaction_failed(interaction, error)
+
