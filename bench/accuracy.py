@@ -15,6 +15,36 @@ It prints
 By default the cold run uses a fresh, empty cache folder under the system's temporary folder (deleted at
 the end); give --cache-dir to keep or reuse one (then the "first run" may be warm). Never point it inside
 the repository: features derived from the shared images stay out of it.
+
+What the defaults rest on (these weights, 299 px unless said; 5-fold cross-validation over the 2,906
+images outside the test split, top-1 / top-5; features of every layer extracted once and explored offline):
+
+    head                                     features                              top-1   top-5
+    logistic regression, C=0.1 (balanced)    mixed5-7 avg                          83.3%   97.0%
+      + mirrored copies in training                                                83.6%   96.9%
+      + mirror test-time augmentation                                              84.2%   97.4%
+    logistic regression, C=0.01              mixed5-7 avg, square root             85.2%   97.7%
+      (C=0.03 84.7, 0.1 83.7, 0.3 82.6, 1 82.3; avg+max pooling 82.6; mixed5-8 82.2 at C=0.1)
+    MLP, 512 or 1024 hidden (one split)      mixed3-6, square root              82-83% on validation
+    shrinkage LDA (shrinkage picked)         mixed5-7 avg                          89.2%   98.2%
+                                             mixed5-7 avg+max, square root         90.1%   98.0%
+                                             mixed5-7 square root                  90.8%   98.4%
+                                               same, no mirrored copies            90.4%   98.4%
+                                               same, + mirror TTA                  91.3%   98.6%
+                                             mixed5 / mixed5-6 / mixed6-7, sqrt    89.0 / 90.5 / 88.4%
+                                             mixed3-5 / mixed4-6 / mixed4-7, sqrt  91.3 / 91.6 / 91.5%
+                                             mixed3-7, square root                 92.1%   99.0%
+                                             mixed3-6, square root  (default)      92.3%   98.9%
+                                             mixed4-6, sqrt, + mirror TTA          92.3%   99.0%
+    at 224 px                                mixed3-6 / mixed4-6 / mixed5-7, sqrt  91.5 / 90.8 / 89.7%
+
+So: LDA with a shrunk covariance beats every logistic regression or MLP by 5+ points on these features;
+square-root (power) normalisation adds ~1.5; mixed3..mixed6 beats the recognizer's mixed5..mixed7 by
+~1.5 and stops the network one block earlier; mirrored training copies add ~0.4, mirror TTA ~0.5 more
+but doubles the serving cost (not used). 224 px costs ~0.8 points for about half the backbone time
+(about 55 ms against 100 ms a face on this machine): `--input-size 224` where serving speed matters.
+Open set: the best softmax probability separates unknown characters (AUROC ~0.80) better than the
+Mahalanobis distance to the nearest class (~0.70), so the plain threshold on it stays.
 """
 
 from __future__ import annotations
@@ -38,7 +68,7 @@ from recognizer.evaluate import evaluate_model, write_report  # noqa: E402
 from recognizer.feature_cache import FeatureCache  # noqa: E402
 from recognizer.labels import label_key  # noqa: E402
 from recognizer.model import ModelFiles, save_model  # noqa: E402
-from recognizer.train import TrainConfig, train  # noqa: E402
+from recognizer.train import DEFAULT_LAYERS, TrainConfig, train  # noqa: E402
 
 SHARED = Path(os.environ.get("ANIFACE_SHARED_DATA", REPO.parent / "shared" / "data"))
 DEFAULT_WEIGHTS = Path.home() / ".cache" / "animebot-backbones" / "inception_v3_notop.weights.h5"
@@ -50,7 +80,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--faces", type=Path, default=SHARED / "faces", help="ImageFolder of face crops")
     parser.add_argument("--weights", type=Path, default=DEFAULT_WEIGHTS, help="Inception-v3 .h5 weights")
-    parser.add_argument("--layers", default="mixed5,mixed6,mixed7", help="feature layers, comma-separated")
+    parser.add_argument("--layers", default=",".join(DEFAULT_LAYERS), help="feature layers, comma-separated")
     parser.add_argument("--pooling", default="avg", choices=("avg", "avgmax"))
     parser.add_argument("--input-size", type=int, default=299)
     parser.add_argument("--augment", default="flip", choices=("none", "flip", "full"))

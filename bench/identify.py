@@ -29,6 +29,7 @@ from tqdm import tqdm  # noqa: E402
 
 from recognizer import (Backbone, BackboneSpec, Face, ModelManifest, Recognizer, RecognizerSettings,  # noqa: E402
                         SoftmaxHead, decode_image, read_model)
+from recognizer.backbone import DEFAULT_FEATURE_LAYERS  # noqa: E402
 from recognizer.model import ModelFiles  # noqa: E402
 
 DEFAULT_SCENES = Path(__file__).resolve().parents[2] / "shared" / "data" / "scenes"
@@ -80,7 +81,7 @@ def main() -> None:
     parser.add_argument("--model", type=Path)
     parser.add_argument("--backbone-weights", default=os.environ.get("ANIFACE_BACKBONE_WEIGHTS"))
     parser.add_argument("--input-size", type=int, default=299, help="without --model: the backbone's input size")
-    parser.add_argument("--layers", default="mixed5,mixed6,mixed7", help="without --model: feature layers")
+    parser.add_argument("--layers", default=",".join(DEFAULT_FEATURE_LAYERS), help="without --model: feature layers")
     parser.add_argument("--max-side", type=int, default=1280, help="scenes are shrunk to this long side first")
     parser.add_argument("--detect-max-side", type=int, default=None, help="RecognizerSettings.detect_max_side")
     parser.add_argument("--scan", choices=("fast", "thorough"), default="thorough", help="animeface's scan density")

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from bot.storage.db import default_data_dir, normalise_url
+from recognizer.backbone import DEFAULT_FEATURE_LAYERS
 
 PLATFORMS = ("telegram", "discord", "web")
 
@@ -29,7 +30,7 @@ class Settings:
     backbone_weights: Path | None = None
     # The backbone of a bot with no model (learning from corrections only).
     backbone_input_size: int = 299
-    backbone_layers: tuple[str, ...] = ("mixed5", "mixed6", "mixed7")
+    backbone_layers: tuple[str, ...] = DEFAULT_FEATURE_LAYERS
     backbone_preprocessing: str = "inception"
     detector: str = "animeface"
     detector_scan: str = "thorough"

@@ -19,7 +19,8 @@ from recognizer.errors import ModelError
 
 log = logging.getLogger(__name__)
 
-DEFAULT_FEATURE_LAYERS = ("mixed5", "mixed6", "mixed7")
+# mixed3..mixed6, globally average-pooled: the best layers found by bench/accuracy.py (see recognizer/train.py)
+DEFAULT_FEATURE_LAYERS = ("mixed3", "mixed4", "mixed5", "mixed6")
 PREPROCESSING = ("inception", "unit")  # inception: pixels to [-1, 1] (Keras' ImageNet weights); unit: [0, 1]
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -28,7 +28,8 @@ from recognizer.labels import label_key
 from recognizer.model import ModelFiles
 
 SPLIT_FILE = "split.json"
-THRESHOLDS = np.round(np.linspace(0.0, 1.0, 101), 4)
+# Every 0.01, and finer near 1, where a calibrated head's confident answers crowd.
+THRESHOLDS = np.unique(np.round(np.concatenate([np.linspace(0.0, 1.0, 101), [0.992, 0.995, 0.998, 0.999]]), 4))
 CONFUSED_PAIRS = 15
 
 

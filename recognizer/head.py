@@ -70,9 +70,16 @@ class SoftmaxHead:
 
 @dataclass
 class PowerSoftmaxHead(SoftmaxHead):
-    """`probabilities(features)` = softmax(((sign(f) * |f| ** power - mean) / scale) @ weights + bias)."""
+    """`probabilities(features)` = softmax(((sign(f) |f|^power - power_mean) / power_scale) @ weights + bias).
+
+    `mean` and `scale` stay what they are for `SoftmaxHead`, the statistics of the raw features (what a
+    consumer that standardises raw embeddings, such as the gallery, needs); the classifier itself
+    standardises the power-normalised features with `power_mean` and `power_scale`.
+    """
 
     power: float = 0.5
+    power_mean: np.ndarray | None = None    # (D,)
+    power_scale: np.ndarray | None = None   # (D,)
 
     kind = "power_linear_softmax"
 
@@ -81,23 +88,27 @@ class PowerSoftmaxHead(SoftmaxHead):
         self.power = float(self.power)
         if not 0.0 < self.power <= 1.0:
             raise ModelError(f"head power must be in (0, 1], not {self.power}")
-
-    def transform(self, features: np.ndarray) -> np.ndarray:
-        return power_normalise(features, self.power)
+        if self.power_mean is None or self.power_scale is None:
+            raise ModelError("a power head needs the statistics of its power-normalised features")
+        self.power_mean = np.asarray(self.power_mean, dtype=np.float32)
+        self.power_scale = np.asarray(self.power_scale, dtype=np.float32)
+        if self.power_mean.shape != self.mean.shape or self.power_scale.shape != self.mean.shape:
+            raise ModelError("head weights have inconsistent shapes")
 
     def logits(self, features: np.ndarray) -> np.ndarray:
-        return super().logits(self.transform(features))
+        return ((power_normalise(features, self.power) - self.power_mean) / self.power_scale) @ self.weights + self.bias
 
     def save(self, path: str | os.PathLike) -> None:
         with open(path, "wb") as handle:
             np.savez(handle, mean=self.mean, scale=self.scale, weights=self.weights, bias=self.bias,
-                     power=np.float32(self.power))
+                     power=np.float32(self.power), power_mean=self.power_mean, power_scale=self.power_scale)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "PowerSoftmaxHead":
         try:
             with np.load(path, allow_pickle=False) as data:
-                return cls(data["mean"], data["scale"], data["weights"], data["bias"], float(data["power"]))
+                return cls(data["mean"], data["scale"], data["weights"], data["bias"], float(data["power"]),
+                           data["power_mean"], data["power_scale"])
         except (OSError, KeyError, ValueError) as error:
             raise ModelError(f"cannot read the head weights in {path}: {error}") from error
 

@@ -1,29 +1,36 @@
 """Training: cached backbone features -> a softmax head, the seed's transfer-learning recipe.
 
 1. The dataset is split per class, deterministically from a seed and each image's content hash
-   (8:1:1 train / validation / test by default).
+   (8:1:1 train / validation / test by default), so the split does not depend on file names or order.
 2. Backbone features are read from the feature cache or computed once (`recognizer.feature_cache`);
    training images also contribute augmented copies (mirror by default; never colour changes).
-3. A linear softmax head is fitted on standardised features by mini-batch Adam with class-balanced
-   weights and L2 regularisation, stopping early on the validation loss; the strength of the
-   regularisation is picked on the validation set.
+3. The features are power-normalised (square root) and standardised, and a linear softmax head is fitted:
+   - "lda" (default): linear discriminant analysis with a covariance shrunk towards the identity, in
+     closed form, one head per shrinkage of a small grid, the best picked on validation; equal class
+     priors, so a frequent character does not win ties;
+   - "logistic": multinomial logistic regression by mini-batch Adam with class-balanced weights and L2,
+     stopping early on the validation loss, one head per L2 strength, the best picked on validation.
+   On the benchmark (43 characters), LDA names ~6 points more faces right than the best logistic
+   regression on the same features, and a logistic refinement started from it never improved the
+   validation loss (early stopping kept the LDA head as it was).
 4. The head is calibrated (one temperature, fitted on validation) so that its probabilities, and so the
    "unknown" threshold, mean something.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 import numpy as np
 
-from recognizer.backbone import Backbone, BackboneSpec
+from recognizer.backbone import DEFAULT_FEATURE_LAYERS, Backbone, BackboneSpec
 from recognizer.dataset import Dataset, Sample
 from recognizer.feature_cache import AUGMENTATIONS, FeatureCache, backbone_factory, extract_features
 from recognizer.head import PowerSoftmaxHead, SoftmaxHead, power_normalise, softmax
@@ -33,20 +40,24 @@ log = logging.getLogger(__name__)
 
 SPLITS = ("train", "val", "test")
 HEADS = ("lda", "logistic")
+#: The layers `aniface train` pools by default: with the benchmark's weights, mixed3..mixed6 under the LDA
+#: head named 92.3% of faces right in 5-fold cross-validation, against 90.8% for mixed5..mixed7 (the
+#: recognizer's default) and 91.6% for mixed4..mixed6; the network also stops at mixed6, not mixed7.
+DEFAULT_LAYERS = DEFAULT_FEATURE_LAYERS
 #: Fewer validation images than this say too little to fit a temperature on.
 MIN_CALIBRATION_IMAGES = 30
 
 
 @dataclass
 class TrainConfig:
-    spec: BackboneSpec = field(default_factory=BackboneSpec)
+    spec: BackboneSpec = field(default_factory=lambda: BackboneSpec(feature_layers=DEFAULT_LAYERS))
     augmentation: str = "flip"            # a key of feature_cache.AUGMENTATIONS
     seed: int = 0
     val_fraction: float = 0.1
     test_fraction: float = 0.1
     head: str = "lda"                     # "lda" (shrinkage LDA, closed form) or "logistic" (Adam, early stopping)
     power: float = 0.5                    # features -> sign(f) |f|^power before standardising (1: off)
-    shrinkage_grid: tuple[float, ...] = (0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9)  # LDA, picked on validation
+    shrinkage_grid: tuple[float, ...] = (0.05, 0.1, 0.2, 0.4, 0.7, 0.9)  # LDA, picked on validation
     l2_grid: tuple[float, ...] = (1e-3, 3e-3, 1e-2)                  # logistic, picked on validation
     max_epochs: int = 200
     patience: int = 10
@@ -129,10 +140,31 @@ def class_weights(targets: np.ndarray, classes: int) -> np.ndarray:
     return weights.astype(np.float32)
 
 
-def make_head(mean, scale, weights, bias, power: float) -> SoftmaxHead:
-    if power == 1.0:
-        return SoftmaxHead(mean, scale, weights, bias)
-    return PowerSoftmaxHead(mean, scale, weights, bias, power)
+@dataclass
+class Standardiser:
+    """How a head standardises: raw feature statistics, and those of the power-normalised features."""
+
+    power: float
+    raw_mean: np.ndarray
+    raw_scale: np.ndarray
+    mean: np.ndarray
+    scale: np.ndarray
+
+    @classmethod
+    def fit(cls, features: np.ndarray, power: float) -> "Standardiser":
+        raw_mean, raw_scale = features.mean(axis=0), features.std(axis=0) + 1e-6
+        if power == 1.0:
+            return cls(power, raw_mean, raw_scale, raw_mean, raw_scale)
+        transformed = power_normalise(features, power)
+        return cls(power, raw_mean, raw_scale, transformed.mean(axis=0), transformed.std(axis=0) + 1e-6)
+
+    def __call__(self, features: np.ndarray) -> np.ndarray:
+        return ((power_normalise(features, self.power) - self.mean) / self.scale).astype(np.float32)
+
+    def head(self, weights: np.ndarray, bias: np.ndarray) -> SoftmaxHead:
+        if self.power == 1.0:
+            return SoftmaxHead(self.mean, self.scale, weights, bias)
+        return PowerSoftmaxHead(self.raw_mean, self.raw_scale, weights, bias, self.power, self.mean, self.scale)
 
 
 def calibrated_loss(logits: np.ndarray, targets: np.ndarray, iterations: int = 25) -> tuple[float, float, float]:
@@ -153,16 +185,14 @@ def fit_lda_heads(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y
     S_a^-1 m_c and the biases -m_c' S_a^-1 m_c / 2: every class gets the same prior, so no class wins for
     being frequent. Closed form: no epochs, a few seconds even for thousands of dimensions.
     """
-    x = power_normalise(x_train, power)
-    mean = x.mean(axis=0)
-    scale = x.std(axis=0) + 1e-6
-    z = (x - mean) / scale
+    standardise = Standardiser.fit(x_train, power)
+    z = standardise(x_train)
     present = np.bincount(y_train, minlength=classes)
     if (present == 0).any():
         raise ValueError("every class needs at least one training image")
-    means = np.zeros((classes, z.shape[1]), np.float32)
-    np.add.at(means, y_train, z)
-    means /= present[:, None]
+    onehot = np.zeros((len(z), classes), np.float32)
+    onehot[np.arange(len(z)), y_train] = 1.0
+    means = (onehot.T @ z) / present[:, None].astype(np.float32)
     residual = z - means[y_train]
     covariance = (residual.T @ residual).astype(np.float64) / max(len(z) - classes, 1)
     del residual, z
@@ -174,7 +204,7 @@ def fit_lda_heads(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y
         shrunk[np.diag_indices_from(shrunk)] += shrinkage * average_variance
         weights = np.linalg.solve(shrunk, means64.T)
         bias = -0.5 * np.einsum("cd,dc->c", means64, weights)
-        head = make_head(mean, scale, weights, bias, power)
+        head = standardise.head(weights, bias)
         if len(x_val):
             loss, accuracy, _ = calibrated_loss(head.logits(x_val), y_val, iterations=40)
         else:
@@ -197,11 +227,9 @@ def fit_logistic_head(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarra
     weights of the best epoch are kept. Without validation images, it runs `max_epochs` epochs.
     """
     rng = np.random.default_rng(seed)
-    x = power_normalise(x_train, power)
-    mean = x.mean(axis=0)
-    scale = x.std(axis=0) + 1e-6
-    x = ((x - mean) / scale).astype(np.float32)
-    xv = ((power_normalise(x_val, power) - mean) / scale).astype(np.float32) if len(x_val) else None
+    standardise = Standardiser.fit(x_train, power)
+    x = standardise(x_train)
+    xv = standardise(x_val) if len(x_val) else None
     weights_per_row = (np.ones(len(x), np.float32) if sample_weights is None
                        else np.asarray(sample_weights, np.float32))
     w = np.zeros((x.shape[1], classes), np.float32)
@@ -243,7 +271,7 @@ def fit_logistic_head(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarra
             break
     if xv is None:
         best = (math.nan, len(history), w, b, math.nan)
-    head = make_head(mean, scale, best[2], best[3], power)
+    head = standardise.head(best[2], best[3])
     return FitResult(head, {"l2": l2}, best[0], best[4], len(history), best[1], history)
 
 
@@ -274,8 +302,7 @@ def fit_temperature(logits: np.ndarray, targets: np.ndarray, iterations: int = 6
 
 def scaled_head(head: SoftmaxHead, temperature: float) -> SoftmaxHead:
     """The same head with its logits divided by `temperature` (same ranking, calibrated probabilities)."""
-    power = getattr(head, "power", 1.0)
-    return make_head(head.mean, head.scale, head.weights / temperature, head.bias / temperature, power)
+    return dataclasses.replace(head, weights=head.weights / temperature, bias=head.bias / temperature)
 
 
 def default_unknown_threshold(probabilities: np.ndarray, targets: np.ndarray, min_coverage: float = 0.95) -> float:

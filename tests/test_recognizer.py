@@ -98,7 +98,7 @@ def test_model_directory_round_trip_and_errors(tmp_path):
     save_model(tmp_path / "m", manifest, head)
     data = json.loads((tmp_path / "m" / "manifest.json").read_text())
     assert data["backbone"]["input_size"] == 75 and data["labels"] == ["a", "b", "c"]
-    assert data["backbone"]["feature_layers"] == ["mixed5", "mixed6", "mixed7"]
+    assert data["backbone"]["feature_layers"] == ["mixed3", "mixed4", "mixed5", "mixed6"]
     loaded = read_model(tmp_path / "m")
     assert loaded.manifest.version == manifest.version
     assert np.allclose(loaded.head.probabilities(np.eye(4)[:1]), head.probabilities(np.eye(4)[:1]))

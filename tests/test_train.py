@@ -20,7 +20,7 @@ import pytest
 from recognizer import Recognizer, read_model
 from recognizer.backbone import Backbone, BackboneSpec
 from recognizer.dataset import Sample, load_datasets
-from recognizer.feature_cache import FeatureCache, extract_features, namespace_for
+from recognizer.feature_cache import AUGMENTATIONS, VARIANTS, FeatureCache, extract_features, namespace_for
 from recognizer.head import PowerSoftmaxHead, SoftmaxHead
 from recognizer.train import (TrainConfig, class_weights, fit_lda_heads, fit_logistic_head, fit_temperature,
                               split_samples, train)
@@ -171,6 +171,9 @@ def test_lda_head_separates_classes_and_prefers_some_shrinkage():
     best = min(fits, key=lambda f: f.val_loss)
     assert best.val_accuracy >= 0.95
     assert isinstance(best.head, PowerSoftmaxHead) and best.head.power == 0.5
+    # `mean`/`scale` describe the raw features, as for SoftmaxHead: the gallery standardises raw embeddings.
+    np.testing.assert_allclose(best.head.mean, x.mean(axis=0), rtol=1e-5)
+    np.testing.assert_allclose(best.head.power_mean, np.sqrt(x).mean(axis=0), rtol=1e-5)
     plain = fit_lda_heads(x, y, xv, yv, 4, shrinkages=(0.2,), power=1.0)[0]
     assert type(plain.head) is SoftmaxHead
 
@@ -236,6 +239,20 @@ def test_cached_features_equal_fresh_ones_and_keys_separate_what_differs(trained
     entry = cache.root / namespace_for(SPEC, "orig", CONFIG.seed) / samples[0].sha256[:2] / f"{samples[0].sha256}.npy"
     entry.write_bytes(b"garbage")
     assert cache.get(namespace_for(SPEC, "orig", CONFIG.seed), samples[0].sha256) is None
+
+
+def test_augmentations_keep_colours_and_geometry_small(shared_data):
+    from recognizer import load_image
+
+    image = load_image(sorted((shared_data / "faces" / "hatsune_miku").iterdir())[0]).pixels
+    assert set(AUGMENTATIONS["full"]) == set(VARIANTS) and AUGMENTATIONS["none"] == ("orig",)
+    for name, transform in VARIANTS.items():
+        out = transform(image)
+        assert out.dtype == np.uint8 and out.ndim == 3 and out.shape[2] == 3, name
+        assert min(out.shape[:2]) >= 0.85 * min(image.shape[:2]), name           # a small crop at most
+        # no hue or brightness shift: the mean colour barely moves
+        assert np.abs(out.reshape(-1, 3).mean(0) - image.reshape(-1, 3).mean(0)).max() < 12, name
+    assert np.array_equal(VARIANTS["flip"](image), image[:, ::-1])
 
 
 def test_unreadable_images_are_reported_not_fatal(backbone, tmp_path):

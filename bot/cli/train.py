@@ -29,7 +29,7 @@ def register(commands: argparse._SubParsersAction) -> None:
                              "(default: $ANIFACE_BACKBONE_WEIGHTS)")
     parser.add_argument("--feature-layer", metavar="NAME", action="append", dest="feature_layers",
                         help="Inception-v3 layer(s) to pool features from; repeat or separate with commas "
-                             "(default: mixed5,mixed6,mixed7)")
+                             "(default: mixed3,mixed4,mixed5,mixed6)")
     parser.add_argument("--pooling", choices=("avg", "avgmax"), default="avg",
                         help="global pooling of each layer (default: avg)")
     parser.add_argument("--input-size", type=int, default=None, metavar="PX",
@@ -62,7 +62,8 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 def spec_from_args(args: argparse.Namespace):
     """The BackboneSpec the options describe (shared with `evaluate`)."""
-    from recognizer.backbone import DEFAULT_FEATURE_LAYERS, BackboneSpec, file_sha256
+    from recognizer.backbone import BackboneSpec, file_sha256
+    from recognizer.train import DEFAULT_LAYERS
 
     layers = tuple(part.strip() for value in (args.feature_layers or []) for part in value.split(",") if part.strip())
     if args.backbone_weights:
@@ -71,7 +72,7 @@ def spec_from_args(args: argparse.Namespace):
         weights, digest = "imagenet", None
     preprocessing = args.preprocessing or ("unit" if weights == "file" else "inception")
     return BackboneSpec(weights=weights, weights_sha256=digest, input_size=args.input_size or 299,
-                        feature_layers=layers or DEFAULT_FEATURE_LAYERS, pooling=args.pooling,
+                        feature_layers=layers or DEFAULT_LAYERS, pooling=args.pooling,
                         preprocessing=preprocessing)
 
 
