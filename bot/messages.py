@@ -43,6 +43,7 @@ class FaceSummary:
     box: tuple[int, int, int, int]
     name: str | None
     candidates: tuple[tuple[str, float], ...]  # (name, probability), best first
+    detection_score: float = 1.0               # the detector's likelihood (1.0 for a drawn box)
 
 
 @dataclass(frozen=True)

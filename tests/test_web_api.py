@@ -168,6 +168,9 @@ async def test_identify_answers_faces_with_ids_size_and_an_annotated_picture(cli
     [face] = body["faces"]
     assert face["box"] == SINGLE_BOX and face["number"] == 1 and face["manual"] is False
     assert isinstance(face["id"], int) and len(face["candidates"]) == 5
+    # the face objects of `aniface identify --json`, plus an id
+    assert {"number", "box", "detection_score", "name", "candidates"} <= face.keys()
+    assert 0.7 <= face["detection_score"] <= 1
     probabilities = [c["probability"] for c in face["candidates"]]
     assert probabilities == sorted(probabilities, reverse=True)
     assert {c["name"] for c in face["candidates"]} <= {"hatsune_miku", "gawr_gura", "suzumiya_haruhi",

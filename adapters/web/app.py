@@ -393,6 +393,7 @@ def face_json(summary, manual: bool) -> dict:
         "id": summary.face_id,
         "number": summary.number,
         "box": list(summary.box),
+        "detection_score": round(float(summary.detection_score), 4),
         "name": summary.name,
         "display_name": _shown(summary.name),
         "manual": manual,

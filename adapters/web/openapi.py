@@ -222,7 +222,8 @@ _DOCUMENT = {
             },
             "Face": {
                 "type": "object",
-                "required": ["id", "number", "box", "name", "display_name", "manual", "candidates"],
+                "required": ["id", "number", "box", "detection_score", "name", "display_name", "manual",
+                             "candidates"],
                 "additionalProperties": False,
                 "properties": {
                     "id": {"type": "integer", "description": "the face_id to correct it with"},
@@ -233,6 +234,8 @@ _DOCUMENT = {
                     "name": {"type": ["string", "null"],
                              "description": "the best guess when it is confident enough, else null (unknown)"},
                     "display_name": {"type": ["string", "null"]},
+                    "detection_score": {"type": "number", "minimum": 0, "maximum": 1,
+                                        "description": "the detector's likelihood (1 for a box drawn by hand)"},
                     "manual": {"type": "boolean", "description": "a box drawn by hand"},
                     "candidates": {"type": "array", "maxItems": 5,
                                    "items": {"$ref": "#/components/schemas/Candidate"},
