@@ -119,7 +119,10 @@ def test_likeliest_errors_first(sorted_default):
 def test_unsure_below_the_threshold_and_training_accepts_the_folder(crops, recognizer, tiny_model, tmp_path,
                                                                     sorted_default):
     probabilities = sorted(item.probability for item in sorted_default[1].items)
-    threshold = float(np.mean(probabilities[3:5]))          # the 4 least confident crops fall below it
+    # between the lowest few distinct confidences (a tiny model is often sure of many crops alike)
+    distinct = sorted(set(probabilities))
+    threshold = float(np.mean(distinct[min(3, len(distinct) - 2):][:2])) if len(distinct) > 1 else distinct[0] + 1e-6
+    expected_unsure = sum(p < threshold for p in probabilities)
     out = tmp_path / "sorted"
     report = prelabel(crops, recognizer, out, threshold=threshold)
     unsure = sorted(item.file for item in report.items if item.probability < threshold)
@@ -133,7 +136,7 @@ def test_unsure_below_the_threshold_and_training_accepts_the_folder(crops, recog
     assert set(dataset.classes.values()) == {Path(item.folder).name.replace("_", " ").title() for item in sure}
     assert len(dataset.samples) == len(sure)
     assert any(UNSURE in origin for origin, _ in dataset.skipped)
-    assert len(unsure) == 4 and len(dataset.classes) == 2
+    assert len(unsure) == expected_unsure and len(dataset.classes) == 2
     config = TrainConfig(spec=TINY_SPEC, augmentation="none", val_fraction=0.2, test_fraction=0.2, max_epochs=5)
     result = train(dataset, config, backbone=tiny_model.backbone, progress=False)
     assert sorted(result.manifest.labels) == sorted(dataset.classes.values())
