@@ -29,7 +29,9 @@ from tqdm import tqdm  # noqa: E402
 
 from recognizer import (Backbone, BackboneSpec, Face, ModelManifest, Recognizer, RecognizerSettings,  # noqa: E402
                         SoftmaxHead, decode_image, read_model)
+from recognizer import _nvxs  # noqa: E402
 from recognizer.backbone import DEFAULT_FEATURE_LAYERS  # noqa: E402
+from recognizer.detect import SCANS, AnimeFaceDetector  # noqa: E402
 from recognizer.model import ModelFiles  # noqa: E402
 
 DEFAULT_SCENES = Path(__file__).resolve().parents[2] / "shared" / "data" / "scenes"
@@ -86,6 +88,8 @@ def main() -> None:
     parser.add_argument("--detect-max-side", type=int, default=None, help="RecognizerSettings.detect_max_side")
     parser.add_argument("--scan", choices=("fast", "thorough"), default="thorough", help="animeface's scan density")
     parser.add_argument("--limit", type=int, default=None, help="only the first N scenes")
+    parser.add_argument("--no-compare", action="store_true",
+                        help="skip timing libnvxs' own single-threaded scan on the same images")
     args = parser.parse_args()
 
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -103,6 +107,8 @@ def main() -> None:
 
     timings: dict[str, list[float]] = {stage: [] for stage in STAGES}
     totals, embed_times, bare_times, face_counts = [], [], [], []
+    compare = not args.no_compare and isinstance(recognizer.detector, AnimeFaceDetector) and not args.detect_max_side
+    libnvxs_times, scan_times = [], []
     for _, data in tqdm(scenes, desc="scenes", unit="img"):
         t0 = time.perf_counter()
         image = decode_image(data).pixels
@@ -121,6 +127,12 @@ def main() -> None:
             timings[stage].append(seconds)
         totals.append(t5 - t0)
         face_counts.append(len(crops))
+        if compare:  # the same image through libnvxs' own scan, outside the timed pipeline
+            step, scale_factor = SCANS[args.scan]
+            c0 = time.perf_counter()
+            _nvxs.detect(image, step=step, scale_factor=scale_factor)
+            libnvxs_times.append(time.perf_counter() - c0)
+            scan_times.append(t2 - t1)
         if crops:
             embed_times.append(t3 - t2)
             batch = backbone.prepare(crops)
@@ -142,6 +154,10 @@ def main() -> None:
         print(f"embed stage / bare predict_on_batch on the same crops: {sum(embed_times) / sum(bare_times):.2f}x "
               f"({sum(embed_times):.1f} s vs {sum(bare_times):.1f} s; per face {1000 * sum(embed_times) / sum(face_counts):.0f}"
               f" ms vs {1000 * sum(bare_times) / sum(face_counts):.0f} ms)")
+    if libnvxs_times:
+        print(f"detect stage / libnvxs' own single-threaded scan on the same images: "
+              f"{sum(scan_times) / sum(libnvxs_times):.2f}x ({sum(scan_times):.1f} s vs {sum(libnvxs_times):.1f} s; "
+              f"p95 {percentile(scan_times, 95) * 1000:.0f} ms vs {percentile(libnvxs_times, 95) * 1000:.0f} ms)")
     print(f"peak RSS: {peak_rss_mb:.0f} MB (before building the recognizer: {rss_before / 1024:.0f} MB)")
 
 
