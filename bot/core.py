@@ -7,12 +7,16 @@ on the recognizer's worker pool; database work in threads; nothing blocks the ev
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import io
 import logging
+import tempfile
+import time
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import BinaryIO, Sequence
+from pathlib import Path
+from typing import AsyncIterator, Sequence
 
 import numpy as np
 from PIL import Image
@@ -21,6 +25,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from bot import wording
 from bot.corrections import reaction_meaning
+from bot.export import ExportSummary, export_dataset
 from bot.messages import (Ack, ChatSettingsView, Correction, FaceSummary, IncomingImage, Person, Reply,
                           ReplyKind, Verdict)
 from bot.names import NameBook, NameStatus
@@ -65,6 +70,16 @@ class _Outcome:
     ack: Ack
     learned: list[_Learned] = field(default_factory=list)
 
+
+
+@dataclass(frozen=True)
+class ExportArchive:
+    """A written export: where it lies (until its `Core.export_archive` block ends) and what it holds."""
+
+    path: Path
+    filename: str
+    size: int
+    summary: ExportSummary
 
 class Core:
     def __init__(self, database: Database, recognizer: Recognizer, hasher: Hasher, *,
@@ -504,6 +519,17 @@ class Core:
         if person.is_chat_admin and chat_id is not None:
             return chat_id
         raise NotAllowed(wording.NOT_ADMIN)
+
+    @contextlib.asynccontextmanager
+    async def export_archive(self, platform: str, scope: str | None) -> AsyncIterator["ExportArchive"]:
+        """The export for `scope` (from `export_scope`) as a zip in a temporary folder, gone after the block."""
+        stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+        filename = f"aniface-export-{'all' if scope is None else scope}-{stamp}.zip"
+        with tempfile.TemporaryDirectory(prefix="aniface-export-") as folder:
+            path = Path(folder) / filename
+            summary = await asyncio.to_thread(export_dataset, self.database, path, hasher=self.hasher,
+                                              chat=None if scope is None else (platform, scope))
+            yield ExportArchive(path, filename, path.stat().st_size, summary)
 
     async def picture_size(self, prediction_id: int) -> tuple[int, int] | None:
         """(width, height) of the decoded picture a prediction was made on, in the pixels its boxes use."""

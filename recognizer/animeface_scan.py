@@ -211,8 +211,11 @@ def _edge_survivors(edge_integral, scale, window, columns, rows, step):
 
 
 @njit(cache=True)
-def _distinct_cells(corners, cell_offsets, stamp, level):
-    """Every cell origin the surviving windows use, once; `stamp` remembers which level saw it last."""
+def _distinct_cells(corners, cell_offsets, stamp, slot, level):
+    """Every cell origin the surviving windows use, once, numbered in `slot`.
+
+    `stamp` remembers which level numbered an origin last, so neither array is cleared between levels.
+    """
     found = np.empty((corners.shape[0] * CELLS * CELLS, 2), np.int64)
     count = 0
     for n in range(corners.shape[0]):
@@ -222,6 +225,7 @@ def _distinct_cells(corners, cell_offsets, stamp, level):
                 px = corners[n, 0] + cell_offsets[hx]
                 if stamp[py, px] != level:
                     stamp[py, px] = level
+                    slot[py, px] = count
                     found[count, 0] = px
                     found[count, 1] = py
                     count += 1
@@ -229,15 +233,16 @@ def _distinct_cells(corners, cell_offsets, stamp, level):
 
 
 @njit(cache=True, parallel=True)
-def _fill_cells(gray_integral, origins, grid, responses):
+def _cell_table(gray_integral, origins, grid):
+    """The 8 responses of each distinct cell, one row per cell."""
+    responses = np.empty((origins.shape[0], RESPONSES), np.float32)
     for n in prange(origins.shape[0]):
-        px = origins[n, 0]
-        py = origins[n, 1]
-        _cell_responses(gray_integral, px, py, grid, responses[py, px])
+        _cell_responses(gray_integral, origins[n, 0], origins[n, 1], grid, responses[n])
+    return responses
 
 
 @njit(cache=True, parallel=True)
-def _classify(responses, corners, cell_offsets,
+def _classify(responses, slot, corners, cell_offsets,
               dir_w1, dir_b1, dir_w2, dir_b2, quick_w1, quick_b1, quick_w2, quick_b2,
               bag1_w1, bag1_b1, bag1_w2, bag1_b2, bag2_w1, bag2_b1, bag2_w2, bag2_b2):
     """animeface's cascade on each surviving window: upright?, quick test, then the bagged pair."""
@@ -251,8 +256,9 @@ def _classify(responses, corners, cell_offsets,
             for hx in range(CELLS):
                 px = corners[n, 0] + cell_offsets[hx]
                 base = (hy * CELLS + hx) * RESPONSES
+                row = slot[py, px]
                 for r in range(RESPONSES):
-                    feature[base + r] = responses[py, px, r]
+                    feature[base + r] = responses[row, r]
         _normalise(feature)
         if not _upright(dir_w1, dir_b1, dir_w2, dir_b2, feature, hidden):
             continue
@@ -332,6 +338,8 @@ def detect(rgb: np.ndarray, min_window: float = _nvxs.MIN_WINDOW, step: float = 
 
     Same parameters and answers as `recognizer._nvxs.detect`.
     """
+    if not (step > 0 and 1.0 < scale_factor and 0 < min_window):
+        raise ValueError("the scan needs step > 0, scale_factor > 1 and min_window > 0")
     with _scan_lock:
         return _detect(np.ascontiguousarray(rgb), min_window, step, scale_factor)
 
@@ -339,17 +347,19 @@ def detect(rgb: np.ndarray, min_window: float = _nvxs.MIN_WINDOW, step: float = 
 def _detect(rgb: np.ndarray, min_window: float, step: float, scale_factor: float) -> list[tuple[float, int, int, int, int]]:
     gray_integral, edge_integral = _nvxs.integral_images(rgb)
     levels = _levels(rgb.shape[0], rgb.shape[1], step, scale_factor, min_window)
+    if len(levels) >= np.iinfo(np.int16).max:
+        raise ValueError(f"a scale factor of {scale_factor} makes too many pyramid levels")
     networks = _networks()
-    responses = np.empty(gray_integral.shape + (RESPONSES,), np.float32)  # only the cells in use are written
-    stamp = np.zeros(gray_integral.shape, np.int32)
+    stamp = np.zeros(gray_integral.shape, np.int16)  # levels stay far below 32767
+    slot = np.empty(gray_integral.shape, np.int32)
     candidates = []
     for level, (scale, window, columns, rows) in enumerate(levels, start=1):
         corners = _edge_survivors(edge_integral, scale, window, columns, rows, _F32(step))
         if not len(corners):
             continue
         grid, cell_offsets = _lattice(window)
-        _fill_cells(gray_integral, _distinct_cells(corners, cell_offsets, stamp, level), grid, responses)
-        likelihood = _classify(responses, corners, cell_offsets, *networks)
+        responses = _cell_table(gray_integral, _distinct_cells(corners, cell_offsets, stamp, slot, level), grid)
+        likelihood = _classify(responses, slot, corners, cell_offsets, *networks)
         reach = _F32(scale * _F32(32.0))
         for n in np.flatnonzero(likelihood > 0.5):
             x, y = int(corners[n, 0]), int(corners[n, 1])

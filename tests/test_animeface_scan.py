@@ -63,3 +63,9 @@ def test_scans_from_several_threads_take_turns(shared_data):
     for thread in threads:
         thread.join()
     assert results == [expected] * 3
+
+
+@pytest.mark.parametrize("settings", [dict(step=0.0), dict(scale_factor=1.0), dict(min_window=0.0)])
+def test_scan_parameters_that_would_never_end_are_refused(settings):
+    with pytest.raises(ValueError):
+        animeface_scan.detect(np.zeros((100, 100, 3), np.uint8), **settings)

@@ -19,11 +19,9 @@ import contextlib
 import dataclasses
 import io
 import logging
-import tempfile
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, AsyncIterator, Literal, Optional
 
 import discord
@@ -34,7 +32,6 @@ from adapters.discord_bot import media, render, texts
 from bot import wording
 from bot.core import Core, NotAllowed
 from bot.corrections import parse_wrong
-from bot.export import export_dataset
 from bot.messages import Ack, Correction, IncomingImage, Person, Reply, ReplyKind, Verdict
 
 if TYPE_CHECKING:
@@ -660,20 +657,13 @@ class DiscordHandlers:
             except NotAllowed as refusal:
                 await self._followup_text(interaction, str(refusal), ephemeral=True)
                 return
-            stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
-            filename = f"aniface-export-{'all' if scope is None else scope}-{stamp}.zip"
             limit = _interaction_upload_limit(interaction)
-            with tempfile.TemporaryDirectory(prefix="aniface-export-") as folder:
-                path = Path(folder) / filename
-                summary = await asyncio.to_thread(
-                    export_dataset, self.core.database, path, hasher=self.core.hasher,
-                    chat=None if scope is None else (PLATFORM, scope))
-                size = path.stat().st_size
-                if size > limit:
-                    await self._followup_text(interaction, texts.export_too_large(size, limit), ephemeral=True)
+            async with self.core.export_archive(PLATFORM, scope) as export:
+                if export.size > limit:
+                    await self._followup_text(interaction, texts.export_too_large(export.size, limit), ephemeral=True)
                     return
-                await self._followup_text(interaction, summary.describe(), ephemeral=True,
-                                          file=discord.File(path, filename=filename))
+                await self._followup_text(interaction, export.summary.describe(), ephemeral=True,
+                                          file=discord.File(export.path, filename=export.filename))
 
     # --- errors --------------------------------------------------------------------------------
 

@@ -19,10 +19,8 @@ import contextlib
 import dataclasses
 import io
 import logging
-import tempfile
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import AsyncIterator, Sequence
 
 from PIL import Image
@@ -37,7 +35,6 @@ from adapters.telegram import media, render, texts
 from bot import wording
 from bot.core import Core, NotAllowed
 from bot.corrections import parse_wrong
-from bot.export import export_dataset
 from bot.messages import Ack, Correction, IncomingImage, Person, Reply, ReplyKind, Verdict
 
 log = logging.getLogger(__name__)
@@ -556,22 +553,15 @@ class TelegramHandlers:
         if user is None or message.sender_chat is not None:  # an anonymous admin has no private chat to send to
             await self._send_text(bot, chat.id, texts.export_start_private(self.username(bot)), message.message_id)
             return
-        stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
-        filename = f"aniface-export-{'all' if scope is None else scope}-{stamp}.zip"
-        with tempfile.TemporaryDirectory(prefix="aniface-export-") as folder:
-            path = Path(folder) / filename
-            summary = await asyncio.to_thread(
-                export_dataset, self.core.database, path, hasher=self.core.hasher,
-                chat=None if scope is None else (PLATFORM, scope))
-            size = path.stat().st_size
-            if size > self.options.upload_limit:
-                await self._send_text(bot, chat.id, texts.export_too_large(size, self.options.upload_limit),
+        async with self.core.export_archive(PLATFORM, scope) as export:
+            if export.size > self.options.upload_limit:
+                await self._send_text(bot, chat.id, texts.export_too_large(export.size, self.options.upload_limit),
                                       message.message_id)
                 return
-            caption, rest = render.caption_and_rest(summary.describe())
+            caption, rest = render.caption_and_rest(export.summary.describe())
             try:
-                with path.open("rb") as archive:
-                    sent = await bot.send_document(user.id, InputFile(archive, filename=filename),
+                with export.path.open("rb") as archive:
+                    sent = await bot.send_document(user.id, InputFile(archive, filename=export.filename),
                                                    caption=render.escape(caption), parse_mode=ParseMode.HTML)
             except Forbidden:  # the admin never opened a private chat with the bot
                 await self._send_text(bot, chat.id, texts.export_start_private(self.username(bot)),
