@@ -69,24 +69,17 @@ def _cell_responses(s, px, py, grid, out):
     area = lattice[8, 8] - lattice[8, 0] - (lattice[0, 8] - lattice[0, 0])
     across = _F32(cell) * _F32(255.0)
 
-    # top half against bottom half
-    p1 = lattice[4, 8] - lattice[4, 0] - (lattice[0, 8] - lattice[0, 0])
-    p2 = area - p1
-    p1 = p1 / (_F32(half) * across)
-    p2 = p2 / (_F32(cell - half) * across)
-    if p1 > p2:
-        out[0] = p1 - p2
-    else:
-        out[1] = p2 - p1
-    # left half against right half
-    p1 = lattice[8, 4] - lattice[8, 0] - (lattice[0, 4] - lattice[0, 0])
-    p2 = area - p1
-    p1 = p1 / (_F32(half) * across)
-    p2 = p2 / (_F32(cell - half) * across)
-    if p1 > p2:
-        out[2] = p1 - p2
-    else:
-        out[3] = p2 - p1
+    # top half against bottom half, then left half against right half
+    for kind in range(2):
+        first = lattice[4, 8] - lattice[4, 0] if kind == 0 else lattice[8, 4] - lattice[8, 0]
+        first = first - ((lattice[0, 8] if kind == 0 else lattice[0, 4]) - lattice[0, 0])
+        second = area - first
+        first = first / (_F32(half) * across)
+        second = second / (_F32(cell - half) * across)
+        if first > second:
+            out[2 * kind] = first - second
+        else:
+            out[2 * kind + 1] = second - first
     # the two diagonals: the staircase above one against the staircase below it
     for kind in range(2):
         upper = _F32(0.0)
