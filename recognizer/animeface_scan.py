@@ -353,12 +353,9 @@ def _detect(rgb: np.ndarray, min_window: float, step: float, scale_factor: float
         grid, cell_offsets = _lattice(window)
         responses = _cell_table(gray_integral, _distinct_cells(corners, cell_offsets, stamp, slot, level), grid)
         likelihood = _classify(responses, slot, corners, cell_offsets, *networks)
-        reach = _F32(scale * _F32(32.0))
         for n in np.flatnonzero(likelihood > 0.5):
             x, y = int(corners[n, 0]), int(corners[n, 1])
-            ex = int(_F32(_F32(0.5) + _F32(x)) + reach)
-            ey = int(_F32(_F32(0.5) + _F32(y)) + reach)
-            candidates.append((float(likelihood[n]), x, y, ex, ey))
+            candidates.append((float(likelihood[n]), x, y, _window_end(x, scale), _window_end(y, scale)))
     return [(float(np.float32(z)), x1, y1, x2 - x1, y2 - y1) for z, x1, y1, x2, y2 in _suppress(candidates)]
 
 
