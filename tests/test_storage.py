@@ -3,6 +3,7 @@ hostile text, on SQLite and on PostgreSQL (see tests/storage_fixtures.py)."""
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import time
 from datetime import datetime, timezone
@@ -16,7 +17,7 @@ from sqlalchemy.exc import DataError, IntegrityError
 
 from bot.cli import main
 from bot.storage import migrate
-from bot.storage.db import Database, make_engine
+from bot.storage.db import Database, make_engine, use_write_ahead_log
 from bot.storage.models import Alias, Base, Character, Face, Prediction
 
 HEAD = "0001"
@@ -136,6 +137,41 @@ def test_concurrent_upgrades_of_a_fresh_database_all_succeed(database_url):
             assert connection.execute(text("SELECT count(*) FROM alembic_version")).scalar() == 1
     finally:
         engine.dispose()
+
+
+def test_switching_to_wal_waits_for_a_connection_that_holds_the_file(tmp_path):
+    """Several processes opening a fresh file switch it to WAL together; SQLite may answer "locked"
+    to the losers at once, so the switch retries until its own timeout instead of failing the start."""
+    path = tmp_path / "fresh.sqlite3"
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("CREATE TABLE t (x)")
+    holder.execute("BEGIN EXCLUSIVE")
+    releaser = threading.Timer(0.5, lambda: holder.execute("COMMIT"))
+    releaser.start()
+    opener = sqlite3.connect(path, timeout=0.05, isolation_level=None)  # its busy timeout runs out first
+    try:
+        started = time.monotonic()
+        use_write_ahead_log(opener, timeout_s=10)
+        assert time.monotonic() - started >= 0.4
+        assert opener.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    finally:
+        releaser.join()
+        opener.close()
+        holder.close()
+
+
+def test_switching_to_wal_gives_up_at_its_timeout(tmp_path):
+    path = tmp_path / "held.sqlite3"
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("CREATE TABLE t (x)")
+    holder.execute("BEGIN EXCLUSIVE")
+    opener = sqlite3.connect(path, timeout=0.05, isolation_level=None)
+    try:
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            use_write_ahead_log(opener, timeout_s=0.3)
+    finally:
+        opener.close()
+        holder.close()
 
 
 def test_the_alembic_command_line_runs_env_py(database_url, tmp_path, capsys):

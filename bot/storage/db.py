@@ -6,6 +6,8 @@ A fresh or older database is upgraded to the current schema with Alembic when it
 from __future__ import annotations
 
 import os
+import sqlite3
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -40,19 +42,40 @@ def normalise_url(url: str) -> str:
     return url
 
 
+SQLITE_BUSY_TIMEOUT_S = 30
+
+
+def use_write_ahead_log(dbapi_connection: sqlite3.Connection, timeout_s: float = SQLITE_BUSY_TIMEOUT_S) -> None:
+    """Switch an SQLite file to WAL, waiting for other processes that are switching it at the same time.
+
+    Changing the journal mode needs the file to itself, and SQLite answers "database is locked"
+    at once, without the busy timeout, while another connection holds it (several processes
+    opening a fresh database together); so retry until the timeout.
+    """
+    deadline = time.monotonic() + timeout_s
+    delay_s = 0.005
+    while True:
+        try:
+            dbapi_connection.execute("PRAGMA journal_mode=WAL").fetchall()
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() + delay_s > deadline:
+                raise
+        time.sleep(delay_s)
+        delay_s = min(delay_s * 2, 0.25)
+
+
 def make_engine(url: str) -> Engine:
     url = normalise_url(url)
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_S})
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(connection, _record) -> None:  # noqa: ANN001
-            cursor = connection.cursor()
-            cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.execute("PRAGMA journal_mode=WAL")
+            connection.execute("PRAGMA foreign_keys=ON")
+            use_write_ahead_log(connection)
             # FULL: a commit is on disk before we acknowledge a correction
-            cursor.execute("PRAGMA synchronous=FULL")
-            cursor.close()
+            connection.execute("PRAGMA synchronous=FULL")
 
         return engine
     return create_engine(url, pool_pre_ping=True)

@@ -34,7 +34,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import URL, Connection, Engine, create_engine, event, make_url, text
 from sqlalchemy.pool import NullPool
 
-from bot.storage.db import make_engine, normalise_url
+from bot.storage.db import make_engine, normalise_url, use_write_ahead_log
 
 log = logging.getLogger(__name__)
 
@@ -147,11 +147,9 @@ def _sqlite_migration_engine(url: URL) -> Engine:
     @event.listens_for(engine, "connect")
     def _connect(dbapi_connection, _record) -> None:  # noqa: ANN001
         dbapi_connection.isolation_level = None  # we emit BEGIN ourselves (see the module doc)
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA foreign_keys=OFF")
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=FULL")
-        cursor.close()
+        dbapi_connection.execute("PRAGMA foreign_keys=OFF")
+        use_write_ahead_log(dbapi_connection, SQLITE_BUSY_TIMEOUT_S)
+        dbapi_connection.execute("PRAGMA synchronous=FULL")
 
     @event.listens_for(engine, "begin")
     def _begin(connection) -> None:  # noqa: ANN001
