@@ -105,10 +105,14 @@ def save_model(directory: str | os.PathLike, manifest: ModelManifest, head: Soft
     path = Path(directory)
     path.mkdir(parents=True, exist_ok=True)
     head.save(path / HEAD_FILE)
+    _write_manifest(path, manifest)
+    return path
+
+
+def _write_manifest(path: Path, manifest: ModelManifest) -> None:
     temporary = path / (MANIFEST + ".tmp")
     temporary.write_text(json.dumps(manifest.to_dict(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     os.replace(temporary, path / MANIFEST)
-    return path
 
 
 def read_model(directory: str | os.PathLike) -> ModelFiles:
@@ -126,3 +130,20 @@ def read_model(directory: str | os.PathLike) -> ModelFiles:
     own_weights = path / BACKBONE_WEIGHTS_FILE
     return ModelFiles(manifest, HEAD_KINDS[manifest.head_kind].load(path / HEAD_FILE),
                       own_weights if own_weights.is_file() else None)
+
+
+def set_unknown_threshold(directory: str | os.PathLike, threshold: float, rule: str) -> float:
+    """Write a new "unknown" threshold into a model's manifest (atomically); returns the old one.
+
+    `rule` says where the value came from; it is kept in the manifest's metrics beside the value.
+    The head and the model's version are untouched: the same weights, named more or less boldly.
+    """
+    if not 0.0 <= threshold <= 1.0:
+        raise ModelError(f"an unknown threshold is a probability between 0 and 1, not {threshold}")
+    path = Path(directory)
+    manifest = read_model(path).manifest  # validates the whole model before changing anything
+    old = manifest.unknown_threshold
+    manifest.unknown_threshold = float(threshold)
+    manifest.metrics["unknown_threshold_rule"] = rule
+    _write_manifest(path, manifest)
+    return old

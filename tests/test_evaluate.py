@@ -15,7 +15,10 @@ import pytest
 from PIL import Image
 
 from recognizer.backbone import Backbone, BackboneSpec
+from recognizer.errors import ModelError
 from recognizer.evaluate import confused_pairs, evaluate_predictions, threshold_analysis, write_report
+from recognizer.head import SoftmaxHead
+from recognizer.model import ModelManifest, read_model, save_model, set_unknown_threshold
 
 SPEC = BackboneSpec(weights="random", input_size=75)
 KNOWN = ("gawr_gura", "hakurei_reimu", "hatsune_miku")
@@ -122,6 +125,8 @@ def test_cli_evaluate_reports_known_and_unknown_faces(shared_data, backbone, tmp
                  "--test-fraction", "0.2", "--quiet", "--json", *cache]) == 0
     capsys.readouterr()
 
+    trained = read_model(model).manifest
+    trained_threshold, trained_version, trained_labels = trained.unknown_threshold, trained.version, trained.labels
     report_dir = tmp_path / "report"
     assert main(["evaluate", str(model), str(train_set), str(strangers), "--out", str(report_dir), "--json",
                  *cache]) == 0
@@ -143,9 +148,28 @@ def test_cli_evaluate_reports_known_and_unknown_faces(shared_data, backbone, tmp
     text = capsys.readouterr().out
     assert "45 images of known characters" in text and "top-1" in text
 
+    # The recommended threshold written into the model; without strangers there is none to write.
+    assert main(["evaluate", str(model), str(train_set), "--apply-threshold", *cache]) == 1
+    assert "no threshold to apply" in capsys.readouterr().err
+    assert read_model(model).manifest.unknown_threshold == trained_threshold
+    assert main(["evaluate", str(model), str(train_set), str(strangers), "--apply-threshold", *cache]) == 0
+    assert f"set to {report['threshold']['recommended']:.2f} (was {trained_threshold:.2f})" in capsys.readouterr().out
+    applied = read_model(model).manifest
+    assert applied.unknown_threshold == report["threshold"]["recommended"]
+    assert "from aniface evaluate on 2 datasets" in applied.metrics["unknown_threshold_rule"]
+    assert applied.version == trained_version and applied.labels == trained_labels
+
 
 def test_cli_evaluate_rejects_a_missing_model(tmp_path, capsys):
     from bot.cli import main
 
     assert main(["evaluate", str(tmp_path), str(tmp_path)]) == 2
     assert "not a model directory" in capsys.readouterr().err
+
+
+def test_an_unknown_threshold_outside_0_to_1_is_refused(tmp_path):
+    save_model(tmp_path, ModelManifest(labels=["A", "B"]), SoftmaxHead(np.zeros(4), np.ones(4), np.eye(4)[:, :2], np.zeros(2)))
+    with pytest.raises(ModelError, match="between 0 and 1"):
+        set_unknown_threshold(tmp_path, 1.5, "by hand")
+    assert set_unknown_threshold(tmp_path, 0.65, "by hand") == 0.4
+    assert read_model(tmp_path).manifest.unknown_threshold == 0.65

@@ -10,7 +10,7 @@ import argparse
 import re
 import sys
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+from bot.cli.exit_codes import EXIT_OK, EXIT_FAILED, EXIT_USAGE
 
 
 def register(commands: argparse._SubParsersAction) -> None:

@@ -8,7 +8,8 @@ import os
 import sys
 from pathlib import Path
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+from bot.cli.exit_codes import EXIT_OK, EXIT_FAILED, EXIT_USAGE
+from bot.terminal import printable
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -28,6 +29,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--backbone-weights", metavar="PATH", default=os.environ.get("ANIFACE_BACKBONE_WEIGHTS"),
                         help="local Inception-v3 weights file, for models whose backbone uses one "
                              "(default: $ANIFACE_BACKBONE_WEIGHTS)")
+    parser.add_argument("--apply-threshold", action="store_true",
+                        help="write the recommended 'unknown' threshold into MODEL_DIR's manifest (needs a "
+                             "DATASET of characters the model does not know); restart the bot to use it")
     parser.add_argument("--include-training", action="store_true",
                         help="also evaluate on images the model was trained or validated on")
     parser.add_argument("--seed", type=int, default=None,
@@ -78,7 +82,34 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(report, ensure_ascii=False))
     else:
         print(_human_summary(report))
-    return EXIT_OK if report["images"]["known"] else EXIT_FAILED
+    if not report["images"]["known"]:
+        return EXIT_FAILED
+    if args.apply_threshold:
+        return _apply_threshold(args.model, report["threshold"], args.datasets, quiet=args.json)
+    return EXIT_OK
+
+
+def _apply_threshold(model_dir: str, threshold: dict, datasets: list[str], quiet: bool) -> int:
+    from datetime import date
+
+    from recognizer.errors import ModelError
+    from recognizer.model import set_unknown_threshold
+
+    recommended = threshold.get("recommended")
+    if recommended is None:
+        print("aniface: --apply-threshold: no threshold to apply: " + threshold.get("note", ""), file=sys.stderr)
+        return EXIT_FAILED
+    rule = (f"{threshold['rule']}; from aniface evaluate on {len(datasets)} dataset"
+            f"{'' if len(datasets) == 1 else 's'}, {date.today().isoformat()}")
+    try:
+        old = set_unknown_threshold(model_dir, recommended, rule)
+    except (ModelError, OSError) as error:
+        print(f"aniface: --apply-threshold: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    message = (f"unknown threshold of {printable(model_dir)} set to {recommended:.2f} (was {old:.2f}); "
+               "restart the bot to use it")
+    print(message if not quiet else f"aniface: {message}", file=sys.stderr if quiet else sys.stdout)
+    return EXIT_OK
 
 
 def _pct(value) -> str:

@@ -10,11 +10,11 @@ import argparse
 import json
 import logging
 import sys
-import unicodedata
 from datetime import datetime, time, timezone
 from pathlib import Path
 
-EXIT_OK, EXIT_USAGE = 0, 2
+from bot.cli.exit_codes import EXIT_OK, EXIT_USAGE
+from bot.terminal import printable
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -94,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"out": str(out), **summary.as_dict()}, ensure_ascii=False))
     else:
-        print(f"Wrote {_printable(str(out))}")
+        print(f"Wrote {printable(str(out))}")
         print(summary.describe())
     return EXIT_OK
 
@@ -103,14 +103,14 @@ def _unwritable(out: Path) -> str | None:
     import os
 
     if out.is_dir():
-        return f"{_printable(str(out))} is a folder; give the name of the .zip file to write"
+        return f"{printable(str(out))} is a folder; give the name of the .zip file to write"
     folder = out.parent if str(out.parent) else Path(".")
     if not folder.is_dir():
-        return f"cannot write {_printable(str(out))}: the folder {_printable(str(folder))} does not exist"
+        return f"cannot write {printable(str(out))}: the folder {printable(str(folder))} does not exist"
     if not os.access(folder, os.W_OK | os.X_OK):
-        return f"cannot write {_printable(str(out))}: no permission to write in {_printable(str(folder))}"
+        return f"cannot write {printable(str(out))}: no permission to write in {printable(str(folder))}"
     if out.exists() and not os.access(out, os.W_OK):
-        return f"cannot write {_printable(str(out))}: the file is read-only"
+        return f"cannot write {printable(str(out))}: the file is read-only"
     return None
 
 
@@ -144,7 +144,3 @@ def _first_line(error: BaseException) -> str:
 def _fail(message: str) -> int:
     print(f"aniface export: {message}", file=sys.stderr)
     return EXIT_USAGE
-
-
-def _printable(text: str) -> str:
-    return "".join(ch if unicodedata.category(ch)[0] != "C" else "\N{REPLACEMENT CHARACTER}" for ch in text)

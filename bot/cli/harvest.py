@@ -12,10 +12,10 @@ import argparse
 import json
 import re
 import sys
-import unicodedata
 
-EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE = 0, 1, 2
-EXIT_INTERRUPTED = 130
+from bot.cli.exit_codes import EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED
+from bot.terminal import note, printable
+
 
 _UNITS = {"h": 3600.0, "m": 60.0, "min": 60.0, "s": 1.0, "sec": 1.0, "ms": 0.001}
 _PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*(ms|min|sec|h|m|s)", re.IGNORECASE)
@@ -113,12 +113,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"aniface: {error}", file=sys.stderr)
         return EXIT_USAGE
 
-    def say(message: str) -> None:  # above the progress bars, not through them
-        from tqdm import tqdm
-
-        tqdm.write(f"aniface: {_printable(message)}", file=sys.stderr)
-
-    harvester = Harvester(args.out, settings, detector=detector, on_message=say)
+    harvester = Harvester(args.out, settings, detector=detector, on_message=note)
     try:
         report = harvester.run(args.sources, progress=not args.quiet and not args.json)
     except HarvestError as error:
@@ -133,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(summary, ensure_ascii=False))
     else:
         print(_human_summary(summary))
-    return EXIT_SOME_FAILED if report.failures else EXIT_OK
+    return EXIT_FAILED if report.failures else EXIT_OK
 
 
 def _human_summary(summary: dict) -> str:
@@ -143,12 +138,7 @@ def _human_summary(summary: dict) -> str:
         f"  sources: {summary['done']} read, {summary['skipped']} already done, {summary['failed']} failed",
     ]
     for failure in summary["failures"]:
-        lines.append(f"  failed: {_printable(failure['source'])}: {failure['error']}")
+        lines.append(f"  failed: {printable(failure['source'])}: {failure['error']}")
     lines.append(f"  provenance: {summary['out_dir']}/manifest.csv; next: aniface prelabel {summary['out_dir']} "
                  "--model DIR --out SORTED_DIR")
     return "\n".join(lines)
-
-
-def _printable(text: str) -> str:
-    """A path as it may be printed on a terminal: no control or bidi characters."""
-    return "".join(ch if unicodedata.category(ch)[0] != "C" else "\N{REPLACEMENT CHARACTER}" for ch in text)

@@ -11,7 +11,8 @@ import sys
 import unicodedata
 from pathlib import Path
 
-EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE = 0, 1, 2
+from bot.cli.exit_codes import EXIT_OK, EXIT_FAILED, EXIT_USAGE
+from bot.terminal import printable
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -75,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
                              ensure_ascii=False), flush=True)
         else:
             _print_human(image_path, faces, annotated_path, named=model is not None)
-    return EXIT_SOME_FAILED if failures else EXIT_OK
+    return EXIT_FAILED if failures else EXIT_OK
 
 
 def _os_error_message(error: OSError) -> str:
@@ -91,7 +92,7 @@ def _os_error_message(error: OSError) -> str:
 def _report_failure(image_path: str, message: str, as_json: bool) -> None:
     if as_json:
         print(json.dumps({"image": image_path, "error": message, "faces": []}, ensure_ascii=False), flush=True)
-    print(f"aniface: {_printable(image_path)}: {message}", file=sys.stderr, flush=True)
+    print(f"aniface: {printable(image_path)}: {message}", file=sys.stderr, flush=True)
 
 
 def _as_json(image_path: str, faces, annotated_path: Path | None, model_version: str | None) -> dict:
@@ -105,7 +106,7 @@ def _as_json(image_path: str, faces, annotated_path: Path | None, model_version:
 
 def _print_human(image_path: str, faces, annotated_path: Path | None, named: bool) -> None:
     count = f"{len(faces)} face" + ("" if len(faces) == 1 else "s")
-    print(f"{_printable(image_path)}: {count}" + (f" (annotated: {annotated_path})" if annotated_path else ""))
+    print(f"{printable(image_path)}: {count}" + (f" (annotated: {annotated_path})" if annotated_path else ""))
     if not faces:
         print("  no face found")
     for face in faces:
@@ -132,8 +133,3 @@ def _output_name(image_path: str, used: set[str]) -> str:
         name, counter = f"{stem}-{counter}.annotated.png", counter + 1
     used.add(name)
     return name
-
-
-def _printable(text: str) -> str:
-    """A path as it may be printed on a terminal: no control or bidi characters."""
-    return "".join(ch if unicodedata.category(ch)[0] != "C" else "\N{REPLACEMENT CHARACTER}" for ch in text)

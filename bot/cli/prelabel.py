@@ -11,9 +11,9 @@ import argparse
 import json
 import os
 import sys
-import unicodedata
 
-EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE = 0, 1, 2
+from bot.cli.exit_codes import EXIT_OK, EXIT_FAILED, EXIT_USAGE
+from bot.terminal import note, printable
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
         print("aniface: --batch-size must be at least 1", file=sys.stderr)
         return EXIT_USAGE
     if not os.path.isdir(args.crops):
-        print(f"aniface: {_printable(args.crops)}: no such folder", file=sys.stderr)
+        print(f"aniface: {printable(args.crops)}: no such folder", file=sys.stderr)
         return EXIT_USAGE
     try:
         recognizer = Recognizer.load(args.model, backbone_weights=args.backbone_weights)
@@ -63,14 +63,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"aniface: {error}", file=sys.stderr)
         return EXIT_USAGE
 
-    def say(message: str) -> None:  # above the progress bars, not through them
-        from tqdm import tqdm
-
-        tqdm.write(f"aniface: {_printable(message)}", file=sys.stderr)
-
     try:
         report = prelabel(args.crops, recognizer, args.out, threshold=args.threshold, move=args.move,
-                          batch_size=args.batch_size, progress=not args.quiet and not args.json, on_message=say)
+                          batch_size=args.batch_size, progress=not args.quiet and not args.json, on_message=note)
     except PrelabelError as error:
         print(f"aniface: {error}", file=sys.stderr)
         return EXIT_USAGE
@@ -80,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(summary, ensure_ascii=False))
     else:
         print(_human_summary(summary))
-    return EXIT_SOME_FAILED if report.failures else EXIT_OK
+    return EXIT_FAILED if report.failures else EXIT_OK
 
 
 def _human_summary(summary: dict) -> str:
@@ -88,17 +83,12 @@ def _human_summary(summary: dict) -> str:
     lines = [f"{summary['crops']} crops {verb} into {summary['out_dir']} "
              f"({summary['unsure']} unsure, below {summary['threshold']:.2f})"]
     for folder, count in summary["folders"].items():
-        lines.append(f"  {_printable(folder)}/: {count}")
+        lines.append(f"  {printable(folder)}/: {count}")
     if summary["duplicates"]:
         count = summary["duplicates"]
         lines.append(f"  {count} file{'s' if count != 1 else ''} with the same bytes as another left out")
     for failure in summary["failed"]:
-        lines.append(f"  unreadable: {_printable(failure['file'])}: {failure['error']}")
+        lines.append(f"  unreadable: {printable(failure['file'])}: {failure['error']}")
     lines.append(f"  review: {summary['review']} (least confident first); when checked: "
                  f"aniface train {summary['out_dir']} --out MODEL_DIR")
     return "\n".join(lines)
-
-
-def _printable(text: str) -> str:
-    """Text as it may be printed on a terminal: no control or bidi characters."""
-    return "".join(ch if unicodedata.category(ch)[0] != "C" else "\N{REPLACEMENT CHARACTER}" for ch in text)

@@ -28,7 +28,7 @@ import textwrap
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Mapping
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+from bot.cli.exit_codes import EXIT_OK, EXIT_FAILED, EXIT_USAGE
 
 #: platform -> the package whose `start(core, settings)` runs it (see the module's docstring)
 ADAPTER_MODULES = {"telegram": "adapters.telegram", "discord": "adapters.discord_bot"}
