@@ -43,6 +43,7 @@ from sqlalchemy import func, select
 from bot.privacy import Hasher
 from bot.storage.db import Database
 from bot.storage.models import Character, Face, Prediction, Vote
+from bot.terminal import printable
 from recognizer.labels import label_key
 
 MANIFEST_NAME = "manifest.csv"
@@ -100,7 +101,7 @@ class ExportSummary:
             lines.append("Nothing to export yet: no face has enough agreeing corrections. "
                          "The archive holds only the manifest header.")
         for name, count in sorted(self.characters.items(), key=lambda item: (-item[1], item[0].casefold())):
-            lines.append(f"  {_printable(name)}: {count}")
+            lines.append(f"  {printable(name)}: {count}")
         left_out = [
             (self.ties_left_out, "left out: votes tied between names"),
             (self.outvoted, "left out: more people said it is not the model's guess than that it is"),
@@ -538,8 +539,3 @@ def _settle(groups: list, since, min_votes: int, summary: ExportSummary, decisio
 
 def _s(count: int) -> str:
     return "" if count == 1 else "s"
-
-
-def _printable(text: str) -> str:
-    """A name as it may be printed: no control or bidi characters."""
-    return "".join(ch if unicodedata.category(ch)[0] != "C" else "\N{REPLACEMENT CHARACTER}" for ch in text)

@@ -61,9 +61,11 @@ def test_export_labels_every_face_as_settle_does(database):
             # the guess: mostly one of the voted characters (where "not" votes count), sometimes none,
             # sometimes spelled as a model label is ("CHINO_KAFU"), which must still find its character
             guess_choice = rng.choice([*characters, *characters, None, UNKNOWN_GUESS])
-            predicted = guess_choice
+            predicted: str | None
             if isinstance(guess_choice, Character):
                 predicted = rng.choice([guess_choice.name, guess_choice.name.upper().replace(" ", "_")])
+            else:
+                predicted = guess_choice
             face = add_face(session, predicted=predicted)
             # as BotCore._guess_id: by key; no guess, or one naming no character, is None
             guess_id = ids_by_key.get(label_key(predicted)) if predicted else None
@@ -93,8 +95,8 @@ def test_export_labels_every_face_as_settle_does(database):
     assert summary.below_min_votes == 0 and summary.bad_crops == 0
     assert summary.faces_exported == len(winners)
 
-    # the seed must exercise every branch, or the comparison proves little
-    # the guess wins despite "not" votes (fewer than its "is" votes)
+    # the seed must exercise every branch, or the comparison proves little.
+    # The guess wins despite "not" votes (fewer than its "is" votes):
     guess_beats_not = sum(1 for e in expected.values() if e.settled.character_id is not None
                           and e.settled.character_id == e.guess_id and e.not_votes > 0)
     # "is X" against as many "not" votes, X the guess: a tie that only the "not" votes make
