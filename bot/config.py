@@ -14,6 +14,7 @@ from typing import Any, Mapping
 
 from bot.storage.db import default_data_dir, normalise_url
 from recognizer.backbone import DEFAULT_FEATURE_LAYERS
+from recognizer.detect import DEFAULT_DETECT_MAX_SIDE, MIN_DETECT_MAX_SIDE
 
 PLATFORMS = ("telegram", "discord", "web")
 
@@ -34,6 +35,7 @@ class Settings:
     backbone_preprocessing: str = "inception"
     detector: str = "animeface"
     detector_scan: str = "thorough"
+    detect_max_side: int = DEFAULT_DETECT_MAX_SIDE  # 0: search images at full size
     cascade_path: Path | None = None
     workers: int = 2
     queue_size: int = 16
@@ -81,6 +83,7 @@ _FIELDS: dict[str, tuple[str, str, str]] = {
     "backbone_preprocessing": ("ANIFACE_BACKBONE_PREPROCESSING", "backbone_preprocessing", "str"),
     "detector": ("ANIFACE_DETECTOR", "detector", "str"),
     "detector_scan": ("ANIFACE_DETECTOR_SCAN", "detector_scan", "str"),
+    "detect_max_side": ("ANIFACE_DETECT_MAX_SIDE", "detect_max_side", "int"),
     "cascade_path": ("ANIFACE_CASCADE", "cascade", "path"),
     "workers": ("ANIFACE_WORKERS", "workers", "int"),
     "queue_size": ("ANIFACE_QUEUE_SIZE", "queue_size", "int"),
@@ -220,6 +223,8 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("ANIFACE_DETECTOR must be animeface or lbpcascade")
     if settings.detector_scan not in ("fast", "thorough"):
         raise ConfigError("ANIFACE_DETECTOR_SCAN must be fast or thorough")
+    if settings.detect_max_side != 0 and settings.detect_max_side < MIN_DETECT_MAX_SIDE:
+        raise ConfigError(f"ANIFACE_DETECT_MAX_SIDE must be 0 (full size) or at least {MIN_DETECT_MAX_SIDE} pixels")
     if settings.detector == "lbpcascade" and settings.cascade_path is None:
         raise ConfigError("ANIFACE_DETECTOR=lbpcascade needs ANIFACE_CASCADE (lbpcascade_animeface.xml)")
     if settings.telegram_webhook_url and not settings.telegram_webhook_secret:

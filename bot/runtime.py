@@ -14,20 +14,25 @@ from recognizer import Backbone, BackboneSpec, DecodeLimits, Recognizer, Recogni
 log = logging.getLogger(__name__)
 
 
-def build_recognizer(settings: Settings) -> Recognizer:
-    """The model from settings; without one, a backbone alone, whose gallery learns from corrections."""
-    recognizer_settings = RecognizerSettings(
+def recognizer_settings(settings: Settings) -> RecognizerSettings:
+    """How the bot reads images and finds faces, from its settings."""
+    return RecognizerSettings(
         limits=DecodeLimits(max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels),
         detector=settings.detector,
         scan=settings.detector_scan,
+        detect_max_side=settings.detect_max_side or None,
         cascade_path=str(settings.cascade_path) if settings.cascade_path else None)
+
+
+def build_recognizer(settings: Settings) -> Recognizer:
+    """The model from settings; without one, a backbone alone, whose gallery learns from corrections."""
     if settings.model_dir is not None:
-        return Recognizer(read_model(settings.model_dir), settings=recognizer_settings,
+        return Recognizer(read_model(settings.model_dir), settings=recognizer_settings(settings),
                           backbone_weights=settings.backbone_weights)
     spec = BackboneSpec(weights="file" if settings.backbone_weights else "imagenet",
                         input_size=settings.backbone_input_size, feature_layers=settings.backbone_layers,
                         preprocessing=settings.backbone_preprocessing)
-    return Recognizer(settings=recognizer_settings, backbone=Backbone(spec, settings.backbone_weights))
+    return Recognizer(settings=recognizer_settings(settings), backbone=Backbone(spec, settings.backbone_weights))
 
 
 def build_core(settings: Settings, recognizer: Recognizer | None = None) -> Core:

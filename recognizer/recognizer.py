@@ -11,7 +11,7 @@ import numpy as np
 from recognizer.annotate import annotate, crop_face
 from recognizer.backbone import Backbone, BackboneSpec
 from recognizer.decode import DecodedImage, DecodeLimits, load_image
-from recognizer.detect import Detection, FaceDetector, detect_faces, make_detector
+from recognizer.detect import DEFAULT_DETECT_MAX_SIDE, Detection, FaceDetector, detect_faces, make_detector
 from recognizer.errors import ModelError
 from recognizer.gallery import Gallery, combine
 from recognizer.model import ModelFiles, read_model
@@ -33,7 +33,7 @@ class RecognizerSettings:
     min_likelihood: float = 0.7
     scan: str = "thorough"  # animeface's scan density: "thorough" (its own) or "fast"
     # Detection runs on a copy shrunk to this long side (None: full size); boxes are scaled back.
-    detect_max_side: int | None = None
+    detect_max_side: int | None = DEFAULT_DETECT_MAX_SIDE
 
 
 class Recognizer:

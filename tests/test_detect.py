@@ -10,7 +10,7 @@ import PIL
 import pytest
 
 from recognizer import Box, load_image
-from recognizer.detect import (AnimeFaceDetector, CascadeDetector, Detection, detect_faces, make_detector,
+from recognizer.detect import (DEFAULT_DETECT_MAX_SIDE, AnimeFaceDetector, CascadeDetector, Detection, detect_faces, make_detector,
                                merge_overlapping, reading_order)
 from recognizer.errors import ModelError
 
@@ -100,6 +100,18 @@ def test_detections_are_in_original_coordinates_when_shrunk():
     assert face.box == Box(500, 248, 1000, 500)  # (125, 62, 250, 125) scaled by 4
     [face] = detect_faces(image, detector, max_side=None)
     assert detector.seen == (1000, 2000)
+
+
+def test_a_recognizer_searches_big_images_on_a_shrunk_copy_by_default():
+    from recognizer import Recognizer, RecognizerSettings
+
+    detector = CentreDetector()
+    [face] = Recognizer(detector=detector).detect(np.zeros((3000, 5000, 3), np.uint8))
+    assert detector.seen == (1229, DEFAULT_DETECT_MAX_SIDE)
+    assert face.box.w == pytest.approx(2500, abs=3)  # back in the image's own coordinates
+    Recognizer(detector=detector, settings=RecognizerSettings(detect_max_side=None)).detect(
+        np.zeros((3000, 5000, 3), np.uint8))
+    assert detector.seen == (3000, 5000)
 
 
 def test_shrinking_keeps_a_large_real_face(shared_data):

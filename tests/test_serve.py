@@ -306,6 +306,18 @@ def test_a_bad_configuration_is_a_clear_message_and_exit_2(tmp_path, capsys, mon
     assert "nothing to serve" in capsys.readouterr().err
 
 
+def test_the_detection_size_setting(tmp_path):
+    from bot.config import ConfigError
+    from bot.runtime import recognizer_settings
+
+    base = {"ANIFACE_DATA_DIR": str(tmp_path)}
+    assert recognizer_settings(load_settings(base, None)).detect_max_side == 2048
+    assert recognizer_settings(load_settings({**base, "ANIFACE_DETECT_MAX_SIDE": "0"}, None)).detect_max_side is None
+    assert recognizer_settings(load_settings({**base, "ANIFACE_DETECT_MAX_SIDE": "1280"}, None)).detect_max_side == 1280
+    with pytest.raises(ConfigError, match="ANIFACE_DETECT_MAX_SIDE"):
+        load_settings({**base, "ANIFACE_DETECT_MAX_SIDE": "10"}, None)
+
+
 def test_weights_that_cannot_be_downloaded_are_a_clear_paragraph_and_exit_2(tmp_path, capsys, monkeypatch):
     from recognizer import ModelError
 

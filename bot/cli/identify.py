@@ -13,6 +13,7 @@ from pathlib import Path
 
 from bot.cli.exit_codes import EXIT_OK, EXIT_FAILED, EXIT_USAGE
 from bot.terminal import printable
+from recognizer.detect import DEFAULT_DETECT_MAX_SIDE, MIN_DETECT_MAX_SIDE
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -35,6 +36,10 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--scan", choices=("fast", "thorough"), default=os.environ.get("ANIFACE_DETECTOR_SCAN", "thorough"),
                         help="animeface's scan: thorough (default, its own) or fast (~2.3x faster, "
                              "~3 points less recall)")
+    parser.add_argument("--detect-max-side", type=int, metavar="PIXELS",
+                        default=int(os.environ.get("ANIFACE_DETECT_MAX_SIDE", DEFAULT_DETECT_MAX_SIDE)),
+                        help="look for faces on a copy shrunk to this long side, for speed and memory on big "
+                             f"images (default: {DEFAULT_DETECT_MAX_SIDE}; 0: full size)")
     parser.add_argument("--no-annotate", action="store_true", help="do not write annotated PNGs")
     parser.set_defaults(run=run)
 
@@ -42,7 +47,11 @@ def register(commands: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from recognizer import ImageRejected, ModelError, Recognizer, RecognizerSettings, read_model
 
-    settings = RecognizerSettings(detector=args.detector, cascade_path=args.cascade, scan=args.scan)
+    if args.detect_max_side != 0 and args.detect_max_side < MIN_DETECT_MAX_SIDE:
+        print(f"aniface: --detect-max-side must be 0 (full size) or at least {MIN_DETECT_MAX_SIDE}", file=sys.stderr)
+        return EXIT_USAGE
+    settings = RecognizerSettings(detector=args.detector, cascade_path=args.cascade, scan=args.scan,
+                                  detect_max_side=args.detect_max_side or None)
     try:
         model = read_model(args.model) if args.model else None
         recognizer = Recognizer(model, settings=settings, backbone_weights=args.backbone_weights)
