@@ -13,22 +13,53 @@ import secrets
 from pathlib import Path
 
 
+SECRET_FILE = "secret.key"
+
+
+class SecretError(ValueError):
+    """The installation's secret file exists but cannot be used."""
+
+
 def load_secret(data_dir: Path) -> bytes:
+    """$ANIFACE_SECRET, else the key in `data_dir/secret.key`, created on first use.
+
+    Several processes may start together on a fresh data directory (the bot and `aniface export`):
+    the key is written to a file of its own and linked into place, so exactly one key wins and
+    nobody reads a half-written file.
+    """
     configured = os.environ.get("ANIFACE_SECRET")
     if configured:
         return configured.encode("utf-8")
-    path = data_dir / "secret.key"
-    try:
-        return bytes.fromhex(path.read_text().strip())
-    except FileNotFoundError:
-        pass
+    path = data_dir / SECRET_FILE
+    if path.exists():
+        return _read_key(path)
     data_dir.mkdir(parents=True, exist_ok=True)
     key = secrets.token_bytes(32)
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    candidate = data_dir / f".{SECRET_FILE}.{secrets.token_hex(8)}"
+    descriptor = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         os.write(descriptor, key.hex().encode())
+        os.fsync(descriptor)
     finally:
         os.close(descriptor)
+    try:
+        os.link(candidate, path)  # fails if another process got there first
+    except FileExistsError:
+        return _read_key(path)
+    finally:
+        candidate.unlink()
+    return key
+
+
+def _read_key(path: Path) -> bytes:
+    try:
+        key = bytes.fromhex(path.read_text(encoding="ascii").strip())
+    except (UnicodeDecodeError, ValueError) as error:
+        raise SecretError(f"{path} is damaged (it should hold a hex key): {error}; restore it from a backup, "
+                          "or delete it to start new pseudonyms (votes already stored stay under the old ones)"
+                          ) from error
+    if not key:
+        raise SecretError(f"{path} is empty; restore it from a backup, or delete it to start new pseudonyms")
     return key
 
 
