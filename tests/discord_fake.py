@@ -47,6 +47,8 @@ from typing import Any, Callable
 import yarl
 from aiohttp import WSMsgType, web
 
+from tests.local_fake_server import LocalFakeServer
+
 TOKEN = "MTIzNDU2Nzg5MDEyMzQ1Njc4.fake.discord-test-token"
 APP_ID = 1234567890123456789 % (1 << 62)
 DISCORD_EPOCH_MS = 1420070400000
@@ -94,6 +96,10 @@ class Call:
     at: float = field(default_factory=time.monotonic)
 
     @property
+    def name(self) -> str:  # what LocalFakeServer files it under
+        return self.route
+
+    @property
     def ok(self) -> bool:
         return 200 <= self.status < 300
 
@@ -114,6 +120,10 @@ class _Fault:
     status: int
     retry_after: float | None
     times: int
+
+    @property
+    def name(self) -> str:
+        return self.route
 
 
 @dataclass
@@ -141,8 +151,9 @@ class _Connection:
     alive: bool = True
 
 
-class FakeDiscord:
+class FakeDiscord(LocalFakeServer[Call, _Fault]):
     def __init__(self, token: str = TOKEN, heartbeat_interval_ms: int = 41250) -> None:
+        super().__init__()
         self.token = token
         self.app_id = APP_ID
         self.heartbeat_interval_ms = heartbeat_interval_ms
@@ -150,7 +161,6 @@ class FakeDiscord:
         self.bot_user = {"id": str(APP_ID), "username": "aniface", "global_name": "Aniface", "discriminator": "0",
                          "avatar": None, "bot": True, "flags": 0, "public_flags": 0, "verified": True,
                          "mfa_enabled": False, "email": None}
-        self.calls: list[Call] = []
         self.gateway_log: list[tuple[int, dict]] = []   # (connection number, payload the client sent)
         self.gateway_paths: list[str] = []              # the path and query of each gateway connection
         self.identified_intents: int | None = None
@@ -166,9 +176,6 @@ class FakeDiscord:
         self.interactions: dict[int, Interaction] = {}
         self.modals: list[tuple[Interaction, dict]] = []
         self.reactions: list[tuple[int, str]] = []      # (message id, emoji) the bot added
-        self._faults: list[_Fault] = []
-        self._runner: web.AppRunner | None = None
-        self.port = 0
         # gateway session
         self.session_id: str | None = None
         self.sequence = 0
@@ -179,8 +186,7 @@ class FakeDiscord:
 
     # --- server --------------------------------------------------------------------------------
 
-    async def start(self) -> None:
-        app = web.Application(client_max_size=64 * 1024 * 1024)
+    def _add_routes(self, app: web.Application) -> None:
         routes = [
             ("GET", "/api/v10/users/@me", "get_me", self._r_me),
             ("GET", "/api/v10/oauth2/applications/@me", "application_info", self._r_application),
@@ -207,20 +213,14 @@ class FakeDiscord:
         app.router.add_get("/resume", self._gateway)
         app.router.add_get("/{path:(attachments|stickers|external|ephemeral-attachments)/.+}", self._cdn)
         app.router.add_route("*", "/api/v10/{rest:.*}", self._unknown)
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # noqa: SLF001 - the port the OS chose
 
     async def close(self) -> None:
+        # the gateway websocket first, marked dead so that nothing more is sent on it, then the server
         if self._connection is not None:
             self._connection.alive = False
             if not self._connection.ws.closed:
                 await self._connection.ws.close(code=1001)
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        await super().close()
 
     @property
     def api_base(self) -> str:
@@ -244,39 +244,7 @@ class FakeDiscord:
         """Answer the next `times` calls of `route` with `status` (a 429 as Discord sends it), doing nothing."""
         self._faults.append(_Fault(route, status, retry_after, times))
 
-    def _fault_for(self, route: str) -> _Fault | None:
-        for fault in self._faults:
-            if fault.route == route and fault.times > 0:
-                fault.times -= 1
-                return fault
-        return None
-
-    # --- what the bot did ----------------------------------------------------------------------
-
-    def calls_to(self, route: str, ok: bool | None = True, where: Callable[[Call], bool] | None = None) -> list[Call]:
-        return [c for c in self.calls if c.route == route and (ok is None or c.ok == ok)
-                and (where is None or where(c))]
-
-    async def wait_for(self, route: str, count: int = 1, timeout: float = 30.0, ok: bool | None = True,
-                       where: Callable[[Call], bool] | None = None) -> list[Call]:
-        """The first `count` calls of `route` (successful ones by default), waiting for them."""
-        deadline = time.monotonic() + timeout
-        while True:
-            found = self.calls_to(route, ok, where)
-            if len(found) >= count:
-                return found[:count]
-            if time.monotonic() > deadline:
-                seen = ", ".join(f"{c.route}:{c.status}" for c in self.calls)
-                raise AssertionError(f"expected {count} {route} call(s) within {timeout} s; calls so far: {seen}")
-            await asyncio.sleep(0.02)
-
-    async def wait_until(self, predicate: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> Any:
-        deadline = time.monotonic() + timeout
-        while not (value := predicate()):
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out waiting for {what}")
-            await asyncio.sleep(0.02)
-        return value
+    # --- what the bot did (calls_to, wait_for, wait_until: LocalFakeServer) --------------------
 
     def bot_messages(self, channel: dict) -> list[dict]:
         """Messages the bot posted in a channel (also through interactions), oldest first."""

@@ -27,10 +27,12 @@ import re
 import time
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
-from typing import Any, Callable, Iterable
+from typing import Any, Iterable
 
 from aiohttp import web
 from PIL import Image
+
+from tests.local_fake_server import LocalFakeServer
 
 TOKEN = "123456:TEST-TOKEN"
 BOT_ID = 123456
@@ -72,6 +74,10 @@ class Call:
     at: float = field(default_factory=time.monotonic)
 
     @property
+    def name(self) -> str:  # what LocalFakeServer files it under
+        return self.method
+
+    @property
     def ok(self) -> bool:
         return self.status == 200
 
@@ -92,6 +98,10 @@ class _Fault:
     retry_after: int | None
     delay: float
     times: int
+
+    @property
+    def name(self) -> str:
+        return self.method
 
 
 def utf16_length(text: str) -> int:
@@ -139,13 +149,13 @@ def entities_of(text: str) -> list[dict]:
     return found
 
 
-class FakeBotAPI:
+class FakeBotAPI(LocalFakeServer[Call, _Fault]):
     def __init__(self, token: str = TOKEN, username: str = "aniface_test_bot") -> None:
+        super().__init__()
         self.token = token
         self.bot_user = {"id": int(token.split(":")[0]), "is_bot": True, "first_name": "Aniface",
                          "username": username, "can_join_groups": True, "can_read_all_group_messages": False,
                          "supports_inline_queries": False}
-        self.calls: list[Call] = []
         self.get_updates_calls = 0
         self.allowed_updates: list[str] | None = None
         self.files: dict[str, StoredFile] = {}
@@ -154,7 +164,6 @@ class FakeBotAPI:
         self.admins: dict[int, set[int]] = {}
         self.started: set[int] = set()
         self.reactions_allowed = True
-        self._faults: list[_Fault] = []
         self._updates: list[dict] = []
         self._new_update = asyncio.Event()
         self._update_ids = itertools.count(1)
@@ -162,25 +171,12 @@ class FakeBotAPI:
         self._file_ids = itertools.count(1)
         self._callback_ids = itertools.count(1)
         self._chats: dict[int, dict] = {}
-        self._runner: web.AppRunner | None = None
-        self.port = 0
 
     # --- server --------------------------------------------------------------------------------
 
-    async def start(self) -> None:
-        app = web.Application(client_max_size=64 * 1024 * 1024)
+    def _add_routes(self, app: web.Application) -> None:
         app.router.add_route("*", "/bot{token}/{method}", self._api)
         app.router.add_get("/file/bot{token}/{path:.+}", self._download)
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # noqa: SLF001 - the port the OS chose
-
-    async def close(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
 
     @property
     def base_url(self) -> str:
@@ -204,31 +200,7 @@ class FakeBotAPI:
         """Carry out the next `times` calls of `method`, but answer only after `seconds`."""
         self._faults.append(_Fault(method, None, "", None, seconds, times))
 
-    def _fault_for(self, method: str) -> _Fault | None:
-        for fault in self._faults:
-            if fault.method == method and fault.times > 0:
-                fault.times -= 1
-                return fault
-        return None
-
-    # --- what the bot did ----------------------------------------------------------------------
-
-    def calls_to(self, method: str, ok: bool | None = True, where: Callable[[Call], bool] | None = None) -> list[Call]:
-        return [c for c in self.calls if c.method == method and (ok is None or c.ok == ok)
-                and (where is None or where(c))]
-
-    async def wait_for(self, method: str, count: int = 1, timeout: float = 30.0, ok: bool | None = True,
-                       where: Callable[[Call], bool] | None = None) -> list[Call]:
-        """The first `count` calls of `method` (successful ones by default), waiting for them."""
-        deadline = time.monotonic() + timeout
-        while True:
-            found = self.calls_to(method, ok, where)
-            if len(found) >= count:
-                return found[:count]
-            if time.monotonic() > deadline:
-                seen = ", ".join(f"{c.method}:{c.status}" for c in self.calls)
-                raise AssertionError(f"expected {count} {method} call(s) within {timeout} s; calls so far: {seen}")
-            await asyncio.sleep(0.02)
+    # --- what the bot did (calls_to, wait_for: LocalFakeServer) --------------------------------
 
     def sent_messages(self, chat_id: int) -> list[dict]:
         """Messages the bot posted in a chat, oldest first."""
