@@ -17,8 +17,9 @@ from recognizer.errors import ModelError
 from recognizer.results import Box
 
 # Full-size art from chats (4K screenshots, 6000 px illustrations) is searched on a copy this long:
-# at 6144 px the scan took 3 s and 1.6 GB, at 2048 px 1 s and 0.45 GB, and found nearly the same faces
-# (bench/detect_sizes.py). Faces under ~2% of the long side are lost; 0 or None searches the full size.
+# on scenes enlarged to 6144 px the full-size scan took 2.7 s and 1.75 GB and found 10 of 63 faces, the
+# 2048 px copy 1.1 s, 0.48 GB and 63 (bench/detect_sizes.py; animeface-2009 loses very large faces).
+# Faces under ~2% of the long side are missed instead; 0 or None searches the full size.
 DEFAULT_DETECT_MAX_SIDE = 2048
 MIN_DETECT_MAX_SIDE = 64
 
