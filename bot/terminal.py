@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import sys
 import unicodedata
+from typing import Callable
 
 
 def printable(text: str) -> str:
@@ -16,3 +18,8 @@ def note(message: str) -> None:
     from tqdm import tqdm
 
     tqdm.write(f"aniface: {printable(message)}", file=sys.stderr)
+
+
+def print_summary(summary: dict, as_json: bool, in_words: Callable[[dict], str]) -> None:
+    """A command's closing summary on stdout: one JSON object for machines, else `in_words(summary)`."""
+    print(json.dumps(summary, ensure_ascii=False) if as_json else in_words(summary))

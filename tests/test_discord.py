@@ -39,8 +39,9 @@ from bot.messages import ChatSettingsView, FaceSummary, Reply, ReplyKind
 from bot.privacy import Hasher
 from bot.storage.db import Database
 from bot.storage.models import Face, Prediction, ReplyMessage, Vote
-from recognizer import Backbone, DecodeLimits, Gallery, Recognizer, read_model
+from recognizer import Backbone, Gallery, Recognizer, read_model
 from recognizer.model import BACKBONE_WEIGHTS_FILE
+from tests.scripted_core import ScriptedCore, many_faces
 from tests.discord_fake import EPHEMERAL, Call, FakeDiscord
 from tests.model_factory import TINY_SAVED_SPEC
 
@@ -689,33 +690,11 @@ async def test_stopping_finishes_the_answers_in_flight():
 
 # --- rendering, with a scripted core -------------------------------------------------------------
 
-class ScriptedCore:
-    """Just enough of a Core for the picture path: it answers with a prepared Reply."""
-
-    limits = DecodeLimits()
-
-    def __init__(self, reply: Reply) -> None:
-        self.reply = reply
-        self.sent: list[tuple[int, str]] = []
-
-    async def chat_settings(self, platform, chat_id):
-        return ChatSettingsView()
-
-    async def identify(self, image):
-        return self.reply
-
-    async def reply_sent(self, prediction_id, platform, chat_id, message_id):
-        self.sent.append((prediction_id, message_id))
-
-
-def _many_faces(count: int) -> tuple[FaceSummary, ...]:
-    names = ("Tom & Jerry *<3* ||x||", "Chino Kafu", "Hatsune Miku", "Rem", "Emilia")
-    candidates = tuple((name, 0.9 - 0.1 * i) for i, name in enumerate(names))
-    return tuple(FaceSummary(1000 + n, n, (n, n, 10, 10), names[0], candidates) for n in range(1, count + 1))
+ODD_NAME = "Tom & Jerry *<3* ||x||"  # markup characters the reply must escape
 
 
 async def test_a_long_answer_continues_in_replies_and_names_are_escaped():
-    faces = _many_faces(40)
+    faces = many_faces(40, ODD_NAME)
     text = wording.faces_text(faces, True)
     assert len(text) > 2000
     png = _encode(Image.new("RGB", (64, 48), (255, 255, 255)), "PNG")

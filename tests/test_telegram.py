@@ -32,12 +32,13 @@ from adapters.telegram.config import SettingsError
 from adapters.telegram.network import NotSent, ServerError, may_retry, posts_a_message
 from bot import wording
 from bot.core import Core
-from bot.messages import ChatSettingsView, FaceSummary, Reply, ReplyKind
+from bot.messages import FaceSummary, Reply, ReplyKind
 from bot.privacy import Hasher
 from bot.storage.db import Database
 from bot.storage.models import Face, Prediction, ReplyMessage, Vote
-from recognizer import Backbone, DecodeLimits, Gallery, Recognizer, read_model
+from recognizer import Backbone, Gallery, Recognizer, read_model
 from recognizer.model import BACKBONE_WEIGHTS_FILE
+from tests.scripted_core import ScriptedCore, many_faces
 from telegram.error import NetworkError, TimedOut
 from tests.model_factory import TINY_SAVED_SPEC
 from tests.telegram_fake import FakeBotAPI, html_text
@@ -502,33 +503,11 @@ async def test_the_network_guard_stops_a_bot_that_would_reach_the_real_api(core)
 
 # --- rendering, with a scripted core -------------------------------------------------------------
 
-class ScriptedCore:
-    """Just enough of a Core for the picture path: it answers with a prepared Reply."""
-
-    limits = DecodeLimits()
-
-    def __init__(self, reply: Reply) -> None:
-        self.reply = reply
-        self.sent: list[tuple[int, str]] = []
-
-    async def chat_settings(self, platform, chat_id):
-        return ChatSettingsView()
-
-    async def identify(self, image):
-        return self.reply
-
-    async def reply_sent(self, prediction_id, platform, chat_id, message_id):
-        self.sent.append((prediction_id, message_id))
-
-
-def _many_faces(count: int) -> tuple[FaceSummary, ...]:
-    names = ("Tom & Jerry <3", "Chino Kafu", "Hatsune Miku", "Rem", "Emilia")
-    candidates = tuple((name, 0.9 - 0.1 * i) for i, name in enumerate(names))
-    return tuple(FaceSummary(1000 + n, n, (n, n, 10, 10), names[0], candidates) for n in range(1, count + 1))
+ODD_NAME = "Tom & Jerry <3"  # markup characters the reply must escape
 
 
 async def test_a_long_caption_continues_in_a_text_reply_and_names_are_escaped():
-    faces = _many_faces(30)
+    faces = many_faces(30, ODD_NAME)
     text = wording.faces_text(faces, True)
     assert len(text) > 1024
     png = _encode(Image.new("RGB", (64, 48), (255, 255, 255)), "PNG")

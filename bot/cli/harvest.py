@@ -9,12 +9,11 @@ where it stopped. Sort the crops with `aniface prelabel`, check them, then `anif
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import sys
 
 from bot.cli.exit_codes import EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED
-from bot.terminal import note, printable
+from bot.terminal import note, print_summary, printable
 
 
 _UNITS = {"h": 3600.0, "m": 60.0, "min": 60.0, "s": 1.0, "sec": 1.0, "ms": 0.001}
@@ -123,11 +122,7 @@ def run(args: argparse.Namespace) -> int:
         print("\naniface: interrupted; run the same command again to continue where it stopped", file=sys.stderr)
         return EXIT_INTERRUPTED
 
-    summary = report.summary()
-    if args.json:
-        print(json.dumps(summary, ensure_ascii=False))
-    else:
-        print(_human_summary(summary))
+    print_summary(report.summary(), args.json, _human_summary)
     return EXIT_FAILED if report.failures else EXIT_OK
 
 

@@ -8,12 +8,11 @@ confident first. Once checked, SORTED_DIR feeds `aniface train` as it is.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 
 from bot.cli.exit_codes import EXIT_OK, EXIT_FAILED, EXIT_USAGE
-from bot.terminal import note, printable
+from bot.terminal import note, print_summary, printable
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -70,11 +69,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"aniface: {error}", file=sys.stderr)
         return EXIT_USAGE
 
-    summary = report.summary()
-    if args.json:
-        print(json.dumps(summary, ensure_ascii=False))
-    else:
-        print(_human_summary(summary))
+    print_summary(report.summary(), args.json, _human_summary)
     return EXIT_FAILED if report.failures else EXIT_OK
 
 
