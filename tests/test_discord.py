@@ -36,16 +36,12 @@ from adapters.discord_bot.handlers import parse_threshold, source_key
 from bot import wording
 from bot.core import Core
 from bot.messages import ChatSettingsView, FaceSummary, Reply, ReplyKind
-from bot.privacy import Hasher
-from bot.storage.db import Database
 from bot.storage.models import Face, Prediction, ReplyMessage, Vote
-from recognizer import Backbone, Gallery, Recognizer, read_model
-from recognizer.model import BACKBONE_WEIGHTS_FILE
+from tests.adapter_fixtures import (encode, lottie_document, running_core, scene,  # noqa: F401 - scene: a fixture
+                                    sticker_picture)
 from tests.scripted_core import ScriptedCore, many_faces
 from tests.discord_fake import EPHEMERAL, Call, FakeDiscord
-from tests.model_factory import TINY_SAVED_SPEC
 
-SCENE = "ao_emilia_rezero_Emilia_67.jpg"   # one face at (621, 163, 262, 262) in 1280 x 800
 THUMBS_UP, THUMBS_DOWN, KEYCAP_2 = "\U0001f44d", "\U0001f44e", "2\ufe0f\u20e3"
 ADMIN_ID = 4242
 FAST = AdapterOptions(ack_window=0.3, guild_ready_timeout=0.05, drain_timeout=20.0)
@@ -53,66 +49,27 @@ FAST = AdapterOptions(ack_window=0.3, guild_ready_timeout=0.05, drain_timeout=20
 
 # --- pictures ------------------------------------------------------------------------------------
 
-def _encode(image: Image.Image, fmt: str, **params) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, fmt, **params)
-    return buffer.getvalue()
-
-
-@pytest.fixture(scope="module")
-def scene(shared_data) -> Image.Image:
-    with Image.open(shared_data / "scenes" / SCENE) as image:
-        return image.convert("RGB")
-
-
 @pytest.fixture(scope="module")
 def scene_png(scene) -> bytes:
-    return _encode(scene, "PNG")
-
-
-def sticker_picture(scene: Image.Image) -> Image.Image:
-    return scene.resize((512, 320))
+    return encode(scene, "PNG")
 
 
 def sticker_file(scene: Image.Image, kind: str) -> bytes:
     picture = sticker_picture(scene)
     if kind == "png":
-        return _encode(picture, "PNG")
+        return encode(picture, "PNG")
     if kind == "apng":
-        return _encode(picture, "PNG", save_all=True, append_images=[picture.rotate(1)], duration=100, loop=0)
+        return encode(picture, "PNG", save_all=True, append_images=[picture.rotate(1)], duration=100, loop=0)
     if kind == "gif":
-        return _encode(picture, "GIF", save_all=True, append_images=[picture], duration=100, loop=0)
-    return lottie_sticker(picture)
-
-
-def lottie_sticker(picture: Image.Image) -> bytes:
-    """A Lottie document (Discord serves it as plain JSON) whose only layer is the picture."""
-    import base64
-
-    uri = "data:image/png;base64," + base64.b64encode(_encode(picture, "PNG")).decode()
-    static = lambda value: {"a": 0, "k": value}  # noqa: E731
-    width, height = picture.size
-    return json.dumps({
-        "v": "5.5.2", "fr": 30, "ip": 0, "op": 30, "w": width, "h": height, "nm": "sticker", "ddd": 0,
-        "assets": [{"id": "picture", "w": width, "h": height, "u": "", "p": uri, "e": 1}],
-        "layers": [{"ddd": 0, "ind": 1, "ty": 2, "nm": "picture", "refId": "picture", "sr": 1, "ip": 0, "op": 30,
-                    "st": 0, "bm": 0, "ks": {"o": static(100), "r": static(0), "p": static([width / 2, height / 2, 0]),
-                                             "a": static([width / 2, height / 2, 0]), "s": static([100, 100, 100])}}],
-    }).encode()
+        return encode(picture, "GIF", save_all=True, append_images=[picture], duration=100, loop=0)
+    return json.dumps(lottie_document(picture)).encode()  # Discord serves Lottie stickers as plain JSON
 
 
 # --- the core and the bot ------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
 def core(tmp_path_factory, tiny_model) -> Core:
-    database = Database(f"sqlite:///{tmp_path_factory.mktemp('discord') / 'aniface.sqlite3'}")
-    backbone = Backbone(TINY_SAVED_SPEC, tiny_model.path / BACKBONE_WEIGHTS_FILE)
-    recognizer = Recognizer(read_model(tiny_model.path), backbone=backbone, gallery=Gallery())
-    core = Core(database, recognizer, Hasher(b"test-secret"), admins={"discord": {str(ADMIN_ID)}})
-    asyncio.run(core.start())
-    yield core
-    asyncio.run(core.close())
-    database.dispose()
+    yield from running_core(tmp_path_factory.mktemp("discord"), tiny_model, {"discord": {str(ADMIN_ID)}})
 
 
 @dataclass
@@ -283,7 +240,7 @@ async def test_stickers_are_read(bot, core, scene, kind):
 
 async def test_a_link_embed_added_later_is_answered_through_the_media_proxy(bot, scene):
     fake, alice = bot.fake, bot.user()
-    picture = _encode(sticker_picture(scene), "JPEG", quality=90)
+    picture = encode(sticker_picture(scene), "JPEG", quality=90)
     message = fake.message(bot.channel, alice, "look https://example.org/picture.png")
     fake.push_message(message)  # Discord adds the link's embed a moment later, in an edit
     await asyncio.sleep(0.2)
@@ -543,7 +500,7 @@ async def test_what_the_bot_cannot_read_is_answered_politely(bot, core):
     huge = fake.message(bot.channel, alice, attachments=[fake.attachment(
         bot.channel, b"\x89PNG\r\n\x1a\n", "huge.png", "image/png", size=30_000_000)])
     faceless = fake.message(bot.channel, alice, attachments=[fake.attachment(
-        bot.channel, _encode(Image.new("RGB", (640, 400), (90, 160, 90)), "PNG"), "grass.png", "image/png")])
+        bot.channel, encode(Image.new("RGB", (640, 400), (90, 160, 90)), "PNG"), "grass.png", "image/png")])
     answers = {}
     for message in (corrupt, huge, faceless):
         fake.push_message(message)
@@ -669,7 +626,7 @@ async def test_aniface_serve_starts_and_stops_it_beside_the_others(tmp_path):
 
 
 async def test_stopping_finishes_the_answers_in_flight():
-    png = _encode(Image.new("RGB", (64, 48), (255, 255, 255)), "PNG")
+    png = encode(Image.new("RGB", (64, 48), (255, 255, 255)), "PNG")
 
     class SlowCore(ScriptedCore):
         async def identify(self, image):
@@ -697,7 +654,7 @@ async def test_a_long_answer_continues_in_replies_and_names_are_escaped():
     faces = many_faces(40, ODD_NAME)
     text = wording.faces_text(faces, True)
     assert len(text) > 2000
-    png = _encode(Image.new("RGB", (64, 48), (255, 255, 255)), "PNG")
+    png = encode(Image.new("RGB", (64, 48), (255, 255, 255)), "PNG")
     core = ScriptedCore(Reply(ReplyKind.FACES, text, 7, png, (), faces))
     async with running_bot(core) as bot:
         alice = bot.user()

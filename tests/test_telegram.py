@@ -8,7 +8,6 @@ here from them.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import csv
 import gzip
@@ -33,18 +32,14 @@ from adapters.telegram.network import NotSent, ServerError, may_retry, posts_a_m
 from bot import wording
 from bot.core import Core
 from bot.messages import FaceSummary, Reply, ReplyKind
-from bot.privacy import Hasher
-from bot.storage.db import Database
 from bot.storage.models import Face, Prediction, ReplyMessage, Vote
-from recognizer import Backbone, Gallery, Recognizer, read_model
-from recognizer.model import BACKBONE_WEIGHTS_FILE
+from tests.adapter_fixtures import (SCENE, encode, lottie_document, running_core, scene,  # noqa: F401 - scene: a fixture
+                                    sticker_picture)
 from tests.scripted_core import ScriptedCore, many_faces
 from telegram.error import NetworkError, TimedOut
-from tests.model_factory import TINY_SAVED_SPEC
 from tests.telegram_fake import FakeBotAPI, html_text
 from tests.test_decode import h264_or_mpeg4, video, vp9_or_vp8
 
-SCENE = "ao_emilia_rezero_Emilia_67.jpg"   # one face at (621, 163, 262, 262) in 1280 x 800
 EYES = "\U0001f440"
 THUMBS_UP = "\U0001f44d"
 FAST = AdapterOptions(album_wait=0.4, ack_window=0.3, retry_delay=0.1, read_timeout=10.0)
@@ -56,67 +51,32 @@ _user_ids = itertools.count(5001)
 
 # --- pictures ------------------------------------------------------------------------------------
 
-def _encode(image: Image.Image, fmt: str, **params) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, fmt, **params)
-    return buffer.getvalue()
-
-
-@pytest.fixture(scope="module")
-def scene(shared_data) -> Image.Image:
-    with Image.open(shared_data / "scenes" / SCENE) as image:
-        return image.convert("RGB")
-
-
 @pytest.fixture(scope="module")
 def scene_jpeg(shared_data) -> bytes:
     return (shared_data / "scenes" / SCENE).read_bytes()
 
 
-def sticker_image(scene: Image.Image) -> Image.Image:
-    return scene.resize((512, 320))  # a sticker is 512 px on its long side
-
-
 def webp_sticker(scene: Image.Image) -> bytes:
-    return _encode(sticker_image(scene), "WEBP", quality=90)
+    return encode(sticker_picture(scene), "WEBP", quality=90)
 
 
 def tgs_sticker(scene: Image.Image) -> bytes:
-    """A Lottie animation whose only layer is the picture, as an embedded image asset."""
-    picture = sticker_image(scene)
-    uri = "data:image/png;base64," + base64.b64encode(_encode(picture, "PNG")).decode()
-    static = lambda value: {"a": 0, "k": value}  # noqa: E731
-    width, height = picture.size
-    document = {
-        "v": "5.5.2", "fr": 30, "ip": 0, "op": 30, "w": width, "h": height, "nm": "sticker", "ddd": 0,
-        "assets": [{"id": "picture", "w": width, "h": height, "u": "", "p": uri, "e": 1}],
-        "layers": [{"ddd": 0, "ind": 1, "ty": 2, "nm": "picture", "refId": "picture", "sr": 1, "ip": 0, "op": 30,
-                    "st": 0, "bm": 0, "ks": {"o": static(100), "r": static(0), "p": static([width / 2, height / 2, 0]),
-                                             "a": static([width / 2, height / 2, 0]), "s": static([100, 100, 100])}}],
-    }
-    return gzip.compress(json.dumps(document).encode())
+    return gzip.compress(json.dumps(lottie_document(sticker_picture(scene))).encode())
 
 
 def webm_sticker(scene: Image.Image) -> bytes:
-    return video("webm", vp9_or_vp8(), [np.asarray(sticker_image(scene))] * 3)
+    return video("webm", vp9_or_vp8(), [np.asarray(sticker_picture(scene))] * 3)
 
 
 def mp4_animation(scene: Image.Image) -> bytes:
-    return video("mp4", h264_or_mpeg4(), [np.asarray(sticker_image(scene))] * 3)
+    return video("mp4", h264_or_mpeg4(), [np.asarray(sticker_picture(scene))] * 3)
 
 
 # --- the core and the bot ------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
 def core(tmp_path_factory, tiny_model) -> Core:
-    database = Database(f"sqlite:///{tmp_path_factory.mktemp('telegram') / 'aniface.sqlite3'}")
-    backbone = Backbone(TINY_SAVED_SPEC, tiny_model.path / BACKBONE_WEIGHTS_FILE)
-    recognizer = Recognizer(read_model(tiny_model.path), backbone=backbone, gallery=Gallery())
-    core = Core(database, recognizer, Hasher(b"test-secret"), admins={"telegram": {"42"}})
-    asyncio.run(core.start())
-    yield core
-    asyncio.run(core.close())
-    database.dispose()
+    yield from running_core(tmp_path_factory.mktemp("telegram"), tiny_model, {"telegram": {"42"}})
 
 
 @dataclass
@@ -253,8 +213,8 @@ async def test_every_kind_of_picture_is_read(bot, scene, kind):
 async def test_an_album_gets_one_answer(bot, core, scene, scene_jpeg):
     group, alice = bot.group(), bot.user()
     fake = bot.fake
-    mirrored = _encode(scene.transpose(Image.Transpose.FLIP_LEFT_RIGHT), "JPEG", quality=92)
-    blank = _encode(Image.new("RGB", (640, 400), (200, 220, 240)), "JPEG")
+    mirrored = encode(scene.transpose(Image.Transpose.FLIP_LEFT_RIGHT), "JPEG", quality=92)
+    blank = encode(Image.new("RGB", (640, 400), (200, 220, 240)), "JPEG")
     album = [fake.photo_message(group, alice, data, media_group_id="album-1") for data in (scene_jpeg, mirrored, blank)]
     fake.push(*album)
     [call] = await fake.wait_for("sendMediaGroup")
@@ -420,7 +380,7 @@ async def test_what_the_bot_cannot_read_is_answered_politely(bot, core):
     fake = bot.fake
     corrupt = fake.photo_message(group, alice, b"\xff\xd8\xff\xe0 this is not really a JPEG" * 10)
     huge = fake.document_message(group, alice, b"\x89PNG\r\n\x1a\n", "huge.png", "image/png", size=30_000_000)
-    faceless = fake.photo_message(group, alice, _encode(Image.new("RGB", (640, 400), (90, 160, 90)), "JPEG"))
+    faceless = fake.photo_message(group, alice, encode(Image.new("RGB", (640, 400), (90, 160, 90)), "JPEG"))
     fake.push(corrupt, huge, faceless)
     answers = {}
     for message in (corrupt, huge, faceless):
@@ -510,7 +470,7 @@ async def test_a_long_caption_continues_in_a_text_reply_and_names_are_escaped():
     faces = many_faces(30, ODD_NAME)
     text = wording.faces_text(faces, True)
     assert len(text) > 1024
-    png = _encode(Image.new("RGB", (64, 48), (255, 255, 255)), "PNG")
+    png = encode(Image.new("RGB", (64, 48), (255, 255, 255)), "PNG")
     core = ScriptedCore(Reply(ReplyKind.FACES, text, 7, png, (), faces))
     async with running_bot(core) as bot:
         group, alice = bot.group(), bot.user()
