@@ -74,6 +74,35 @@ def test_bad_model_directory_is_a_usage_error(tmp_path, capsys, shared_data):
     assert "not a model directory" in capsys.readouterr().err
 
 
+def test_the_detection_size_comes_from_the_option_else_the_environment(tmp_path, capsys, monkeypatch):
+    from bot.cli.identify import _detect_max_side
+    from recognizer.detect import DEFAULT_DETECT_MAX_SIDE
+
+    monkeypatch.delenv("ANIFACE_DETECT_MAX_SIDE", raising=False)
+    assert _detect_max_side(None) == DEFAULT_DETECT_MAX_SIDE
+    assert _detect_max_side(0) is None and _detect_max_side(1280) == 1280
+    monkeypatch.setenv("ANIFACE_DETECT_MAX_SIDE", "960")
+    assert _detect_max_side(None) == 960 and _detect_max_side(0) is None
+
+    image = str(tmp_path / "none.png")
+    for option, environment, wrong in ((["--detect-max-side", "10"], "960", "--detect-max-side must be 0"),
+                                       ([], "big", "ANIFACE_DETECT_MAX_SIDE must be a whole number")):
+        monkeypatch.setenv("ANIFACE_DETECT_MAX_SIDE", environment)
+        assert main(["identify", image, *option]) == 2
+        err = capsys.readouterr().err
+        assert wrong in err and "Traceback" not in err
+
+
+def test_the_help_names_the_default_detection_size(capsys):
+    from recognizer.detect import DEFAULT_DETECT_MAX_SIDE
+
+    try:
+        main(["identify", "--help"])
+    except SystemExit:
+        pass
+    assert f"else {DEFAULT_DETECT_MAX_SIDE};" in " ".join(capsys.readouterr().out.split())
+
+
 def test_output_names_are_safe_and_unique(shared_data, tmp_path, capsys):
     source = (shared_data / "scenes" / "ao_emilia_rezero_Emilia_23.jpg").read_bytes()
     odd = tmp_path / "in" / "..\u202e gnp.exe;rm -rf ~"
