@@ -105,13 +105,13 @@ def save_model(directory: str | os.PathLike, manifest: ModelManifest, head: Soft
     path = Path(directory)
     path.mkdir(parents=True, exist_ok=True)
     head.save(path / HEAD_FILE)
-    _write_manifest(path, manifest)
+    _write_manifest_data(path, manifest.to_dict())
     return path
 
 
-def _write_manifest(path: Path, manifest: ModelManifest) -> None:
+def _write_manifest_data(path: Path, data: dict) -> None:
     temporary = path / (MANIFEST + ".tmp")
-    temporary.write_text(json.dumps(manifest.to_dict(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    temporary.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     os.replace(temporary, path / MANIFEST)
 
 
@@ -141,9 +141,10 @@ def set_unknown_threshold(directory: str | os.PathLike, threshold: float, rule: 
     if not 0.0 <= threshold <= 1.0:
         raise ModelError(f"an unknown threshold is a probability between 0 and 1, not {threshold}")
     path = Path(directory)
-    manifest = read_model(path).manifest  # validates the whole model before changing anything
-    old = manifest.unknown_threshold
-    manifest.unknown_threshold = float(threshold)
-    manifest.metrics["unknown_threshold_rule"] = rule
-    _write_manifest(path, manifest)
+    old = read_model(path).manifest.unknown_threshold  # validates the whole model before changing anything
+    # Edit the JSON as it is: keys this version does not know (a newer writer's) are kept.
+    data = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
+    data["unknown_threshold"] = float(threshold)
+    data.setdefault("metrics", {})["unknown_threshold_rule"] = rule
+    _write_manifest_data(path, data)
     return old

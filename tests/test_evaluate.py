@@ -171,5 +171,8 @@ def test_an_unknown_threshold_outside_0_to_1_is_refused(tmp_path):
     save_model(tmp_path, ModelManifest(labels=["A", "B"]), SoftmaxHead(np.zeros(4), np.ones(4), np.eye(4)[:, :2], np.zeros(2)))
     with pytest.raises(ModelError, match="between 0 and 1"):
         set_unknown_threshold(tmp_path, 1.5, "by hand")
+    manifest_path = tmp_path / "manifest.json"
+    manifest_path.write_text(json.dumps({**json.loads(manifest_path.read_text()), "from_a_newer_writer": [1]}))
     assert set_unknown_threshold(tmp_path, 0.65, "by hand") == 0.4
     assert read_model(tmp_path).manifest.unknown_threshold == 0.65
+    assert json.loads(manifest_path.read_text())["from_a_newer_writer"] == [1]  # what it does not know is kept
