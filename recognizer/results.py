@@ -60,7 +60,8 @@ class Face:
     """One face: its number in reading order (1-based), where it is, and who it may be.
 
     `name` is the best candidate when it is confident enough, else None ("unknown");
-    `candidates` is empty when no model is loaded.
+    `candidates` is empty when no model is loaded. `guessed` marks a region the recognizer looked at
+    because no face was found (its likeliest place for one): an answer to say is a guess.
     """
 
     number: int
@@ -69,6 +70,7 @@ class Face:
     candidates: tuple[Candidate, ...] = ()
     name: str | None = None
     embedding: np.ndarray | None = field(default=None, compare=False, repr=False)
+    guessed: bool = False
 
     @property
     def label(self) -> str:
@@ -83,4 +85,5 @@ class Face:
             "detection_score": round(self.detection_score, 4),
             "name": self.name,
             "candidates": [{"name": c.name, "probability": round(c.probability, 6)} for c in self.candidates],
+            "guessed": self.guessed,
         }
