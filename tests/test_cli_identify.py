@@ -75,7 +75,7 @@ def test_bad_model_directory_is_a_usage_error(tmp_path, capsys, shared_data):
 
 
 def test_the_detection_size_comes_from_the_option_else_the_environment(tmp_path, capsys, monkeypatch):
-    from bot.cli.identify import _detect_max_side
+    from bot.cli.recognizer_options import detect_max_side_setting as _detect_max_side
     from recognizer.detect import DEFAULT_DETECT_MAX_SIDE
 
     monkeypatch.delenv("ANIFACE_DETECT_MAX_SIDE", raising=False)
