@@ -770,7 +770,7 @@ def _verdict(result: SceneResult) -> str:
         return (f"{len(result.known_top1)} of {len(result.known)} known characters top-1"
                 + ("" if result.face_found else "; only a guessed region"))
     where = "in the top 5" if result.top5 else "not in the top 5"
-    return f"not top-1, {where}" + ("" if result.face_found else "; no face found, only a guess")
+    return ("not top-1, " if result.face_found else "only a guessed region, not top-1, ") + where
 
 
 def _fit(text: str, font, width: int) -> str:
