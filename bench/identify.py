@@ -4,8 +4,10 @@
     python bench/identify.py --model MODEL_DIR [--backbone-weights PATH]
 
 Scenes are shrunk to at most 1280 px on the long side first (re-encoded as JPEG in memory), then
-each is decoded, its faces detected, embedded in one batched backbone call, classified and annotated.
-The embed stage is compared with a bare `predict_on_batch` of the same network on the same crops,
+each goes through `Recognizer.identify` as the bot calls it and is annotated. Stages: decode; detect
+(the face search, and with a model that has a face verifier the embedding and verifying of its
+candidates); name (embedding what is left, in one batched call, and classifying); annotate. The network
+on the faces' crops is compared with a bare `predict_on_batch` of the same network on the same crops,
 in the same run. Without --model, a head with random weights over 43 labels stands in (its cost is
 negligible; the names it gives are meaningless, the timings are not).
 """
@@ -31,11 +33,11 @@ from recognizer import (Backbone, BackboneSpec, Face, ModelManifest, Recognizer,
                         SoftmaxHead, decode_image, read_model)
 from recognizer import _nvxs  # noqa: E402
 from recognizer.backbone import DEFAULT_FEATURE_LAYERS  # noqa: E402
-from recognizer.detect import SCANS, AnimeFaceDetector  # noqa: E402
+from recognizer.detect import SCANS, AnimeFaceDetector, Detection  # noqa: E402
 from recognizer.model import ModelFiles  # noqa: E402
 
 DEFAULT_SCENES = Path(__file__).resolve().parents[2] / "shared" / "data" / "scenes"
-STAGES = ("decode", "detect", "embed", "classify", "annotate")
+STAGES = ("decode", "detect", "name", "annotate")
 
 
 def scene_bytes(scenes_dir: Path, max_side: int) -> list[tuple[str, bytes]]:
@@ -57,7 +59,7 @@ def scene_bytes(scenes_dir: Path, max_side: int) -> list[tuple[str, bytes]]:
 
 
 def make_recognizer(args: argparse.Namespace) -> Recognizer:
-    settings = RecognizerSettings(detect_max_side=args.detect_max_side, scan=args.scan)
+    settings = RecognizerSettings(detect_max_side=args.detect_max_side, scan=args.scan, cascade_path=args.cascade)
     if args.model:
         return Recognizer(read_model(args.model), settings=settings, backbone_weights=args.backbone_weights)
     if not args.backbone_weights:
@@ -88,6 +90,8 @@ def main() -> None:
     parser.add_argument("--detect-max-side", type=int, default=None, help="RecognizerSettings.detect_max_side")
     parser.add_argument("--scan", choices=("fast", "thorough"), default="thorough", help="animeface's scan density")
     parser.add_argument("--limit", type=int, default=None, help="only the first N scenes")
+    parser.add_argument("--cascade", default=os.environ.get("ANIFACE_CASCADE"),
+                        help="lbpcascade_animeface.xml: the LBP cascade as a second opinion in the wide search")
     parser.add_argument("--no-compare", action="store_true",
                         help="skip timing libnvxs' own single-threaded scan on the same images")
     args = parser.parse_args()
@@ -113,28 +117,28 @@ def main() -> None:
         t0 = time.perf_counter()
         image = decode_image(data).pixels
         t1 = time.perf_counter()
-        detections = recognizer.detect(image)
+        stage: dict[str, float] = {}
+        faces = recognizer.identify(image, timings=stage)
         t2 = time.perf_counter()
-        crops = recognizer.crops(image, [d.box for d in detections])
-        embeddings = recognizer.embed(crops) if crops else np.zeros((0, backbone.dimension), np.float32)
-        t3 = time.perf_counter()
-        results = recognizer.classify(embeddings) if crops else []
-        t4 = time.perf_counter()
-        faces = [Face(i + 1, d.box, d.score, c, n) for i, (d, (c, n)) in enumerate(zip(detections, results))]
         recognizer.annotate(image, faces)
-        t5 = time.perf_counter()
-        for stage, seconds in zip(STAGES, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4)):
-            timings[stage].append(seconds)
-        totals.append(t5 - t0)
-        face_counts.append(len(crops))
+        t3 = time.perf_counter()
+        for name, seconds in zip(STAGES, (t1 - t0, stage["detect_s"], stage["name_s"], t3 - t2)):
+            timings[name].append(seconds)
+        totals.append(t3 - t0)
+        face_counts.append(len(faces))
         if compare:  # the same image through libnvxs' own scan, outside the timed pipeline
             step, scale_factor = SCANS[args.scan]
             c0 = time.perf_counter()
             _nvxs.detect(image, step=step, scale_factor=scale_factor)
             libnvxs_times.append(time.perf_counter() - c0)
-            scan_times.append(t2 - t1)
-        if crops:
-            embed_times.append(t3 - t2)
+            c0 = time.perf_counter()
+            recognizer.detector.detect(image)
+            scan_times.append(time.perf_counter() - c0)
+        if faces:
+            crops = recognizer.crops(image, [Detection(f.box, f.detection_score) for f in faces])
+            e0 = time.perf_counter()
+            backbone.embed(crops)
+            embed_times.append(time.perf_counter() - e0)
             batch = backbone.prepare(crops)
             b0 = time.perf_counter()
             backbone.keras_model.predict_on_batch(batch)
@@ -151,11 +155,11 @@ def main() -> None:
         print(f"{stage:<10} {percentile(ms, 50):8.0f} {percentile(ms, 95):8.0f} {max(ms):8.0f} {np.mean(ms):8.0f}")
     print(f"faces per second (end to end): {sum(face_counts) / sum(totals):.2f}")
     if bare_times:
-        print(f"embed stage / bare predict_on_batch on the same crops: {sum(embed_times) / sum(bare_times):.2f}x "
+        print(f"backbone.embed / bare predict_on_batch on the same crops: {sum(embed_times) / sum(bare_times):.2f}x "
               f"({sum(embed_times):.1f} s vs {sum(bare_times):.1f} s; per face {1000 * sum(embed_times) / sum(face_counts):.0f}"
               f" ms vs {1000 * sum(bare_times) / sum(face_counts):.0f} ms)")
     if libnvxs_times:
-        print(f"detect stage / libnvxs' own single-threaded scan on the same images: "
+        print(f"one upright scan / libnvxs' own single-threaded scan on the same images: "
               f"{sum(scan_times) / sum(libnvxs_times):.2f}x ({sum(scan_times):.1f} s vs {sum(libnvxs_times):.1f} s; "
               f"p95 {percentile(scan_times, 95) * 1000:.0f} ms vs {percentile(libnvxs_times, 95) * 1000:.0f} ms)")
     print(f"peak RSS: {peak_rss_mb:.0f} MB (before building the recognizer: {rss_before / 1024:.0f} MB)")

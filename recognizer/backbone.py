@@ -35,6 +35,13 @@ class BackboneSpec:
     feature_layers: tuple[str, ...] = DEFAULT_FEATURE_LAYERS
     pooling: str = "avg"
     preprocessing: str = "inception"
+    # Crops are shrunk to this long side before the network, in training and serving alike (None: as they
+    # come): every training source then looks equally sharp, so the head cannot learn a source's
+    # resolution instead of its characters.
+    face_resolution: int | None = None
+    # A colour histogram of the crop (hue x saturation x value) is appended to the network's features:
+    # hair and eye colours name a character whatever the art style.
+    colour_histogram: bool = False
 
     def __post_init__(self) -> None:
         if self.architecture != "inception_v3":
@@ -49,6 +56,8 @@ class BackboneSpec:
             raise ModelError(f"Inception-v3 needs an input size from 75 to 1024 px, not {self.input_size}")
         if not self.feature_layers:
             raise ModelError("at least one feature layer is needed")
+        if self.face_resolution is not None and not 16 <= self.face_resolution <= 1024:
+            raise ModelError(f"face_resolution must be from 16 to 1024 px, not {self.face_resolution}")
         object.__setattr__(self, "feature_layers", tuple(self.feature_layers))
 
     def to_dict(self) -> dict:
@@ -65,7 +74,24 @@ class BackboneSpec:
 
     def cache_key(self) -> str:
         """A short digest of everything that changes the features (for feature caches)."""
-        return hashlib.sha256(repr(sorted(self.to_dict().items())).encode()).hexdigest()[:16]
+        # settings at their defaults stay out, so caches made before a setting existed stay valid
+        data = {key: value for key, value in self.to_dict().items()
+                if not (key in _LATER_SETTINGS and value == _LATER_SETTINGS[key])}
+        return hashlib.sha256(repr(sorted(data.items())).encode()).hexdigest()[:16]
+
+
+_LATER_SETTINGS = {"face_resolution": None, "colour_histogram": False}
+COLOUR_BINS = (12, 4, 4)  # hue, saturation, value
+
+
+def colour_histogram(crop: np.ndarray) -> np.ndarray:
+    """The crop's colours as a normalised hue x saturation x value histogram (192 bins), on a 64 px copy."""
+    import cv2
+
+    small = cv2.resize(crop, (64, 64), interpolation=cv2.INTER_AREA)
+    hsv = cv2.cvtColor(np.ascontiguousarray(small), cv2.COLOR_RGB2HSV)
+    histogram = cv2.calcHist([hsv], [0, 1, 2], None, list(COLOUR_BINS), [0, 180, 0, 256, 0, 256]).ravel()
+    return (histogram / max(float(histogram.sum()), 1.0)).astype(np.float32)
 
 
 def file_sha256(path: str | os.PathLike) -> str:
@@ -82,7 +108,8 @@ class Backbone:
     def __init__(self, spec: BackboneSpec, weights_path: str | os.PathLike | None = None) -> None:
         self.spec = spec
         self._base, self._model, self._forward = _build(spec, weights_path)
-        self.dimension = int(self._model.output_shape[-1])
+        self.network_dimension = int(self._model.output_shape[-1])
+        self.dimension = self.network_dimension + (int(np.prod(COLOUR_BINS)) if spec.colour_histogram else 0)
 
     def prepare(self, crops: Sequence[np.ndarray]) -> np.ndarray:
         """Resize RGB uint8 crops to the input size and scale them: (N, S, S, 3) float32."""
@@ -93,6 +120,7 @@ class Backbone:
         for index, crop in enumerate(crops):
             if crop.ndim != 3 or crop.shape[2] != 3 or crop.shape[0] < 1 or crop.shape[1] < 1:
                 raise ValueError(f"crop {index} is not a non-empty RGB image: shape {crop.shape}")
+            crop = self._normalised(crop)
             shrinking = crop.shape[0] > size or crop.shape[1] > size
             batch[index] = cv2.resize(crop, (size, size),
                                       interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
@@ -103,15 +131,37 @@ class Backbone:
             batch *= 1.0 / 255.0
         return batch
 
+    def _normalised(self, crop: np.ndarray) -> np.ndarray:
+        """The crop shrunk to the spec's face resolution (long side), when it is larger."""
+        limit = self.spec.face_resolution
+        if limit is None or max(crop.shape[:2]) <= limit:
+            return crop
+        import cv2
+
+        factor = limit / max(crop.shape[:2])
+        size = (max(1, round(crop.shape[1] * factor)), max(1, round(crop.shape[0] * factor)))
+        return cv2.resize(crop, size, interpolation=cv2.INTER_AREA)
+
     def forward(self, batch: np.ndarray) -> np.ndarray:
         """The network alone on a prepared batch."""
         if len(batch) == 0:
-            return np.zeros((0, self.dimension), dtype=np.float32)
+            return np.zeros((0, self.network_dimension), dtype=np.float32)
         return self._forward(batch).numpy()
+
+    def describe(self, crops: Sequence[np.ndarray]) -> np.ndarray:
+        """What the spec adds to the network's features for each crop (its colour histogram): (N, extra)."""
+        if not self.spec.colour_histogram:
+            return np.zeros((len(crops), 0), dtype=np.float32)
+        if not len(crops):
+            return np.zeros((0, self.dimension - self.network_dimension), dtype=np.float32)
+        return np.stack([colour_histogram(crop) for crop in crops])
 
     def embed(self, crops: Sequence[np.ndarray]) -> np.ndarray:
         """One feature vector per crop, in one batched network call: (N, dimension) float32."""
-        return self.forward(self.prepare(crops))
+        network = self.forward(self.prepare(crops))
+        if not self.spec.colour_histogram:
+            return network
+        return np.concatenate([network, self.describe(crops)], axis=1)
 
     def save_weights(self, path: str | os.PathLike) -> None:
         """Write the whole network's weights (loadable as a weights="file" backbone)."""

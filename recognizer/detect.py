@@ -28,6 +28,7 @@ MIN_DETECT_MAX_SIDE = 64
 class Detection:
     box: Box
     score: float
+    angle: float = 0.0  # the face stands upright in the picture turned counter-clockwise by this (degrees)
 
 
 class FaceDetector(Protocol):
@@ -127,13 +128,15 @@ def make_detector(kind: str = "animeface", cascade_path: str | os.PathLike | Non
 
 
 def merge_overlapping(detections: Sequence[Detection], iou_threshold: float = 0.3,
-                      containment: float = 0.7) -> list[Detection]:
-    """Greedy non-maximum suppression: keep the best-scoring box of every overlapping group.
+                      containment: float = 0.7, order: str = "score") -> list[Detection]:
+    """Greedy non-maximum suppression: keep the best box of every overlapping group.
 
-    A box mostly inside a better one (a face within a face) counts as overlapping too.
+    The best is the best-scoring one, or with `order="given"` the first in the order given. A box mostly
+    inside a better one (a face within a face) counts as overlapping too.
     """
     kept: list[Detection] = []
-    for detection in sorted(detections, key=lambda d: (-d.score, -d.box.area)):
+    ranked = detections if order == "given" else sorted(detections, key=lambda d: (-d.score, -d.box.area))
+    for detection in ranked:
         box = detection.box
         if all(
             box.iou(k.box) < iou_threshold

@@ -1,5 +1,8 @@
 """A model is a directory: `manifest.json` beside the head's weights (`head.npz`).
 
+A model trained with a face verifier (`recognizer.verify`) carries it as `verifier.npz`; the recognizer
+then looks for faces more widely and lets the verifier reject what is not a face.
+
 A model whose backbone weights are its own (fine-tuned, or random in tests) carries them as
 `backbone.weights.h5`; otherwise the manifest names where they come from ("imagenet" or a local file).
 
@@ -19,6 +22,7 @@ from pathlib import Path
 from recognizer.backbone import BackboneSpec
 from recognizer.errors import ModelError
 from recognizer.head import HEAD_KINDS, SoftmaxHead
+from recognizer.verify import VERIFIER_FILE, FaceVerifier
 
 MANIFEST = "manifest.json"
 HEAD_FILE = "head.npz"
@@ -91,6 +95,7 @@ class ModelFiles:
     manifest: ModelManifest
     head: SoftmaxHead
     backbone_weights: Path | None = None  # the model's own backbone weights, if it carries them
+    verifier: FaceVerifier | None = None   # tells faces from what is not, when the model has one
 
     def __post_init__(self) -> None:
         if self.head.classes != len(self.manifest.labels):
@@ -98,13 +103,20 @@ class ModelFiles:
                              f"{len(self.manifest.labels)} labels")
 
 
-def save_model(directory: str | os.PathLike, manifest: ModelManifest, head: SoftmaxHead) -> Path:
+def save_model(directory: str | os.PathLike, manifest: ModelManifest, head: SoftmaxHead,
+               verifier: FaceVerifier | None = None) -> Path:
     """Write a model directory (created if needed); the manifest is written last, atomically."""
     manifest.head_kind = head.kind
     ModelFiles(manifest, head)  # validates
     path = Path(directory)
     path.mkdir(parents=True, exist_ok=True)
     head.save(path / HEAD_FILE)
+    if verifier is not None:
+        if verifier.weights.shape != head.mean.shape:
+            raise ModelError("the face verifier and the head were fitted on features of different sizes")
+        verifier.save(path / VERIFIER_FILE)
+    else:
+        (path / VERIFIER_FILE).unlink(missing_ok=True)
     _write_manifest_data(path, manifest.to_dict())
     return path
 
@@ -128,8 +140,12 @@ def read_model(directory: str | os.PathLike) -> ModelFiles:
         raise ModelError(f"{manifest_path} does not hold a JSON object")
     manifest = ModelManifest.from_dict(data)
     own_weights = path / BACKBONE_WEIGHTS_FILE
-    return ModelFiles(manifest, HEAD_KINDS[manifest.head_kind].load(path / HEAD_FILE),
-                      own_weights if own_weights.is_file() else None)
+    verifier_path = path / VERIFIER_FILE
+    verifier = FaceVerifier.load(verifier_path) if verifier_path.is_file() else None
+    head = HEAD_KINDS[manifest.head_kind].load(path / HEAD_FILE)
+    if verifier is not None and verifier.weights.shape != head.mean.shape:
+        raise ModelError(f"{verifier_path} does not fit this model's head (features of another size)")
+    return ModelFiles(manifest, head, own_weights if own_weights.is_file() else None, verifier)
 
 
 def set_unknown_threshold(directory: str | os.PathLike, threshold: float, rule: str) -> float:

@@ -1,4 +1,11 @@
-"""`Recognizer`: decode -> detect -> embed (one batched call) -> classify, plus annotation."""
+"""`Recognizer`: decode -> find faces -> embed (one batched call) -> classify, plus annotation.
+
+Finding faces: with a model that carries a face verifier, the search is wide (`recognizer.face_search`:
+animeface down to likelihood 0.5, on half-size and turned copies, plus the LBP cascade when its file is
+given); every candidate is embedded in the same batched call that names the faces, and the verifier keeps
+the faces among the unsure ones. Without a verifier, only candidates above the detector's own threshold
+count. When no face is found at all, the likeliest place for one is named as a guess (`Face.guessed`).
+"""
 
 from __future__ import annotations
 
@@ -12,7 +19,9 @@ import numpy as np
 from recognizer.annotate import annotate, crop_face
 from recognizer.backbone import Backbone, BackboneSpec
 from recognizer.decode import DecodedImage, DecodeLimits, load_image
-from recognizer.detect import DEFAULT_DETECT_MAX_SIDE, Detection, FaceDetector, detect_faces, make_detector
+from recognizer.detect import (DEFAULT_DETECT_MAX_SIDE, Detection, FaceDetector, detect_faces, make_detector,
+                               reading_order)
+from recognizer.face_search import CANDIDATE_LIKELIHOOD, FaceSearch, square_guess, upright_crop
 from recognizer.errors import ModelError
 from recognizer.gallery import Gallery, combine
 from recognizer.model import ModelFiles, read_model
@@ -22,6 +31,9 @@ TOP_K = 5
 BACKGROUND_PATCHES = 8
 GALLERY_ONLY_UNKNOWN_THRESHOLD = 0.5
 ImageSource = np.ndarray | DecodedImage | bytes | str | os.PathLike
+Found = tuple[Detection, "np.ndarray | None"]  # a face and its embedding, when finding it needed one
+#: A picture whose grey levels vary less than this (standard deviation) is flat: no place to guess a face in.
+MIN_DETAIL = 8.0
 
 
 @dataclass(frozen=True)
@@ -35,6 +47,11 @@ class RecognizerSettings:
     scan: str = "thorough"  # animeface's scan density: "thorough" (its own) or "fast"
     # Detection runs on a copy shrunk to this long side (None: full size); boxes are scaled back.
     detect_max_side: int | None = DEFAULT_DETECT_MAX_SIDE
+    # Look for faces on shrunk and turned copies too, below the detector's threshold, and let the model's
+    # face verifier sort the candidates (only with a model that has one); otherwise one upright scan.
+    wide_search: bool = True
+    # When no face is found, name the likeliest place for one as a guess (only when faces can be named).
+    guess_when_none: bool = True
 
 
 class Recognizer:
@@ -54,8 +71,17 @@ class Recognizer:
                  backbone_weights: str | os.PathLike | None = None, gallery: Gallery | None = None) -> None:
         self.model = model
         self.settings = settings or RecognizerSettings()
-        self.detector = detector or make_detector(self.settings.detector, self.settings.cascade_path,
-                                                  self.settings.min_likelihood, self.settings.scan)
+        self.verifier = model.verifier if model is not None else None
+        wide = self.settings.wide_search and self.settings.detector in ("animeface", "animeface-2009")
+        self.detector = detector or make_detector(
+            self.settings.detector, self.settings.cascade_path,
+            min(CANDIDATE_LIKELIHOOD, self.settings.min_likelihood) if wide else self.settings.min_likelihood,
+            self.settings.scan)
+        self.search: FaceSearch | None = None
+        if wide:
+            cascade = (make_detector("lbpcascade", self.settings.cascade_path)
+                       if self.settings.cascade_path and self.verifier is not None else None)
+            self.search = FaceSearch(self.detector, cascade, sure_likelihood=self.settings.min_likelihood)
         if backbone is None and model is not None:
             backbone = Backbone(model.manifest.backbone, model.backbone_weights or backbone_weights)
         if backbone is not None and model is not None and backbone.spec != model.manifest.backbone:
@@ -99,12 +125,43 @@ class Recognizer:
         return load_image(source, self.settings.limits).pixels
 
     def detect(self, image: np.ndarray) -> list[Detection]:
-        """Every face, merged and in reading order."""
-        return detect_faces(image, self.detector, self.settings.detect_max_side)
+        """Every face, merged and in reading order (verified by the model's verifier in a wide search)."""
+        return [detection for detection, _ in self._find_faces(image)[0]]
 
-    def crops(self, image: np.ndarray, boxes: Sequence[Box]) -> list[np.ndarray]:
-        """The crops the backbone sees: each face with the model's margin."""
-        return [crop_face(image, box, self.crop_margin) for box in boxes]
+    def crops(self, image: np.ndarray, boxes: Sequence[Box | Detection]) -> list[np.ndarray]:
+        """The crops the backbone sees: each face with the model's margin (a tilted face turned upright)."""
+        result = []
+        for item in boxes:
+            box, angle = (item.box, item.angle) if isinstance(item, Detection) else (item, 0.0)
+            result.append(upright_crop(image, box, angle, self.crop_margin) if angle else
+                          crop_face(image, box, self.crop_margin))
+        return result
+
+    def _find_faces(self, image: np.ndarray) -> tuple[list[Found], Found | None]:
+        """Faces in reading order, each with its embedding when finding it needed one; and the candidate the
+        verifier rejected that looked most like a face (the likeliest place for one), if any."""
+        if self.search is None:
+            return [(d, None) for d in detect_faces(image, self.detector, self.settings.detect_max_side)], None
+        work, scale = _detection_copy(image, self.settings.detect_max_side)
+        candidates = self.search.candidates(work)
+        if scale != 1.0:
+            candidates = [c.rescaled(scale, image.shape[1], image.shape[0]) for c in candidates]
+        best_rejected = None
+        if self.verifier is None or self.backbone is None:
+            # no one to ask: only what the detector itself is sure of, upright or turned
+            kept = [(c.detection, None) for c in candidates
+                    if not c.found_by.startswith("cascade") and c.detection.score >= self.settings.min_likelihood]
+        else:
+            embeddings = self.embed(self.crops(image, [c.detection for c in candidates])) if candidates else None
+            scores = self.verifier.scores(embeddings) if candidates else np.zeros(0)
+            accepted = scores >= self.verifier.threshold
+            kept = [(c.detection, embeddings[i]) for i, c in enumerate(candidates) if c.sure or accepted[i]]
+            rejected = [i for i, c in enumerate(candidates) if not (c.sure or accepted[i])]
+            if rejected:
+                best = max(rejected, key=lambda i: scores[i])
+                best_rejected = (candidates[best].detection, embeddings[best])
+        order = {id(d): i for i, (d, _) in enumerate(kept)}
+        return [kept[order[id(d)]] for d in reading_order([d for d, _ in kept])], best_rejected
 
     def embed(self, crops: Sequence[np.ndarray]) -> np.ndarray:
         """Feature vectors for face crops, in one batched backbone call."""
@@ -140,15 +197,21 @@ class Recognizer:
                  timings: dict[str, float] | None = None) -> list[Face]:
         """Every face in the image, numbered in reading order, with its top-5 names when a model is loaded.
 
-        `timings`, when given, receives the seconds spent finding faces ("detect_s") and naming them
-        ("name_s").
+        When none is found and faces can be named, the likeliest place for a face is named instead,
+        marked `guessed`. `timings`, when given, receives the seconds spent finding faces ("detect_s")
+        and naming them ("name_s").
         """
         image = self.read(source)
         started = time.perf_counter()
-        detections = self.detect(image)
+        found, likeliest = self._find_faces(image)
         detected = time.perf_counter()
-        faces = self.identify_regions(image, [d.box for d in detections], [d.score for d in detections],
-                                      unknown_threshold)
+        guessed = False
+        if not found and self.can_name and self.settings.guess_when_none:
+            if likeliest is not None:
+                found, guessed = [likeliest], True
+            elif _has_detail(image):
+                found, guessed = [(Detection(square_guess(image), 0.0), None)], True
+        faces = self._name(image, [d for d, _ in found], [e for _, e in found], unknown_threshold, guessed)
         if timings is not None:
             timings["detect_s"] = detected - started
             timings["name_s"] = time.perf_counter() - detected
@@ -162,24 +225,53 @@ class Recognizer:
         for box in boxes:
             if box.w <= 0 or box.h <= 0 or box.x < 0 or box.y < 0 or box.right > width or box.bottom > height:
                 raise ValueError(f"box {box.as_list()} is not inside the {width}x{height} image")
-        if self.backbone is None or not boxes:
-            return [Face(i + 1, box, score) for i, (box, score) in enumerate(zip(boxes, scores))]
-        crops = self.crops(image, boxes)
+        detections = [Detection(box, score) for box, score in zip(boxes, scores)]
+        return self._name(image, detections, [None] * len(detections), unknown_threshold)
+
+    def _name(self, image: np.ndarray, detections: Sequence[Detection], known: Sequence[np.ndarray | None],
+              unknown_threshold: float | None, guessed: bool = False) -> list[Face]:
+        """Faces for detections, numbered in the order given; embeddings already computed are reused."""
+        if self.backbone is None or not detections:
+            return [Face(i + 1, d.box, d.score) for i, d in enumerate(detections)]
+        missing = [i for i, embedding in enumerate(known) if embedding is None]
         # A bot with no model standardises embeddings with statistics of what it has seen; until it has
         # seen enough, patches of the image itself give the "typical picture" the faces stand out from.
         background = [] if self.gallery.has_statistics else background_patches(image, BACKGROUND_PATCHES)
-        embeddings_all = self.embed(crops + background)
-        embeddings = embeddings_all[: len(crops)]
-        self.gallery.observe(embeddings_all)
+        computed = self.embed(self.crops(image, [detections[i] for i in missing]) + background)
+        embeddings = [np.asarray(e) if e is not None else None for e in known]
+        for row, i in enumerate(missing):
+            embeddings[i] = computed[row]
+        stacked = np.stack(embeddings)
+        self.gallery.observe(np.concatenate([stacked, computed[len(missing):]]) if background else stacked)
+        # A guessed region offers its candidates but is never named outright: whatever is there may not
+        # be a face, and a name would claim it is one.
         return [
-            Face(i + 1, box, score, candidates, name, embedding)
-            for i, (box, score, (candidates, name), embedding)
-            in enumerate(zip(boxes, scores, self.classify(embeddings, unknown_threshold), embeddings))
+            Face(i + 1, d.box, d.score, candidates, None if guessed else name, embedding, guessed)
+            for i, (d, (candidates, name), embedding)
+            in enumerate(zip(detections, self.classify(stacked, unknown_threshold), embeddings))
         ]
 
     def annotate(self, image: np.ndarray, faces: Sequence[Face]) -> bytes:
         """A PNG of the image with numbered boxes and each face's top name."""
         return annotate(image, faces)
+
+
+def _has_detail(image: np.ndarray) -> bool:
+    """Whether the picture has anything in it (not one flat colour), judged on a small copy."""
+    step = max(1, max(image.shape[:2]) // 256)
+    return float(image[::step, ::step].mean(axis=2).std()) >= MIN_DETAIL
+
+
+def _detection_copy(image: np.ndarray, max_side: int | None) -> tuple[np.ndarray, float]:
+    """The image shrunk to `max_side` for the search when larger, and the factor back to the image."""
+    height, width = image.shape[:2]
+    if not max_side or max(height, width) <= max_side:
+        return image, 1.0
+    import cv2
+
+    scale = max(height, width) / max_side
+    size = (max(1, round(width / scale)), max(1, round(height / scale)))
+    return np.ascontiguousarray(cv2.resize(image, size, interpolation=cv2.INTER_AREA)), scale
 
 
 def background_patches(image: np.ndarray, count: int) -> list[np.ndarray]:

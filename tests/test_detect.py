@@ -86,8 +86,12 @@ class CentreDetector:
 
     name = "centre"
 
+    def __init__(self) -> None:
+        self.all_seen: list[tuple[int, int]] = []
+
     def detect(self, image):
         self.seen = image.shape[:2]
+        self.all_seen.append(self.seen)
         height, width = image.shape[:2]
         return [Detection(Box(width // 4, height // 4, width // 2, height // 2), 0.9)]
 
@@ -107,11 +111,14 @@ def test_a_recognizer_searches_big_images_on_a_shrunk_copy_by_default():
 
     detector = CentreDetector()
     [face] = Recognizer(detector=detector).detect(np.zeros((3000, 5000, 3), np.uint8))
-    assert detector.seen == (1229, DEFAULT_DETECT_MAX_SIDE)
+    # the upright scan sees the shrunk copy; the wide search's other passes see smaller ones still
+    assert detector.all_seen[0] == (1229, DEFAULT_DETECT_MAX_SIDE)
+    assert max(max(size) for size in detector.all_seen) == DEFAULT_DETECT_MAX_SIDE
     assert face.box.w == pytest.approx(2500, abs=3)  # back in the image's own coordinates
+    detector.all_seen.clear()
     Recognizer(detector=detector, settings=RecognizerSettings(detect_max_side=None)).detect(
         np.zeros((3000, 5000, 3), np.uint8))
-    assert detector.seen == (3000, 5000)
+    assert detector.all_seen[0] == (3000, 5000)
 
 
 def test_shrinking_keeps_a_large_real_face(shared_data):

@@ -20,7 +20,8 @@ import pytest
 from recognizer import Recognizer, read_model
 from recognizer.backbone import Backbone, BackboneSpec
 from recognizer.dataset import Sample, load_datasets
-from recognizer.feature_cache import AUGMENTATIONS, VARIANTS, FeatureCache, extract_features, namespace_for
+from recognizer.feature_cache import (AUGMENTATIONS, NOT_FACE_VARIANTS, VARIANTS, FeatureCache, extract_features,
+                                      namespace_for)
 from recognizer.head import PowerSoftmaxHead, SoftmaxHead
 from recognizer.train import (TrainConfig, class_weights, fit_lda_heads, fit_logistic_head, fit_temperature,
                               split_samples, train)
@@ -28,7 +29,10 @@ from recognizer.train import (TrainConfig, class_weights, fit_lda_heads, fit_log
 CHARACTERS = ("gawr_gura", "hakurei_reimu", "hatsune_miku")
 PER_CLASS = 15
 SPEC = BackboneSpec(weights="random", input_size=75)
-CONFIG = TrainConfig(spec=SPEC, val_fraction=0.2, test_fraction=0.2, seed=3)
+# The counting tests train with mirror copies only, on the crops as they are; the default recipe's
+# re-cut, source copies and face verifier have tests of their own below.
+CONFIG = TrainConfig(spec=SPEC, val_fraction=0.2, test_fraction=0.2, seed=3, augmentation="flip", recut=False,
+                     verifier=False)
 
 
 def link_subset(faces: Path, target: Path, characters=CHARACTERS, per_class=PER_CLASS, skip=0) -> Path:
@@ -53,6 +57,11 @@ class CountingBackbone:
         self.calls += 1
         self.images += len(batch)
         return self.inner.forward(batch)
+
+    def embed(self, crops):
+        self.calls += 1
+        self.images += len(crops)
+        return self.inner.embed(crops)
 
 
 @pytest.fixture(scope="module")
@@ -206,7 +215,8 @@ def test_second_run_hits_the_cache_and_adding_images_costs_only_them(trained, su
     assert computed_first == 2 * train_images + other_images          # mirror for training images only
     assert calls_first >= 2
     assert first.extraction["computed"] == computed_first and first.extraction["cached"] == 0
-    assert second.extraction == {"cached": computed_first, "computed": 0, "forward_calls": 0, "unreadable": []}
+    assert second.extraction == {"cached": computed_first, "computed": 0, "forward_calls": 0, "unreadable": [],
+                                 "recut": 0, "kept_as_is": 0}
     assert second.split == first.split
     assert np.array_equal(second.head.weights, first.head.weights)   # same features, same seed: same head
 
@@ -245,14 +255,22 @@ def test_augmentations_keep_colours_and_geometry_small(shared_data):
     from recognizer import load_image
 
     image = load_image(sorted((shared_data / "faces" / "hatsune_miku").iterdir())[0]).pixels
-    assert set(AUGMENTATIONS["full"]) == set(VARIANTS) and AUGMENTATIONS["none"] == ("orig",)
+    assert set(AUGMENTATIONS["full"]) | set(AUGMENTATIONS["sources2"]) | set(NOT_FACE_VARIANTS) == set(VARIANTS)
+    assert AUGMENTATIONS["none"] == ("orig",)
     for name, transform in VARIANTS.items():
         out = transform(image)
         assert out.dtype == np.uint8 and out.ndim == 3 and out.shape[2] == 3, name
-        assert min(out.shape[:2]) >= 0.85 * min(image.shape[:2]), name           # a small crop at most
+        assert np.array_equal(out, transform(image)), name  # deterministic, so that features can be cached
+        if name in NOT_FACE_VARIANTS:
+            continue
+        if name.startswith("degrade"):  # another source's resolution: 56..136 px
+            assert 40 <= max(out.shape[:2]) <= 136, name
+        else:
+            assert min(out.shape[:2]) >= 0.85 * min(image.shape[:2]), name           # a small crop at most
         # no hue or brightness shift: the mean colour barely moves
         assert np.abs(out.reshape(-1, 3).mean(0) - image.reshape(-1, 3).mean(0)).max() < 12, name
     assert np.array_equal(VARIANTS["flip"](image), image[:, ::-1])
+    assert not np.array_equal(VARIANTS["degrade1"](image), VARIANTS["degrade2"](image))
 
 
 def test_unreadable_images_are_reported_not_fatal(backbone, tmp_path):
@@ -299,7 +317,7 @@ def test_cli_train_writes_model_split_and_summary(subset, backbone, tmp_path, mo
     monkeypatch.setattr("recognizer.feature_cache.Backbone", lambda spec, weights_path=None: backbone.inner)
     out = tmp_path / "model"
     args = ["train", str(subset), "--out", str(out), "--cache-dir", str(tmp_path / "cache"), "--seed", "3",
-            "--val-fraction", "0.2", "--test-fraction", "0.2", "--no-augment", "--quiet"]
+            "--val-fraction", "0.2", "--test-fraction", "0.2", "--no-augment", "--recut", "--quiet"]
     assert main(args) == 0
     text = capsys.readouterr().out
     assert "validation: top-1" in text and "test:" in text and "45 of 3 characters" in text
@@ -310,9 +328,17 @@ def test_cli_train_writes_model_split_and_summary(subset, backbone, tmp_path, mo
     assert len(split["train"]) == 27 and len(split["val"]) == 9 and len(split["test"]) == 9
     assert not set(split["train"]) & set(split["test"])
 
+    # crops cut again the way serving cuts faces, and (by default) a face verifier fitted on the training
+    # faces against two windows of each that are not faces
+    recut = manifest["dataset"]["recut"]
+    assert recut["recut"] + recut["kept_as_is"] == 45 and recut["margin"] == 0.3
+    assert (out / "verifier.npz").is_file() and read_model(out).verifier is not None
+    assert "face verifier" in text
+
     assert main(args[:-1] + ["--json"]) == 0   # the second run, all cached
     summary = json.loads(capsys.readouterr().out)
-    assert summary["features"] == {"computed": 0, "cached": 45}
+    assert summary["features"] == {"computed": 0, "cached": 45 + 2 * 27}
+    assert summary["recut"] == {"recut": recut["recut"], "kept_as_is": recut["kept_as_is"]}
 
 
 def test_cli_rejects_bad_input(tmp_path, capsys):

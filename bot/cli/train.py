@@ -33,13 +33,25 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--pooling", choices=("avg", "avgmax"), default="avg",
                         help="global pooling of each layer (default: avg)")
     parser.add_argument("--input-size", type=int, default=None, metavar="PX",
-                        help="side of the square the backbone sees (default: 299)")
+                        help="side of the square the backbone sees (default: 160)")
+    parser.add_argument("--face-resolution", type=int, default=None, metavar="PX",
+                        help="crops are shrunk to this long side before the backbone, in training and serving "
+                             "alike, so that every source looks alike; 0 keeps them as they are (default: 112)")
+    parser.add_argument("--no-colour-histogram", dest="colour_histogram", action="store_false",
+                        help="do not append a colour histogram of each crop to its features")
+    parser.add_argument("--recut", action="store_true",
+                        help="cut each training crop again the way serving cuts faces (the detector's box in it, "
+                             "grown by the model's margin; the crop as it is where no face is found)")
+    parser.add_argument("--no-verifier", dest="verifier", action="store_false",
+                        help="fit no face verifier (the model then only answers on faces the detector is sure of)")
     parser.add_argument("--preprocessing", choices=("inception", "unit"), default=None,
                         help="pixel scaling the weights expect: inception = [-1, 1] (Keras' ImageNet weights), "
                              "unit = [0, 1] (default: inception, or unit with --backbone-weights)")
-    parser.add_argument("--augment", choices=("none", "flip", "full"), default="flip",
-                        help="augmented copies of training images: flip = mirror, full = mirror, tighter crop "
-                             "and small rotations; colours are never changed (default: flip)")
+    parser.add_argument("--augment", choices=("none", "flip", "sources", "sources2", "full"), default="sources",
+                        help="augmented copies of training images: flip = mirror; sources = mirror plus a copy "
+                             "as another source might have made it (margin, resolution, blur, JPEG); sources2 = "
+                             "two such copies; full = mirror, tighter crop and small rotations; colours are "
+                             "never changed (default: sources)")
     parser.add_argument("--no-augment", dest="augment", action="store_const", const="none",
                         help="same as --augment none")
     parser.add_argument("--head", choices=("lda", "logistic"), default="lda",
@@ -62,8 +74,8 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 def spec_from_args(args: argparse.Namespace):
     """The BackboneSpec the options describe (shared with `evaluate`)."""
-    from recognizer.backbone import BackboneSpec, file_sha256
-    from recognizer.train import DEFAULT_LAYERS
+    from recognizer.backbone import file_sha256
+    from recognizer.train import DEFAULT_FACE_RESOLUTION, DEFAULT_INPUT_SIZE, DEFAULT_LAYERS, default_spec
 
     layers = tuple(part.strip() for value in (args.feature_layers or []) for part in value.split(",") if part.strip())
     if args.backbone_weights:
@@ -71,9 +83,10 @@ def spec_from_args(args: argparse.Namespace):
     else:
         weights, digest = "imagenet", None
     preprocessing = args.preprocessing or ("unit" if weights == "file" else "inception")
-    return BackboneSpec(weights=weights, weights_sha256=digest, input_size=args.input_size or 299,
-                        feature_layers=layers or DEFAULT_LAYERS, pooling=args.pooling,
-                        preprocessing=preprocessing)
+    resolution = DEFAULT_FACE_RESOLUTION if args.face_resolution is None else (args.face_resolution or None)
+    return default_spec(weights=weights, weights_sha256=digest, input_size=args.input_size or DEFAULT_INPUT_SIZE,
+                        feature_layers=layers or DEFAULT_LAYERS, pooling=args.pooling, preprocessing=preprocessing,
+                        face_resolution=resolution, colour_histogram=args.colour_histogram)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -91,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
         spec = spec_from_args(args)
         config = TrainConfig(spec=spec, augmentation=args.augment, seed=args.seed, val_fraction=args.val_fraction,
                              test_fraction=args.test_fraction, head=args.head, power=args.power,
-                             model_name=args.name)
+                             recut=args.recut, verifier=args.verifier, model_name=args.name)
         started = time.perf_counter()
         dataset = load_datasets(args.datasets)
     except (ModelError, DatasetError, ValueError, OSError) as error:
@@ -113,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
     temporary.write_text(json.dumps({"seed": config.seed, **result.split}, indent=1) + "\n", encoding="utf-8")
     os.replace(temporary, split_path)
     result.manifest.metrics["timings"] = {k: round(v, 2) for k, v in result.timings.items()}
-    save_model(out, result.manifest, result.head)
+    save_model(out, result.manifest, result.head, result.verifier)
     elapsed = time.perf_counter() - started
 
     summary = {
@@ -126,6 +139,8 @@ def run(args: argparse.Namespace) -> int:
         "test": result.metrics["test"],
         "unknown_threshold": result.manifest.unknown_threshold,
         "features": {"computed": result.extraction["computed"], "cached": result.extraction["cached"]},
+        "recut": {"recut": result.extraction["recut"], "kept_as_is": result.extraction["kept_as_is"]},
+        "verifier": result.metrics.get("verifier"),
         "seconds": round(elapsed, 1),
     }
     if args.json:
@@ -157,6 +172,13 @@ def _human_summary(summary: dict, result) -> str:
         f"  test:       top-1 {_pct(summary['test']['top1'])}, top-5 {_pct(summary['test']['top5'])} "
         f"({summary['test']['images']} images)",
         f"  unknown threshold: {summary['unknown_threshold']:.3f} ({result.metrics['unknown_threshold_rule']})",
+        *([f"  crops cut again the way serving cuts faces: {summary['recut']['recut']}, "
+           f"used as they were (no face found in them): {summary['recut']['kept_as_is']}"]
+          if sum(summary["recut"].values()) else []),
+        *([f"  face verifier: keeps {summary['verifier']['keeps_validation_faces']:.0%} of validation faces, "
+           "rejects " + ", ".join(f"{share:.1%} of {name.replace('not_face_', '')}"
+                                  for name, share in summary['verifier']['rejects_training_not_faces'].items())
+           + " of the training crops' non-face windows"] if summary["verifier"] else []),
         f"  took {summary['seconds']:.1f} s",
     ]
     return "\n".join(lines)
