@@ -23,11 +23,11 @@ from PIL import Image
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, selectinload
 
-from bot import wording
-from bot.corrections import reaction_meaning
+from bot import chat_settings, wording
+from bot.corrections import parse_wrong, reaction_meaning, read_answer
 from bot.export import ExportSummary, export_dataset
-from bot.messages import (Ack, ChatSettingsView, Correction, FaceSummary, IncomingImage, Person, Reply,
-                          ReplyKind, Verdict)
+from bot.messages import (Ack, AckReason, AnswerMode, ChatSettingsView, Correction, FaceSummary, FetchRefused,
+                          IncomingImage, NotAllowed, Person, Reply, ReplyKind, SettingsChange, Status, Verdict)
 from bot.names import NameBook, NameStatus
 from bot.privacy import Hasher
 from bot.storage.db import Database
@@ -40,11 +40,7 @@ from recognizer.labels import display_name, label_key
 
 log = logging.getLogger(__name__)
 
-ANSWER_MODES = ("all", "asked")
-
-
-class NotAllowed(PermissionError):
-    """The person may not do this (not an admin)."""
+ANSWER_MODES = tuple(mode.value for mode in AnswerMode)
 
 
 @dataclass
@@ -171,19 +167,29 @@ class Core:
     # --- identify ------------------------------------------------------------------------------
 
     async def identify(self, image: IncomingImage) -> Reply | None:
-        """The reply to an image, or None when this chat only answers when asked and nobody asked."""
+        """The reply to an image, or None when this chat only answers when asked and nobody asked.
+
+        In one call: the chat's settings decide whether to answer; only then are the bytes fetched
+        (`image.fetch`), recognised, stored, and the reply worded. `image.working` is held meanwhile."""
         settings = await self.chat_settings(image.platform, image.chat_id)
-        if settings.answer_mode == "asked" and not (image.asked or image.is_private):
+        if not chat_settings.answers(settings, asked=image.asked, private=image.is_private):
             return None
-        try:
-            result = await self.pool.run(self._recognize, image.data, settings.unknown_threshold)
-        except Busy:
-            return Reply(ReplyKind.BUSY, wording.BUSY)
-        except ImageRejected as error:
-            return Reply(ReplyKind.REFUSED, wording.refused(error.user_message))
-        if not result.faces:
-            return Reply(ReplyKind.NO_FACE, wording.NO_FACE, annotated_png=None)
-        return await self._stored_reply(image, result)
+        working = image.working() if image.working is not None else contextlib.nullcontext()
+        async with working:
+            try:
+                data = await image.read()
+            except FetchRefused as refusal:
+                return Reply(ReplyKind.REFUSED, wording.refused(refusal.user_message))
+            try:
+                result = await self.pool.run(self._recognize, data, settings.unknown_threshold)
+            except Busy:
+                return Reply(ReplyKind.BUSY, wording.BUSY)
+            except ImageRejected as error:
+                return Reply(ReplyKind.REFUSED, wording.refused(error.user_message))
+            if not result.faces:
+                return Reply(ReplyKind.NO_FACE, wording.NO_FACE, annotated_png=None,
+                             size=(result.width, result.height))
+            return await self._stored_reply(image, result)
 
     async def _stored_reply(self, image: IncomingImage, result: _Recognition) -> Reply:
         prediction_id, face_ids = await asyncio.to_thread(self._store_prediction, image, result)
@@ -192,7 +198,7 @@ class Core:
                         tuple((c.name, c.probability) for c in face.candidates), float(face.detection_score))
             for face_id, face in zip(face_ids, result.faces))
         return Reply(ReplyKind.FACES, wording.faces_text(summaries, self.recognizer.can_name), prediction_id,
-                     result.annotated_png, tuple(result.crops_png), summaries)
+                     result.annotated_png, tuple(result.crops_png), summaries, (result.width, result.height))
 
     def _recognize(self, data: bytes, unknown_threshold: float | None) -> _Recognition:
         decoded = load_image(data, self.limits)
@@ -234,7 +240,11 @@ class Core:
         order given; corrected like any other face (`name_face`, `press`)."""
         settings = await self.chat_settings(image.platform, image.chat_id)
         try:
-            result = await self.pool.run(self._recognize_regions, image.data, list(boxes),
+            data = await image.read()
+        except FetchRefused as refusal:
+            return Reply(ReplyKind.REFUSED, wording.refused(refusal.user_message))
+        try:
+            result = await self.pool.run(self._recognize_regions, data, list(boxes),
                                          settings.unknown_threshold)
         except Busy:
             return Reply(ReplyKind.BUSY, wording.BUSY)
@@ -279,6 +289,25 @@ class Core:
         outcome = await asyncio.to_thread(self._correct, correction)
         return self._learn(outcome)
 
+    async def wrong_command(self, person: Person, chat_id: str, bot_message_id: str, arguments: str,
+                            via: str = "command") -> Ack:
+        """`/wrong [n] [name]` in reply to one of the bot's answers, with the words after the command as typed:
+        no name -> "wrong, who is it?"; a name -> that name; a bare number as the name -> that guess."""
+        parsed = parse_wrong(arguments)
+        return await self.correct_typed(person, chat_id, bot_message_id, parsed.face_number, parsed.name or "",
+                                        via=via)
+
+    async def correct_typed(self, person: Person, chat_id: str, bot_message_id: str, face_number: int | None,
+                            text: str, via: str = "command") -> Ack:
+        """Face `face_number` (None: the only one) of an answer is `text` as typed (a name, or a guess's
+        number); empty `text`: the bot's guess is wrong, and it asks who it is."""
+        if not text.strip():
+            return await self.correct(Correction(person, chat_id, bot_message_id, Verdict.WRONG,
+                                                 face_number=face_number, via=via))
+        answer = read_answer(text)
+        return await self.correct(Correction(person, chat_id, bot_message_id, Verdict.IS, face_number=face_number,
+                                             name=answer.name, candidate=answer.candidate, via=via))
+
     async def react(self, person: Person, chat_id: str, bot_message_id: str, emoji: str) -> Ack | None:
         """A reaction on one of the bot's answers; None when the emoji means nothing to the bot."""
         meaning = reaction_meaning(emoji)
@@ -295,12 +324,14 @@ class Core:
 
     async def name_face(self, person: Person, face_id: int, name: str, via: str = "web",
                         chat_id: str | None = None) -> Ack:
-        """Say what a face is, by its id (the web page, or the answer to the bot's question)."""
+        """Say what a face is, by its id (the web page, a form under an answer): `name` as typed, so a
+        bare number picks that guess, as everywhere."""
         outcome = await asyncio.to_thread(self._name_face, person, face_id, name, via, chat_id)
         return self._learn(outcome)
 
     async def answer_question(self, person: Person, chat_id: str, text: str) -> Ack | None:
-        """A message from someone the bot asked for a name; None when nobody asked them."""
+        """A message from someone the bot asked for a name (a name, or a guess's number); None when
+        nobody asked them."""
         outcome = await asyncio.to_thread(self._answer_question, person, chat_id, text)
         return None if outcome is None else self._learn(outcome)
 
@@ -318,17 +349,17 @@ class Core:
                     ReplyMessage.platform == person.platform, ReplyMessage.chat_id == correction.chat_id,
                     ReplyMessage.message_id == correction.bot_message_id))
             if prediction is None:
-                return _Outcome(Ack(False, wording.NOT_A_PREDICTION))
+                return _Outcome(Ack(False, wording.NOT_A_PREDICTION, reason=AckReason.NOT_AN_ANSWER))
             faces = prediction.faces
             several = len(faces) > 1
             if correction.face_number is None and several:
                 if correction.verdict == Verdict.RIGHT:
                     return self._confirm_all(session, person, faces, correction.via)
-                return _Outcome(Ack(False, wording.which_face(len(faces))))
+                return _Outcome(Ack(False, wording.which_face(len(faces)), reason=AckReason.WHICH_FACE))
             number = correction.face_number or 1
             face = next((f for f in faces if f.number == number), None)
             if face is None:
-                return _Outcome(Ack(False, f"There is no face {number} in that answer (it has {len(faces)})."))
+                return _Outcome(Ack(False, wording.no_such_face(number, len(faces)), reason=AckReason.NO_SUCH_FACE))
             return self._vote(session, person, face, correction.verdict, correction.name, correction.candidate,
                               correction.via, several)
 
@@ -336,7 +367,7 @@ class Core:
         with self.database.transaction() as session:
             face = session.get(Face, face_id)
             if face is None or face.prediction.chat_id != chat_id or face.prediction.platform != person.platform:
-                return _Outcome(Ack(False, wording.NOT_A_PREDICTION))
+                return _Outcome(Ack(False, wording.NOT_A_PREDICTION, reason=AckReason.NOT_AN_ANSWER))
             several = len(face.prediction.faces) > 1
             verdict = Verdict.WRONG if choice is None else Verdict.IS
             return self._vote(session, person, face, verdict, None, choice, via, several)
@@ -345,8 +376,10 @@ class Core:
         with self.database.transaction() as session:
             face = session.get(Face, face_id)
             if face is None or (chat_id is not None and face.prediction.chat_id != chat_id):
-                return _Outcome(Ack(False, "I don't know that face."))
-            return self._vote(session, person, face, Verdict.IS, name, None, via, len(face.prediction.faces) > 1)
+                return _Outcome(Ack(False, wording.UNKNOWN_FACE, reason=AckReason.NOT_AN_ANSWER))
+            answer = read_answer(name)
+            return self._vote(session, person, face, Verdict.IS, answer.name, answer.candidate, via,
+                              len(face.prediction.faces) > 1)
 
     def _answer_question(self, person: Person, chat_id: str, text: str) -> _Outcome | None:
         user_hash = self.hasher(person.platform, person.user_id)
@@ -357,7 +390,8 @@ class Core:
             if question is None:
                 return None
             face = session.get(Face, question.face_id)
-            outcome = self._vote(session, person, face, Verdict.IS, text, None, "reply",
+            answer = read_answer(text)
+            outcome = self._vote(session, person, face, Verdict.IS, answer.name, answer.candidate, "reply",
                                  len(face.prediction.faces) > 1)
             if outcome.ack.ok:
                 session.delete(question)
@@ -371,8 +405,8 @@ class Core:
                 learned += outcome.learned
                 confirmed.append(f"{face.number}. {wording.shown(face.predicted_name)}")
         if not confirmed:
-            return _Outcome(Ack(False, wording.which_face(len(faces))))
-        return _Outcome(Ack(True, "Thanks for confirming: " + ", ".join(confirmed) + "."), learned)
+            return _Outcome(Ack(False, wording.which_face(len(faces)), reason=AckReason.WHICH_FACE))
+        return _Outcome(Ack(True, wording.confirmed_all(confirmed)), learned)
 
     def _vote(self, session: Session, person: Person, face: Face, verdict: Verdict, name: str | None,
               candidate: int | None, via: str, several: bool) -> _Outcome:
@@ -385,13 +419,13 @@ class Core:
                 verdict, name = Verdict.IS, guess
         if verdict == Verdict.IS and candidate is not None:
             if not 1 <= candidate <= len(face.candidates):
-                return _Outcome(Ack(False, wording.NO_SUCH_CANDIDATE))
+                return _Outcome(Ack(False, wording.NO_SUCH_CANDIDATE, reason=AckReason.NO_SUCH_GUESS))
             name = face.candidates[candidate - 1]["name"]
         if verdict == Verdict.WRONG or name is None:
             self._upsert_vote(session, face, person.platform, user_hash, "not", None, via)
             self._ask(session, person.platform, face, user_hash)
-            return _Outcome(Ack(True, wording.ask_name(face.number, several), asks_for_name=True, face_id=face.id),
-                            [self._settled(session, face)])
+            return _Outcome(Ack(True, wording.ask_name(face.number, several), asks_for_name=True, face_id=face.id,
+                                reason=AckReason.ASK_NAME), [self._settled(session, face)])
 
         character, refusal = self._character_for(session, name, user_hash, face.id, from_model=candidate is not None
                                                  or name == face.predicted_name)
@@ -407,12 +441,13 @@ class Core:
                        from_model: bool) -> tuple[Character | None, Ack | None]:
         match = self.names.resolve(name)
         if match.status == NameStatus.INVALID:
-            return None, Ack(False, f"I can't use that name: {match.reason}.")
+            return None, Ack(False, wording.bad_name(match.reason), reason=AckReason.BAD_NAME)
         if match.status == NameStatus.SUGGEST and not from_model:
             key = label_key(match.name)
             if self._offered.get((user_hash, face_id)) != key:
                 self._offered[(user_hash, face_id)] = key
-                return None, Ack(False, wording.did_you_mean(match.suggestions, match.name), match.suggestions)
+                return None, Ack(False, wording.did_you_mean(match.suggestions, match.name), match.suggestions,
+                                 reason=AckReason.SUGGEST)
         target = match.name if match.status == NameStatus.KNOWN else display_name(match.name)
         key = label_key(target)
         character = session.scalar(select(Character).where(Character.key == key))
@@ -466,7 +501,8 @@ class Core:
         return str(person.user_id) in self.admins.get(person.platform, set())
 
     def may_manage_chat(self, person: Person) -> bool:
-        return self.is_admin(person) or person.is_chat_admin
+        """A bot admin, an admin of this chat as the platform says, or anyone in their own private chat."""
+        return self.is_admin(person) or person.is_chat_admin or person.in_private
 
     async def chat_settings(self, platform: str, chat_id: str) -> ChatSettingsView:
         return await asyncio.to_thread(self._chat_settings, platform, chat_id)
@@ -478,19 +514,22 @@ class Core:
                 return ChatSettingsView()
             return ChatSettingsView(row.answer_mode, row.unknown_threshold)
 
-    async def update_settings(self, person: Person, chat_id: str, *, answer_mode: str | None = None,
-                              unknown_threshold: float | None = None, reset_threshold: bool = False) -> Ack:
+    async def update_settings(self, person: Person, chat_id: str, change: SettingsChange | None = None, *,
+                              answer_mode: str | None = None, unknown_threshold: float | None = None,
+                              reset_threshold: bool = False) -> Ack:
+        """Change a chat's settings (`change`, from `bot.chat_settings`, or the same as keywords)."""
+        if change is not None:
+            answer_mode, unknown_threshold = change.answer_mode, change.unknown_threshold
+            reset_threshold = change.reset_threshold
         if not self.may_manage_chat(person):
-            return Ack(False, wording.NOT_ADMIN)
+            return Ack(False, wording.NOT_ADMIN, reason=AckReason.NOT_ALLOWED)
         if answer_mode is not None and answer_mode not in ANSWER_MODES:
-            return Ack(False, "The answer mode is \u201call\u201d (every image) or \u201casked\u201d (only when asked).")
+            return Ack(False, wording.BAD_MODE, reason=AckReason.BAD_SETTING)
         if unknown_threshold is not None and not 0.0 <= unknown_threshold <= 1.0:
-            return Ack(False, "The confidence threshold is a number from 0 to 1 (e.g. 0.4), or a percentage.")
+            return Ack(False, wording.BAD_THRESHOLD, reason=AckReason.BAD_SETTING)
         view = await asyncio.to_thread(self._update_settings, person, chat_id, answer_mode, unknown_threshold,
                                        reset_threshold)
-        threshold = "the model's own" if view.unknown_threshold is None else f"{view.unknown_threshold:.0%}"
-        mode = "every image" if view.answer_mode == "all" else "only when asked"
-        return Ack(True, f"Settings saved: I answer {mode}; faces below {threshold} confidence are \u201cunknown\u201d.")
+        return Ack(True, wording.settings_saved(view), reason=AckReason.SAVED)
 
     def _update_settings(self, person: Person, chat_id: str, answer_mode: str | None,
                          unknown_threshold: float | None, reset_threshold: bool) -> ChatSettingsView:
@@ -516,20 +555,33 @@ class Core:
         """Which chat an export may cover: None = everything (bot admins); a chat id for its chat admins."""
         if self.is_admin(person):
             return None
-        if person.is_chat_admin and chat_id is not None:
+        if self.may_manage_chat(person) and chat_id is not None:
             return chat_id
         raise NotAllowed(wording.NOT_ADMIN)
 
     @contextlib.asynccontextmanager
-    async def export_archive(self, platform: str, scope: str | None) -> AsyncIterator["ExportArchive"]:
-        """The export for `scope` (from `export_scope`) as a zip in a temporary folder, gone after the block."""
+    async def export_archive(self, platform: str, scope: str | None, *, since: datetime | None = None,
+                             min_votes: int = 1) -> AsyncIterator["ExportArchive"]:
+        """The export for `scope` (from `export_scope`; None: everything, for the operator) as a zip in a
+        temporary folder, gone after the block. Every export goes through here: /export on a chat and
+        the web's admin export alike. Raises `bot.export.ExportError` when it cannot be written."""
         stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
         filename = f"aniface-export-{'all' if scope is None else scope}-{stamp}.zip"
         with tempfile.TemporaryDirectory(prefix="aniface-export-") as folder:
             path = Path(folder) / filename
             summary = await asyncio.to_thread(export_dataset, self.database, path, hasher=self.hasher,
-                                              chat=None if scope is None else (platform, scope))
+                                              chat=None if scope is None else (platform, scope), since=since,
+                                              min_votes=min_votes)
             yield ExportArchive(path, filename, path.stat().st_size, summary)
+
+    def status(self) -> Status:
+        """What a health check reports: the model, and how many characters the bot knows."""
+        return Status(self.recognizer.model_version, bool(self.recognizer.can_name), len(self.names.names()))
+
+    @property
+    def max_image_bytes(self) -> int:
+        """The largest picture the core reads: adapters refuse larger downloads before fetching them."""
+        return self.limits.max_bytes
 
     async def picture_size(self, prediction_id: int) -> tuple[int, int] | None:
         """(width, height) of the decoded picture a prediction was made on, in the pixels its boxes use."""
@@ -571,7 +623,9 @@ class Core:
             return session.scalar(select(Face.crop_png).where(Face.id == face_id))
 
     async def close(self) -> None:
+        """Finish the work in flight, then close the database's connections."""
         await asyncio.to_thread(self.pool.shutdown, True)
+        self.database.dispose()
 
 
 def _png(pixels: np.ndarray) -> bytes:

@@ -32,7 +32,9 @@ from sqlalchemy import select
 
 from adapters.discord_bot import AdapterOptions, DiscordBot, DiscordSettings, SettingsError, intents, serve, start
 from adapters.discord_bot import render
-from adapters.discord_bot.handlers import parse_threshold, source_key
+from adapters.discord_bot.handlers import source_key
+from bot.chat_settings import parse_threshold
+from bot.messages import SettingsChange
 from bot import wording
 from bot.core import Core
 from bot.messages import ChatSettingsView, FaceSummary, Reply, ReplyKind
@@ -630,8 +632,9 @@ async def test_stopping_finishes_the_answers_in_flight():
 
     class SlowCore(ScriptedCore):
         async def identify(self, image):
-            await asyncio.sleep(1.0)
-            return self.reply
+            async with image.working():
+                await asyncio.sleep(1.0)
+                return self.reply
 
     core = SlowCore(Reply(ReplyKind.NO_FACE, wording.NO_FACE))
     async with running_bot(core) as bot:
@@ -698,8 +701,9 @@ def test_custom_ids_fit_and_round_trip():
 
 
 def test_thresholds_and_settings_from_the_environment():
-    assert parse_threshold("40%") == {"unknown_threshold": 0.4} == parse_threshold("0.4") == parse_threshold("40")
-    assert parse_threshold("default") == {"reset_threshold": True} and parse_threshold("lots") is None
+    assert parse_threshold("40%") == SettingsChange(unknown_threshold=0.4) == parse_threshold("0.4") \
+        == parse_threshold("40")
+    assert parse_threshold("default") == SettingsChange(reset_threshold=True) and parse_threshold("lots") is None
     assert DiscordSettings.from_env({}) is None
     settings = DiscordSettings.from_env({"DISCORD_TOKEN": " abc ", "DISCORD_GUILD_IDS": "1, 2"})
     assert (settings.token, settings.guild_ids, settings.message_content) == ("abc", (1, 2), True)

@@ -20,7 +20,6 @@ import json
 import logging
 import re
 import secrets
-import tempfile
 import uuid
 from collections import OrderedDict
 from datetime import datetime, time, timezone
@@ -32,7 +31,8 @@ from aiohttp import web
 from adapters.web.openapi import openapi_document
 from adapters.web.ratelimit import RateLimit, TokenBuckets, client_key
 from bot import wording
-from bot.messages import IncomingImage, Person, Reply, ReplyKind
+from bot.messages import FaceSummary, IncomingImage, Person, Reply, ReplyKind
+from bot.ports import GUESSES, NAME_LIMIT, CorePort
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ CONTENT_SECURITY_POLICY = ("default-src 'self'; img-src 'self' blob: data:; styl
                            "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; "
                            "form-action 'self'; frame-ancestors 'none'")
 
-CORE = web.AppKey("core", object)
+CORE = web.AppKey("core", CorePort)
 SETTINGS = web.AppKey("web_settings", object)
 STATE = web.AppKey("web_state", object)
 WEB_ID = web.RequestKey("web_id", str) if hasattr(web, "RequestKey") else "web_id"
@@ -124,7 +124,7 @@ def error_response(status: int, code: str, message: str, headers: dict[str, str]
 
 # --- the app ---------------------------------------------------------------------------------------
 
-def create_app(core, *, admin_token: str | None = None, max_upload_bytes: int | None = None,
+def create_app(core: CorePort, *, admin_token: str | None = None, max_upload_bytes: int | None = None,
                rate_limit: RateLimit | None = None, allowed_origins: tuple[str, ...] = (),
                annotated_cache_bytes: int = 64 * 1024 * 1024) -> web.Application:
     """The web page and its API for `core` (a started `bot.core.Core`).
@@ -136,7 +136,7 @@ def create_app(core, *, admin_token: str | None = None, max_upload_bytes: int | 
     rewrites Host); the page's own origin is always allowed.
     """
     if max_upload_bytes is None:
-        max_upload_bytes = getattr(getattr(core, "limits", None), "max_bytes", None) or DEFAULT_MAX_UPLOAD_BYTES
+        max_upload_bytes = core.max_image_bytes
     settings = WebSettings(admin_token or None, int(max_upload_bytes), rate_limit or RateLimit(),
                            frozenset(o.rstrip("/").lower() for o in allowed_origins), annotated_cache_bytes)
     app = web.Application(
@@ -388,7 +388,7 @@ def _parse_boxes(text: str) -> list[tuple[int, int, int, int]]:
     return boxes
 
 
-def face_json(summary, manual: bool) -> dict:
+def face_json(summary: FaceSummary, manual: bool) -> dict:
     return {
         "id": summary.face_id,
         "number": summary.number,
@@ -418,10 +418,9 @@ async def healthz(request: web.Request) -> web.Response:
     core = request.app[CORE]
     if request.app[STATE].stopping:
         return web.json_response({"status": "stopping"}, status=503)
-    recognizer = core.recognizer
-    return web.json_response({"status": "ok", "model_version": recognizer.model_version,
-                              "can_name": bool(recognizer.can_name),
-                              "known_characters": len(core.known_characters())})
+    status = core.status()
+    return web.json_response({"status": "ok", "model_version": status.model_version, "can_name": status.can_name,
+                              "known_characters": status.known_characters})
 
 
 async def openapi(request: web.Request) -> web.Response:
@@ -432,7 +431,7 @@ async def identify(request: web.Request) -> web.Response:
     _refuse_when_stopping(request)
     data, boxes = await _read_upload(request)
     core, who = request.app[CORE], person(request)
-    incoming = IncomingImage(PLATFORM, who.user_id, uuid.uuid4().hex, who, data, asked=True, is_private=True)
+    incoming = IncomingImage(PLATFORM, who.user_id, uuid.uuid4().hex, who, data=data, asked=True, is_private=True)
     if boxes is None:
         reply: Reply | None = await core.identify(incoming)
     else:
@@ -443,7 +442,8 @@ async def identify(request: web.Request) -> web.Response:
         raise ApiError(503, "busy", reply.text, {"Retry-After": str(BUSY_RETRY_AFTER_S)})
     if reply.kind == ReplyKind.REFUSED:
         raise ApiError(422, "image_rejected", reply.text)
-    size = await core.picture_size(reply.prediction_id) if reply.prediction_id is not None else None
+    size = reply.size if reply.prediction_id is not None else None
+    status = core.status()
     annotated_url = None
     if reply.prediction_id is not None and reply.annotated_png:
         if request.app[STATE].annotated.put(reply.prediction_id, who.user_id, reply.annotated_png):
@@ -452,8 +452,8 @@ async def identify(request: web.Request) -> web.Response:
         "kind": reply.kind.value,
         "message": reply.text,
         "prediction_id": reply.prediction_id,
-        "model_version": core.recognizer.model_version,
-        "can_name": bool(core.recognizer.can_name),
+        "model_version": status.model_version,
+        "can_name": status.can_name,
         "image": None if size is None else {"width": size[0], "height": size[1]},
         "annotated_url": annotated_url,
         "faces": [face_json(face, boxes is not None) for face in reply.faces],
@@ -467,15 +467,17 @@ async def corrections(request: web.Request) -> web.Response:
     if isinstance(face_id, bool) or not isinstance(face_id, int) or face_id < 1:
         raise ApiError(400, "bad_request", "face_id must be the id of a face from /api/identify")
     if (name is None) == (candidate is None):
-        raise ApiError(400, "bad_request", "send either name (who it is) or candidate (1-5: which guess is right)")
+        raise ApiError(400, "bad_request",
+                       f"send either name (who it is) or candidate (1-{GUESSES}: which guess is right)")
     core, who = request.app[CORE], person(request)
     if name is not None:
-        if not isinstance(name, str) or not name.strip() or len(name) > 200:
-            raise ApiError(400, "bad_request", "name must be the character's name (text, up to 64 characters)")
+        if not isinstance(name, str) or not name.strip() or len(name.strip()) > NAME_LIMIT:
+            raise ApiError(400, "bad_request",
+                           f"name must be the character's name (text, up to {NAME_LIMIT} characters)")
         ack = await core.name_face(who, face_id, name, via=PLATFORM, chat_id=who.user_id)
     else:
-        if isinstance(candidate, bool) or not isinstance(candidate, int) or not 1 <= candidate <= 5:
-            raise ApiError(400, "bad_request", "candidate must be a whole number from 1 to 5")
+        if isinstance(candidate, bool) or not isinstance(candidate, int) or not 1 <= candidate <= GUESSES:
+            raise ApiError(400, "bad_request", f"candidate must be a whole number from 1 to {GUESSES}")
         ack = await core.press(who, who.user_id, face_id, candidate, via=PLATFORM)
     return web.json_response({"ok": ack.ok, "message": ack.text, "suggestions": list(ack.suggestions),
                               "face_id": face_id})
@@ -550,8 +552,9 @@ def _parse_since(text: str) -> datetime:
 
 
 async def admin_export(request: web.Request) -> web.StreamResponse:
+    """The operator's export (the admin token is the operator's): the same core call as /export in a chat."""
     _require_admin(request)
-    from bot.export import ExportError, export_dataset
+    from bot.export import ExportError
 
     since = _parse_since(request.query["since"]) if request.query.get("since") else None
     try:
@@ -561,32 +564,23 @@ async def admin_export(request: web.Request) -> web.StreamResponse:
     if min_votes < 1:
         raise ApiError(400, "bad_request", "min_votes must be at least 1")
     core = request.app[CORE]
-    spool = tempfile.TemporaryFile(prefix="aniface-export-")
     try:
-        try:
-            summary = await asyncio.to_thread(export_dataset, core.database, spool, since=since,
-                                              min_votes=min_votes, hasher=core.hasher)
-        except ExportError as error:
-            raise ApiError(500, "export_failed", str(error)) from None
-        size = spool.seek(0, 2)
-        spool.seek(0)
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-        response = web.StreamResponse(headers={
-            "Content-Type": "application/zip",
-            "Content-Disposition": f'attachment; filename="aniface-export-{stamp}.zip"',
-            "Content-Length": str(size),
-            "X-Aniface-Faces": str(summary.faces_exported),
-            "Cache-Control": "no-store"})
-        await response.prepare(request)
-        while True:
-            chunk = await asyncio.to_thread(spool.read, 256 * 1024)
-            if not chunk:
-                break
-            await response.write(chunk)
-        await response.write_eof()
-        return response
-    finally:
-        spool.close()
+        async with core.export_archive(PLATFORM, None, since=since, min_votes=min_votes) as export:
+            stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+            response = web.StreamResponse(headers={
+                "Content-Type": "application/zip",
+                "Content-Disposition": f'attachment; filename="aniface-export-{stamp}.zip"',
+                "Content-Length": str(export.size),
+                "X-Aniface-Faces": str(export.summary.faces_exported),
+                "Cache-Control": "no-store"})
+            await response.prepare(request)
+            with export.path.open("rb") as archive:
+                while chunk := await asyncio.to_thread(archive.read, 256 * 1024):
+                    await response.write(chunk)
+            await response.write_eof()
+            return response
+    except ExportError as error:
+        raise ApiError(500, "export_failed", str(error)) from None
 
 
 __all__ = ["ApiError", "COOKIE_NAME", "RateLimit", "create_app", "stop_accepting", "wait_idle"]
