@@ -11,11 +11,20 @@ from __future__ import annotations
 from datetime import datetime
 from typing import AsyncContextManager, Protocol, Sequence, runtime_checkable
 
+from typing import TYPE_CHECKING
+
 from bot.corrections import GUESSES, NAME_LIMIT
 from bot.messages import (Ack, ChatSettingsView, IncomingImage, NotAllowed, Person, Reply, SettingsChange,
                           Status)
 
-__all__ = ["CorePort", "GUESSES", "NAME_LIMIT", "NotAllowed"]
+if TYPE_CHECKING:
+    from bot.config import Settings
+
+__all__ = ["AdapterStarter", "CorePort", "GUESSES", "NAME_LIMIT", "NotAllowed", "Running", "StartError"]
+
+
+class StartError(Exception):
+    """An adapter could not start; the message says why and what to check, for the operator."""
 
 
 @runtime_checkable
@@ -76,3 +85,21 @@ class CorePort(Protocol):
     async def start(self) -> None: ...
 
     async def close(self) -> None: ...
+
+
+@runtime_checkable
+class Running(Protocol):
+    """A started adapter. `stop()` stops taking new work and finishes what is in flight."""
+
+    def describe(self) -> str:
+        """One line for the start-up message: "running", or where it listens."""
+
+    async def stop(self) -> None: ...
+
+
+class AdapterStarter(Protocol):
+    """Every adapter's entry point (group `aniface.adapters` in pyproject.toml): start inside the running
+    event loop and return what is running, or None when this adapter is not configured (no token).
+    Raises StartError with an operator's message when it cannot start."""
+
+    async def __call__(self, core: CorePort, settings: "Settings") -> Running | None: ...

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from bot.cli import main
+from adapters.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -75,7 +75,7 @@ def test_bad_model_directory_is_a_usage_error(tmp_path, capsys, shared_data):
 
 
 def test_the_detection_size_comes_from_the_option_else_the_environment(tmp_path, capsys, monkeypatch):
-    from bot.cli.identify import _detect_max_side
+    from adapters.cli.identify import _detect_max_side
     from recognizer.detect import DEFAULT_DETECT_MAX_SIDE
 
     monkeypatch.delenv("ANIFACE_DETECT_MAX_SIDE", raising=False)
@@ -121,7 +121,7 @@ def test_output_names_are_safe_and_unique(shared_data, tmp_path, capsys):
 
 def test_console_script_runs_as_a_process(shared_data, tmp_path):
     env = dict(os.environ, PYTHONPATH=str(REPO))
-    result = subprocess.run([sys.executable, "-m", "bot.cli", "identify", "--json", "--out", str(tmp_path),
+    result = subprocess.run([sys.executable, "-m", "adapters.cli", "identify", "--json", "--out", str(tmp_path),
                              str(shared_data / "scenes" / "ao_emilia_rezero_Emilia_67.jpg")],
                             capture_output=True, text=True, env=env, timeout=120)
     assert result.returncode == 0, result.stderr

@@ -597,7 +597,7 @@ async def test_serve_runs_in_the_callers_loop_and_stops_when_asked():
 
 async def test_aniface_serve_starts_and_stops_it_beside_the_others(tmp_path):
     """`aniface serve` finds `adapters.discord_bot.start(core, settings)` and stops what it returns."""
-    from bot.cli import serve as serve_command
+    from adapters.cli import serve as serve_command
     from bot.config import load_settings
 
     class Core(ScriptedCore):

@@ -8,7 +8,7 @@ import os
 import sys
 from pathlib import Path
 
-from bot.cli.exit_codes import EXIT_OK, EXIT_FAILED, EXIT_USAGE
+from adapters.cli.exit_codes import EXIT_OK, EXIT_FAILED, EXIT_USAGE
 from bot.terminal import printable
 
 

@@ -11,7 +11,7 @@ import sys
 import unicodedata
 from pathlib import Path
 
-from bot.cli.exit_codes import EXIT_OK, EXIT_FAILED, EXIT_USAGE
+from adapters.cli.exit_codes import EXIT_OK, EXIT_FAILED, EXIT_USAGE
 from bot.terminal import printable
 
 
