@@ -44,6 +44,7 @@ from bot.privacy import Hasher
 from bot.storage.db import Database
 from bot.storage.models import Character, Face, Prediction, Vote
 from bot.terminal import printable
+from bot.votes import settle_counts
 from recognizer.labels import label_key
 
 MANIFEST_NAME = "manifest.csv"
@@ -498,43 +499,33 @@ def _decide(session, since, min_votes, chat, summary: ExportSummary) -> list[_De
 def _settle(groups: list, since, min_votes: int, summary: ExportSummary, decisions: list[_Decision]) -> None:
     """One face's votes (grouped by verdict and character) -> a decision, or a count of why not."""
     face_id, predicted_name = groups[0][0], groups[0][4]
-    is_votes: dict[int, int] = {}
-    keys: dict[int, str] = {}
-    not_votes = total = 0
+    guess_key = label_key(predicted_name) if predicted_name else None
+    guess_id: int | None = None
     last: datetime | None = None
-    for _, verdict, character_id, key, _, count, updated, created in groups:
-        total += count
+    for _, verdict, character_id, key, _, _, updated, created in groups:
         moment = updated or created
         if moment is not None:
             moment = _as_utc(moment)
             last = moment if last is None or moment > last else last
-        if verdict == "is" and character_id is not None:
-            is_votes[character_id] = is_votes.get(character_id, 0) + count
-            keys[character_id] = key or ""
-        elif verdict == "not":
-            not_votes += count
+        if guess_key is not None and character_id is not None and (key or "") == guess_key:
+            guess_id = character_id
     if since is not None and (last is None or last < since):
         return                                    # the SQL filter did this already; belt and braces
-    if not is_votes:
-        summary.unnamed += 1
-        return
-    top = max(is_votes.values())
-    winners = [cid for cid, count in is_votes.items() if count == top]
-    if len(winners) > 1:
-        summary.ties_left_out += 1
-        return
-    winner = winners[0]
-    if predicted_name and not_votes >= top and keys[winner] == label_key(predicted_name):
-        # "it is X" against "it is not X" (X the model's guess): the majority decides, a tie decides nothing
-        if not_votes == top:
+    settled = settle_counts(((verdict, character_id, count) for _, verdict, character_id, _, _, count, _, _
+                             in groups), guess_id)
+    if settled.character_id is None:
+        if settled.tie:
             summary.ties_left_out += 1
+        elif any(verdict == "is" and character_id is not None for _, verdict, character_id, *_ in groups):
+            summary.outvoted += 1                 # "it is X" outvoted by "it is not X" (X the bot's guess)
         else:
-            summary.outvoted += 1
+            summary.unnamed += 1
         return
-    if top < min_votes:
+    if settled.votes_for < min_votes:
         summary.below_min_votes += 1
         return
-    decisions.append(_Decision(face_id, winner, top, total - top, last or datetime.now(timezone.utc)))
+    decisions.append(_Decision(face_id, settled.character_id, settled.votes_for, settled.votes_against,
+                               last or datetime.now(timezone.utc)))
 
 
 def _s(count: int) -> str:

@@ -86,7 +86,7 @@ def test_the_detection_size_comes_from_the_option_else_the_environment(tmp_path,
 
     image = str(tmp_path / "none.png")
     for option, environment, wrong in ((["--detect-max-side", "10"], "960", "--detect-max-side must be 0"),
-                                       ([], "big", "ANIFACE_DETECT_MAX_SIDE must be a whole number")):
+                                       ([], "big", "ANIFACE_DETECT_MAX_SIDE: expected a whole number")):
         monkeypatch.setenv("ANIFACE_DETECT_MAX_SIDE", environment)
         assert main(["identify", image, *option]) == 2
         err = capsys.readouterr().err
