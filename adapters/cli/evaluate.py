@@ -1,4 +1,5 @@
-"""`aniface evaluate MODEL_DIR DATASET... [--out REPORT_DIR]`: how well a model names a labelled dataset."""
+"""`aniface evaluate MODEL_DIR [DATASET...] [--scenes DIR] [--out REPORT_DIR]`: how well a model names
+labelled face crops, and whole pictures as people post them."""
 
 from __future__ import annotations
 
@@ -9,23 +10,34 @@ import sys
 from pathlib import Path
 
 from adapters.cli.exit_codes import EXIT_OK, EXIT_FAILED, EXIT_USAGE
-from bot.terminal import printable
+from adapters.cli.recognizer_options import add_detector_options, recognizer_settings
+from bot.terminal import note, printable
 
 
 def register(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
-        "evaluate", help="measure a model on labelled face crops",
-        description="Top-1/top-5 accuracy overall and per character, precision and recall, the most confused "
-                    "pairs, a confusion matrix (PNG) and, when a DATASET holds characters the model does not "
-                    "know, the coverage/accuracy curve of the 'unknown' threshold and the threshold to use. "
-                    "Images the model was trained or validated on are left out (see --include-training).")
+        "evaluate", help="measure a model on labelled face crops and/or whole pictures",
+        description="On face crops (DATASET): top-1/top-5 accuracy overall and per character, precision and "
+                    "recall, the most confused pairs, a confusion matrix (PNG) and, when a DATASET holds "
+                    "characters the model does not know, the coverage/accuracy curve of the 'unknown' threshold "
+                    "and the threshold to use. Images the model was trained or validated on are left out (see "
+                    "--include-training). On whole pictures (--scenes DIR, a folder with a manifest.csv): "
+                    "what the bot would answer to each picture, whether a face was found and the right "
+                    "character named, open-set pictures given a name, detection recall and precision, times.")
     parser.add_argument("model", metavar="MODEL_DIR", help="model directory (from aniface train)")
-    parser.add_argument("datasets", nargs="+", metavar="DATASET",
-                        help="ImageFolder directory or exported zip; characters the model does not know count "
-                             "as 'unknown' faces")
+    parser.add_argument("datasets", nargs="*", metavar="DATASET",
+                        help="ImageFolder directory or exported zip of face crops; characters the model does not "
+                             "know count as 'unknown' faces (optional with --scenes)")
+    parser.add_argument("--scenes", metavar="DIR", default=None,
+                        help="also (or only) evaluate whole pictures: DIR/manifest.csv lists them (columns file, "
+                             "kind, known_characters, optionally gt_face_boxes_xywh; see the README)")
     parser.add_argument("--out", metavar="REPORT_DIR", default=None,
-                        help="write report.json, report.md, confusion.png and threshold.png here")
-    parser.add_argument("--json", action="store_true", help="print the JSON report on stdout")
+                        help="write report.json, report.md, confusion.png and threshold.png here (crops); with "
+                             "--scenes, report.json, report.md and misses.png (in REPORT_DIR/scenes when a "
+                             "DATASET is given too)")
+    parser.add_argument("--json", action="store_true",
+                        help="print the JSON report on stdout (one object; {\"crops\": ..., \"scenes\": ...} "
+                             "when both are evaluated)")
     parser.add_argument("--backbone-weights", metavar="PATH", default=os.environ.get("ANIFACE_BACKBONE_WEIGHTS"),
                         help="local Inception-v3 weights file, for models whose backbone uses one "
                              "(default: $ANIFACE_BACKBONE_WEIGHTS)")
@@ -40,10 +52,41 @@ def register(commands: argparse._SubParsersAction) -> None:
                         help="feature cache (default: $ANIFACE_CACHE_DIR or the user cache folder)")
     parser.add_argument("--no-cache", action="store_true", help="neither read nor write cached features")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_detector_options(parser.add_argument_group("face detection (with --scenes; as aniface identify)"))
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if not args.datasets and not args.scenes:
+        print("aniface: evaluate: give DATASET... (face crops), --scenes DIR (whole pictures) or both",
+              file=sys.stderr)
+        return EXIT_USAGE
+    if args.apply_threshold and not args.datasets:
+        print("aniface: --apply-threshold needs a DATASET of face crops", file=sys.stderr)
+        return EXIT_USAGE
+    scenes_job = None
+    if args.scenes:
+        scenes_job = _prepare_scenes(args)
+        if isinstance(scenes_job, int):
+            return scenes_job
+    both = bool(args.datasets and scenes_job)
+    code, reports = EXIT_OK, {}
+    if args.datasets:
+        code, reports["crops"] = _run_crops(args, print_json=not both)
+        if code == EXIT_USAGE or scenes_job is None:
+            return code
+        if not args.json:
+            print()
+    out = None
+    if args.out:
+        out = Path(args.out) / "scenes" if both else Path(args.out)
+    scenes_code, reports["scenes"] = _run_scenes(args, *scenes_job, out, print_json=not both)
+    if both and args.json:
+        print(json.dumps(reports, ensure_ascii=False))
+    return max(code, scenes_code)
+
+
+def _run_crops(args: argparse.Namespace, print_json: bool) -> tuple[int, dict | None]:
     from recognizer.dataset import DatasetError, load_datasets
     from recognizer.errors import ModelError
     from recognizer.evaluate import evaluate_model, read_split, write_report
@@ -56,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
         dataset = load_datasets(args.datasets)
     except (ModelError, DatasetError, ValueError, OSError) as error:
         print(f"aniface: {error}", file=sys.stderr)
-        return EXIT_USAGE
+        return EXIT_USAGE, None
     exclude = set()
     if split and not args.include_training:
         exclude = set(split["train"]) | set(split["val"])
@@ -69,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
                                     seed=seed, progress=not args.quiet and not args.json)
     except ModelError as error:
         print(f"aniface: {error}", file=sys.stderr)
-        return EXIT_FAILED
+        return EXIT_FAILED, None
     report = evaluation.report
     if report["images"]["known"] == 0:
         print("aniface: none of the images shows a character this model knows (or all were used in training: "
@@ -79,14 +122,64 @@ def run(args: argparse.Namespace) -> int:
         if not args.json:
             print(f"Report written to {Path(args.out)}: " + ", ".join(p.name for p in paths.values()))
     if args.json:
-        print(json.dumps(report, ensure_ascii=False))
+        if print_json:
+            print(json.dumps(report, ensure_ascii=False))
     else:
         print(_human_summary(report))
     if not report["images"]["known"]:
-        return EXIT_FAILED
+        return EXIT_FAILED, report
     if args.apply_threshold:
-        return _apply_threshold(args.model, report["threshold"], args.datasets, quiet=args.json)
-    return EXIT_OK
+        return _apply_threshold(args.model, report["threshold"], args.datasets, quiet=args.json), report
+    return EXIT_OK, report
+
+
+def _prepare_scenes(args: argparse.Namespace):  # -> (Recognizer, SceneManifest) | exit status
+    """The recognizer and the scenes, or EXIT_USAGE (said why) when options, model or manifest are unusable."""
+    from recognizer import ModelError, Recognizer
+    from recognizer.scenes import ScenesError, read_scenes
+
+    settings = recognizer_settings(args)
+    if isinstance(settings, str):
+        print(f"aniface: {settings}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        scenes = read_scenes(args.scenes)
+    except ScenesError as error:
+        print(f"aniface: --scenes: {printable(str(error))}", file=sys.stderr)
+        return EXIT_USAGE
+    if not scenes.scenes:
+        for problem in scenes.problems:
+            print(f"aniface: {printable(str(problem))}", file=sys.stderr)
+        print(f"aniface: --scenes: no usable picture in {printable(args.scenes)}/manifest.csv", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        recognizer = Recognizer.load(args.model, settings=settings, backbone_weights=args.backbone_weights)
+    except (ModelError, OSError, ValueError) as error:
+        print(f"aniface: {printable(str(error))}", file=sys.stderr)
+        return EXIT_USAGE
+    return recognizer, scenes
+
+
+def _run_scenes(args: argparse.Namespace, recognizer, scenes, out: Path | None,
+                print_json: bool) -> tuple[int, dict]:
+    from recognizer.scenes import evaluate_scenes, format_summary, write_scene_report
+
+    for problem in scenes.problems:
+        note(f"{problem} (row set aside)")
+    evaluation = evaluate_scenes(recognizer, scenes, progress=not args.quiet and not args.json,
+                                 on_error=lambda scene, message: note(f"{scene.file}: could not be read: {message}"))
+    report = evaluation.report
+    if out is not None:
+        paths = write_scene_report(evaluation, out)
+        if not args.json:
+            print(f"Scenes report written to {printable(str(out))}: " + ", ".join(p.name for p in paths.values()))
+    if args.json:
+        if print_json:
+            print(json.dumps(report, ensure_ascii=False, allow_nan=False))
+    else:
+        print(format_summary(report))
+    failed = report["unreadable"] or report["manifest_problems"]
+    return (EXIT_FAILED if failed else EXIT_OK), report
 
 
 def _apply_threshold(model_dir: str, threshold: dict, datasets: list[str], quiet: bool) -> int:

@@ -12,6 +12,7 @@ import unicodedata
 from pathlib import Path
 
 from adapters.cli.exit_codes import EXIT_OK, EXIT_FAILED, EXIT_USAGE
+from adapters.cli.recognizer_options import add_detector_options, recognizer_settings
 from bot.terminal import printable
 
 
@@ -29,29 +30,18 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--backbone-weights", metavar="PATH", default=os.environ.get("ANIFACE_BACKBONE_WEIGHTS"),
                         help="local Inception-v3 weights file, for models whose backbone uses one "
                              "(default: $ANIFACE_BACKBONE_WEIGHTS)")
-    parser.add_argument("--detector", choices=("animeface", "lbpcascade"), default="animeface",
-                        help="face detector (default: animeface-2009)")
-    parser.add_argument("--cascade", metavar="PATH", help="lbpcascade_animeface.xml, for --detector lbpcascade")
-    parser.add_argument("--scan", choices=("fast", "thorough"), default=os.environ.get("ANIFACE_DETECTOR_SCAN", "thorough"),
-                        help="animeface's scan: thorough (default, its own) or fast (~2.3x faster, "
-                             "~3 points less recall)")
-    # No recognizer import here: it would slow every `aniface` command's start by a quarter second.
-    parser.add_argument("--detect-max-side", type=int, metavar="PIXELS", default=None,
-                        help="look for faces on a copy shrunk to this long side, for speed and memory on big "
-                             "images (default: $ANIFACE_DETECT_MAX_SIDE, else 2048; 0: full size)")
+    add_detector_options(parser)
     parser.add_argument("--no-annotate", action="store_true", help="do not write annotated PNGs")
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from recognizer import ImageRejected, ModelError, Recognizer, RecognizerSettings, read_model
+    from recognizer import ImageRejected, ModelError, Recognizer, read_model
 
-    detect_max_side = _detect_max_side(args.detect_max_side)
-    if isinstance(detect_max_side, str):
-        print(f"aniface: {detect_max_side}", file=sys.stderr)
+    settings = recognizer_settings(args)
+    if isinstance(settings, str):
+        print(f"aniface: {settings}", file=sys.stderr)
         return EXIT_USAGE
-    settings = RecognizerSettings(detector=args.detector, cascade_path=args.cascade, scan=args.scan,
-                                  detect_max_side=detect_max_side)
     try:
         model = read_model(args.model) if args.model else None
         recognizer = Recognizer(model, settings=settings, backbone_weights=args.backbone_weights)
@@ -86,22 +76,6 @@ def run(args: argparse.Namespace) -> int:
         else:
             _print_human(image_path, faces, annotated_path, named=model is not None)
     return EXIT_FAILED if failures else EXIT_OK
-
-
-def _detect_max_side(given: int | None) -> int | None | str:
-    """The long side to detect at (None: full size) from the option, else the environment; or what is wrong."""
-    from recognizer.detect import DEFAULT_DETECT_MAX_SIDE, MIN_DETECT_MAX_SIDE
-
-    source, value = "--detect-max-side", given
-    if value is None:
-        source, text = "ANIFACE_DETECT_MAX_SIDE", os.environ.get("ANIFACE_DETECT_MAX_SIDE", "").strip()
-        try:
-            value = int(text) if text else DEFAULT_DETECT_MAX_SIDE
-        except ValueError:
-            return f"{source} must be a whole number of pixels, not {printable(text)!r}"
-    if value != 0 and value < MIN_DETECT_MAX_SIDE:
-        return f"{source} must be 0 (full size) or at least {MIN_DETECT_MAX_SIDE} pixels"
-    return value or None
 
 
 def _os_error_message(error: OSError) -> str:
