@@ -18,7 +18,8 @@ import pytest
 from bot import wording
 from bot.core import Core
 from bot.ports import NAME_LIMIT
-from tests.adapter_fixtures import running_core, scene  # noqa: F401 - scene: a fixture
+from tests.adapter_fixtures import scene  # noqa: F401 - scene: a fixture
+from tests.core_factory import running_core
 from tests.test_discord import (KEYCAP_2, THUMBS_DOWN, THUMBS_UP, faces_of as discord_faces, modal_of, registered,
                                 running_bot as discord_bot, scene_png)  # noqa: F401 - scene_png: a fixture
 from tests.test_telegram import faces_of as telegram_faces, prediction_for, running_bot as telegram_bot, scene_jpeg  # noqa: F401,E501

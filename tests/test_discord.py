@@ -39,8 +39,9 @@ from bot import wording
 from bot.core import Core
 from bot.messages import ChatSettingsView, FaceSummary, Reply, ReplyKind
 from bot.storage.models import Face, Prediction, ReplyMessage, Vote
-from tests.adapter_fixtures import (encode, lottie_document, running_core, scene,  # noqa: F401 - scene: a fixture
+from tests.adapter_fixtures import (encode, lottie_document, scene,  # noqa: F401 - scene: a fixture
                                     sticker_picture)
+from tests.core_factory import running_core
 from tests.scripted_core import ScriptedCore, many_faces
 from tests.discord_fake import EPHEMERAL, Call, FakeDiscord
 
