@@ -1,13 +1,40 @@
-"""The gallery: labelled face embeddings that grow with every correction (nearest neighbour).
+"""The gallery: labelled face embeddings that grow with every correction.
 
 A face confirmed or corrected by a person goes in at once, so the next image of that character
 benefits without retraining; a bot with no trained model at all names faces from the gallery alone.
 
-Embeddings are compared by cosine similarity after standardising them: with the trained head's
-feature statistics when a model is loaded, else with running statistics of every face observed.
-A label's score is its best similarity; scores become probabilities by a softmax in which a virtual
-"someone else" competitor sits at `match_similarity`, so a face unlike everything in the gallery
-gives the gallery little say.
+Without a model's head (`use_head` not called), embeddings are compared by cosine similarity after
+standardising them (with fixed statistics given to `use_statistics`, else running statistics of every
+face observed). A label's score is its best similarity; scores become probabilities by a softmax in which
+a virtual "someone else" competitor sits at `match_similarity`, so a face unlike everything in the gallery
+gives the gallery little say; a copy of a taught face (cosine from `COPY_FULL` up) leaves nothing to the rest.
+
+With a head (`use_head(head, labels)`, what a recognizer with a model does), a correction is a local
+update of the head, not a vote of its own. Corrections taught as plain nearest-neighbour votes on raw
+features made the bot worse: in those features fan art of two characters by one artist is closer than two
+pictures of one character, so a corrected name pulled other characters' faces to it.
+- Each entry carries the push the head needed there: how far the taught name's log-probability was below
+  the head's best other answer, plus `HEAD_MARGIN` (a name new to the head starts at `NEW_LABEL_PRIOR`
+  against the head's total of 1). A correction the head already agreed with needs no push, so it changes
+  nothing for other faces.
+- A copy of the taught face (the same picture again, re-encoded, cropped or mirrored: raw-feature cosine
+  from `COPY_FLOOR`, where its share starts, to `COPY_FULL`, where it is whole) gets the whole push plus
+  `REACH_CAP`, so it is named as taught.
+- Other faces are compared in the head's discriminant space: the direction of their logits without the
+  bias, (features standardised as the head does) @ weights. The head is a shrinkage LDA, whose weights
+  keep what tells characters apart and suppress what does not (drawing style, source, resolution); cosine
+  there is a learned metric. A face gets (cosine - `REACH_FLOOR`) / (1 - `REACH_FLOOR`) of the push, at most
+  `REACH_CAP` nats: a correction where the head was very sure and wrong is the least likely to say
+  anything about other pictures.
+- A label's push is the largest of its entries'. The head's probability of a label it knows is multiplied by
+  exp(push); a new name scores `NEW_LABEL_PRIOR` * (exp(push) - 1) against the head's total of 1.
+
+`probabilities` keeps one meaning in both modes: per label, the share the gallery claims against "the
+rest" (the head, or "someone else"), odds r / (1 + sum of r); `combine` reads the odds back.
+
+The constants were chosen with bench/corrections.py on the validation split of shared/data/faces (teach
+2 crops of each of 8 characters, known to the head or taken out of it; the other crops must not change)
+and checked on its test split and the scenes.
 """
 
 from __future__ import annotations
@@ -19,6 +46,17 @@ import numpy as np
 
 from recognizer.labels import label_key
 
+# With a head: see the module's docstring.
+HEAD_MARGIN = 0.5        # nats by which a taught face's own name beats the head's best other answer there
+NEW_LABEL_PRIOR = 0.03   # where a name the head does not know starts, against the head's total of 1
+REACH_FLOOR = 0.8        # discriminant-space cosine below which a correction does not reach a face
+REACH_CAP = 4.0          # nats: the most a correction pushes a face that is not a copy of the taught one
+COPY_FLOOR = 0.6         # raw-feature cosine from which a face starts to count as a copy of a taught one ...
+COPY_FULL = 0.9          # ... and from which it is one (a re-encoded copy; a mirrored one is ~0.75)
+COPY_BONUS = 60.0        # nats, without a head: what a copy adds (raw cosine from COPY_FULL to 1)
+MAX_PUSH = 600.0         # nats; beyond, odds would overflow
+SURE_REST = 1e-9         # `combine`: when the gallery leaves less than this to the rest, its word is final
+
 
 class Gallery:
     def __init__(self, match_similarity: float = 0.5, temperature: float = 0.05, min_observed: int = 16) -> None:
@@ -28,12 +66,16 @@ class Gallery:
         self._lock = threading.Lock()
         self._entries: dict[Hashable, tuple[np.ndarray, str]] = {}
         self._fixed_stats: tuple[np.ndarray, np.ndarray] | None = None
+        self._head = None
+        self._head_columns: dict[str, int] = {}   # label key -> the head's column
         # running mean and sum of squared deviations (Welford) of observed embeddings
         self._count = 0
         self._mean: np.ndarray | None = None
         self._m2: np.ndarray | None = None
         self._matrix: np.ndarray | None = None  # normalised entries, rebuilt lazily
         self._matrix_labels: list[str] = []
+        self._pushes: np.ndarray | None = None     # with a head: each entry's push (nats)
+        self._projected: np.ndarray | None = None  # with a head: entries in its discriminant space
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -48,10 +90,26 @@ class Gallery:
         with self._lock:
             return sorted({label for _, label in self._entries.values()})
 
+    @property
+    def uses_head(self) -> bool:
+        """Whether `use_head` gave this gallery a trained head to work with."""
+        return self._head is not None
+
     def use_statistics(self, mean: np.ndarray, scale: np.ndarray) -> None:
         """Standardise with fixed feature statistics (a trained head's) instead of running ones."""
         with self._lock:
             self._fixed_stats = (np.asarray(mean, np.float32), np.asarray(scale, np.float32))
+            self._matrix = None
+
+    def use_head(self, head, labels: Sequence[str]) -> None:  # noqa: ANN001 - any head with logits()
+        """Work with a trained head (`labels`: its classes' names, in order): compare faces in its
+        discriminant space and act as local updates of it (see the module's docstring)."""
+        if len(labels) != head.classes:
+            raise ValueError(f"the head has {head.classes} classes but {len(labels)} labels were given")
+        with self._lock:
+            self._head = head
+            self._head_columns = {label_key(label): i for i, label in enumerate(labels)}
+            self._fixed_stats = (np.asarray(head.mean, np.float32), np.asarray(head.scale, np.float32))
             self._matrix = None
 
     def observe(self, embeddings: np.ndarray) -> None:
@@ -83,6 +141,10 @@ class Gallery:
     def remove(self, key: Hashable) -> None:
         self.set(key, np.zeros(0), None)
 
+    def _discriminant(self, embeddings: np.ndarray) -> np.ndarray:
+        u = self._head.logits(np.asarray(embeddings, np.float32)) - self._head.bias
+        return u / np.maximum(np.linalg.norm(u, axis=-1, keepdims=True), 1e-12)
+
     def _normalise(self, embeddings: np.ndarray) -> np.ndarray:
         embeddings = np.asarray(embeddings, np.float32)
         if self._fixed_stats is not None:
@@ -94,43 +156,104 @@ class Gallery:
         norms = np.linalg.norm(embeddings, axis=-1, keepdims=True)
         return embeddings / np.maximum(norms, 1e-12)
 
-    def similarities(self, embeddings: np.ndarray) -> tuple[list[str], np.ndarray]:
-        """Labels and, per embedding, each label's best cosine similarity: (N, L)."""
+    def _rebuild(self) -> None:
+        keys = list(self._entries)
+        raw = np.stack([self._entries[k][0] for k in keys])
+        self._matrix = self._normalise(raw)
+        self._matrix_labels = [self._entries[k][1] for k in keys]
+        self._pushes = self._projected = None
+        if self._head is not None:
+            self._projected = self._discriminant(raw)
+            log_p = _log_softmax(self._head.logits(raw).astype(np.float64))
+            pushes = np.empty(len(keys))
+            for i, label in enumerate(self._matrix_labels):
+                column = self._head_columns.get(label_key(label))
+                if column is None:  # a new name: from its prior to above the head's best, plus the margin
+                    pushes[i] = log_p[i].max() - np.log(NEW_LABEL_PRIOR) + HEAD_MARGIN
+                else:  # a name the head knows: from its log-probability to above the best other, plus the margin
+                    others = np.delete(log_p[i], column)
+                    pushes[i] = others.max() - log_p[i, column] + HEAD_MARGIN if len(others) else 0.0
+            self._pushes = np.maximum(pushes, 0.0)
+
+    def _entries_and_queries(self, embeddings: np.ndarray):  # noqa: ANN202
         with self._lock:
             if not self._entries:
-                return [], np.zeros((len(embeddings), 0), np.float32)
+                return None
             if self._matrix is None:
-                keys = list(self._entries)
-                self._matrix = self._normalise(np.stack([self._entries[k][0] for k in keys]))
-                self._matrix_labels = [self._entries[k][1] for k in keys]
-            matrix, entry_labels = self._matrix, self._matrix_labels
-            queries = self._normalise(embeddings)
-        labels = sorted(set(entry_labels))
-        index = {label: i for i, label in enumerate(labels)}
-        per_entry = queries @ matrix.T
-        best = np.full((len(queries), len(labels)), -1.0, np.float32)
-        for column, label in enumerate(entry_labels):
-            np.maximum(best[:, index[label]], per_entry[:, column], out=best[:, index[label]])
-        return labels, best
+                self._rebuild()
+            if self._head is None:
+                return self._matrix, self._matrix_labels, None, None, self._normalise(embeddings), None, None
+            return (self._matrix, self._matrix_labels, self._pushes, self._head_columns, self._normalise(embeddings),
+                    self._projected, self._discriminant(embeddings))
+
+    def similarities(self, embeddings: np.ndarray) -> tuple[list[str], np.ndarray]:
+        """Labels and, per embedding, each label's best cosine similarity: (N, L)."""
+        found = self._entries_and_queries(embeddings)
+        if found is None:
+            return [], np.zeros((len(embeddings), 0), np.float32)
+        matrix, entry_labels, _, _, queries, projected, projected_queries = found
+        labels, columns = _label_columns(entry_labels)
+        if projected is not None:
+            matrix, queries = projected, projected_queries
+        return labels, _best_per_label(queries @ matrix.T, columns, len(labels), -1.0)
 
     def probabilities(self, embeddings: np.ndarray) -> tuple[list[str], np.ndarray]:
         """Labels and (N, L) probabilities; each row sums to the gallery's confidence (< 1)."""
-        labels, best = self.similarities(embeddings)
-        if not labels:
-            return labels, best
-        logits = np.concatenate([best, np.full((len(best), 1), self.match_similarity, np.float32)], axis=1)
-        logits = logits / self.temperature
-        logits -= logits.max(axis=1, keepdims=True)
-        exp = np.exp(logits)
-        return labels, (exp / exp.sum(axis=1, keepdims=True))[:, :-1]
+        found = self._entries_and_queries(embeddings)
+        if found is None:
+            return [], np.zeros((len(embeddings), 0), np.float32)
+        matrix, entry_labels, pushes, head_columns, queries, projected, projected_queries = found
+        labels, columns = _label_columns(entry_labels)
+        similarity = queries @ matrix.T
+        if head_columns is not None:
+            reach = np.clip((projected_queries @ projected.T - REACH_FLOOR) / (1.0 - REACH_FLOOR), 0.0, 1.0)
+            copy = np.clip((similarity - COPY_FLOOR) / (COPY_FULL - COPY_FLOOR), 0.0, 1.0)
+            whole = np.where(pushes > 0, pushes + REACH_CAP, 0.0)  # a correction the head agreed with pushes nothing
+            per_entry = np.maximum(copy * whole[None, :], reach * np.minimum(pushes, REACH_CAP)[None, :])
+            push = np.minimum(_best_per_label(per_entry, columns, len(labels), 0.0).astype(np.float64), MAX_PUSH)
+            known = np.array([label_key(label) in head_columns for label in labels], bool)
+            # odds against the rest: a known name's extra odds over the head's, a new name's own
+            odds = np.where(known[None, :], np.expm1(push), NEW_LABEL_PRIOR * np.expm1(push))
+        else:
+            best = _best_per_label(similarity, columns, len(labels), -1.0)
+            logits = (best.astype(np.float64) - self.match_similarity) / self.temperature
+            # a copy of a taught face (re-encoded, resized) leaves nothing to the rest, even against a sure head
+            logits += COPY_BONUS * np.clip((best - COPY_FULL) / (1.0 - COPY_FULL), 0.0, 1.0)
+            odds = np.exp(np.minimum(logits, 600.0))
+        # float64: `combine` reads the odds back from these, and a copy of a taught face can have huge odds
+        return labels, odds / (1.0 + odds.sum(axis=1, keepdims=True))
+
+
+def _log_softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+
+
+def _label_columns(entry_labels: Sequence[str]) -> tuple[list[str], np.ndarray]:
+    labels = sorted(set(entry_labels))
+    index = {label: i for i, label in enumerate(labels)}
+    return labels, np.array([index[label] for label in entry_labels], np.int64)
+
+
+def _best_per_label(per_entry: np.ndarray, columns: np.ndarray, count: int, empty: float) -> np.ndarray:
+    """(N, entries) -> (N, labels): each label's largest value over its entries."""
+    best = np.full((len(per_entry), count), empty, per_entry.dtype)
+    for column in range(count):
+        mine = columns == column
+        if mine.any():
+            best[:, column] = np.maximum(per_entry[:, mine].max(axis=1), empty)
+    return best.astype(np.float32)
 
 
 def combine(head_labels: Sequence[str], head_probabilities: np.ndarray | None,
             gallery_labels: Sequence[str], gallery_probabilities: np.ndarray) -> tuple[list[str], np.ndarray]:
-    """Mix the head's and the gallery's beliefs: the gallery keeps the mass it claims, the head shares the rest.
+    """Mix the head's and the gallery's beliefs; each row sums to 1 when there is a head, else to the
+    gallery's mass (its probabilities as they are).
 
-    Labels are merged by `label_key` ("hatsune_miku" and "Hatsune Miku" are one character; the head's
-    spelling wins); each row sums to 1 when there is a head, else to the gallery's mass.
+    The gallery's probabilities are read back as odds against the rest, r = p / (1 - sum of p). A label the
+    head knows has its probability multiplied by 1 + r (evidence for it never takes anything from it); a
+    label new to the head is given r against the head's total of 1. Labels are merged by `label_key`
+    ("hatsune_miku" and "Hatsune Miku" are one character; the head's spelling wins).
     """
     labels = list(head_labels)
     position = {label_key(label): i for i, label in enumerate(labels)}
@@ -142,10 +265,25 @@ def combine(head_labels: Sequence[str], head_probabilities: np.ndarray | None,
             labels.append(label)
         columns.append(position[key])
     rows = len(gallery_probabilities) if head_probabilities is None else len(head_probabilities)
-    mixed = np.zeros((rows, len(labels)), np.float32)
-    gallery_mass = gallery_probabilities.sum(axis=1) if len(gallery_labels) else np.zeros(rows, np.float32)
-    if head_probabilities is not None and len(head_labels):
-        mixed[:, : len(head_labels)] = head_probabilities * (1.0 - gallery_mass)[:, None]
+    if head_probabilities is None or not len(head_labels):
+        mixed = np.zeros((rows, len(labels)), np.float32)
+        for column, target in enumerate(columns):
+            mixed[:, target] += gallery_probabilities[:, column]
+        return labels, mixed
+    gallery = np.asarray(gallery_probabilities, np.float64).reshape(rows, len(gallery_labels))
+    rest = 1.0 - gallery.sum(axis=1, keepdims=True)
+    sure = rest[:, 0] < SURE_REST  # the gallery all but certain (a copy of a taught face): its word is final
+    odds = gallery / np.maximum(rest, SURE_REST)
+    known_factor = np.ones((rows, len(head_labels)))
+    score = np.zeros((rows, len(labels)))
     for column, target in enumerate(columns):
-        mixed[:, target] += gallery_probabilities[:, column]
-    return labels, mixed
+        if target < len(head_labels):
+            known_factor[:, target] += odds[:, column]
+        else:
+            score[:, target] += odds[:, column]
+    score[:, : len(head_labels)] = np.asarray(head_probabilities, np.float64) * known_factor
+    if sure.any():
+        score[sure] = 0.0
+        for column, target in enumerate(columns):
+            score[sure, target] += gallery[sure, column]
+    return labels, (score / score.sum(axis=1, keepdims=True)).astype(np.float32)
