@@ -45,7 +45,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from bot.cli import main as aniface  # noqa: E402
+from adapters.cli import main as aniface  # noqa: E402
 
 SHARED = Path(os.environ.get("ANIFACE_SHARED_DATA", REPO.parent / "shared" / "data"))
 BUILT_WEIGHTS = Path.home() / ".cache" / "animebot-backbones" / "inception_v3_notop.weights.h5"
@@ -83,7 +83,7 @@ def main() -> int:
             print(f"no face dataset at {args.faces} (set ANIFACE_SHARED_DATA)", file=sys.stderr)
             return 2
         model = args.out / "model"
-        command = [sys.executable, "-m", "bot.cli", "train", str(args.faces), "--out", str(model), "--quiet"]
+        command = [sys.executable, "-m", "adapters.cli", "train", str(args.faces), "--out", str(model), "--quiet"]
         if args.weights is not None:
             command += ["--backbone-weights", str(args.weights)]
         print("training: " + " ".join(command[2:]), flush=True)

@@ -12,11 +12,28 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from bot.storage.db import default_data_dir, normalise_url
+from bot.storage.engine import normalise_url
 from recognizer.backbone import DEFAULT_FEATURE_LAYERS
 from recognizer.detect import DEFAULT_DETECT_MAX_SIDE, MIN_DETECT_MAX_SIDE
 
 PLATFORMS = ("telegram", "discord", "web")
+
+
+APP_NAME = "aniface"
+
+
+def default_data_dir() -> Path:
+    """Where the bot keeps its SQLite file and its secret when ANIFACE_DATA_DIR does not say."""
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir(APP_NAME, appauthor=False))
+
+
+def default_cache_dir() -> Path:
+    """Where `aniface train` and `evaluate` cache backbone features when ANIFACE_CACHE_DIR does not say."""
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir(APP_NAME)) / "features"
 
 
 class ConfigError(ValueError):
@@ -27,6 +44,8 @@ class ConfigError(ValueError):
 class Settings:
     data_dir: Path
     database_url: str
+    secret: str | None = None        # the pseudonyms' salt; None: the key file in data_dir (bot.privacy)
+    cache_dir: Path | None = None    # the feature cache of train/evaluate; None: the user cache folder
     model_dir: Path | None = None
     backbone_weights: Path | None = None
     # The backbone of a bot with no model (learning from corrections only).
@@ -49,8 +68,13 @@ class Settings:
     telegram_webhook_secret: str | None = None
     telegram_webhook_listen: str = "127.0.0.1"
     telegram_webhook_port: int = 8443
+    telegram_webhook_path: str = "telegram"
+    telegram_local_mode: bool = False
+    telegram_bot_username: str | None = None
+    telegram_poll_timeout: int = 30
     discord_token: str | None = None
     discord_guild_ids: tuple[int, ...] = ()
+    discord_message_content: bool = True
     web_enabled: bool = True
     web_host: str = "127.0.0.1"
     web_port: int = 8080
@@ -76,6 +100,8 @@ class Settings:
 _FIELDS: dict[str, tuple[str, str, str]] = {
     "data_dir": ("ANIFACE_DATA_DIR", "data_dir", "path"),
     "database_url": ("DATABASE_URL", "database_url", "str"),
+    "secret": ("ANIFACE_SECRET", "secret", "str"),
+    "cache_dir": ("ANIFACE_CACHE_DIR", "cache_dir", "path"),
     "model_dir": ("ANIFACE_MODEL", "model", "path"),
     "backbone_weights": ("ANIFACE_BACKBONE_WEIGHTS", "backbone_weights", "path"),
     "backbone_input_size": ("ANIFACE_BACKBONE_INPUT_SIZE", "backbone_input_size", "int"),
@@ -97,8 +123,13 @@ _FIELDS: dict[str, tuple[str, str, str]] = {
     "telegram_webhook_secret": ("TELEGRAM_WEBHOOK_SECRET", "telegram.webhook_secret", "str"),
     "telegram_webhook_listen": ("TELEGRAM_WEBHOOK_LISTEN", "telegram.webhook_listen", "str"),
     "telegram_webhook_port": ("TELEGRAM_WEBHOOK_PORT", "telegram.webhook_port", "port"),
+    "telegram_webhook_path": ("TELEGRAM_WEBHOOK_PATH", "telegram.webhook_path", "str"),
+    "telegram_local_mode": ("TELEGRAM_LOCAL_MODE", "telegram.local_mode", "bool"),
+    "telegram_bot_username": ("TELEGRAM_BOT_USERNAME", "telegram.bot_username", "str"),
+    "telegram_poll_timeout": ("TELEGRAM_POLL_TIMEOUT", "telegram.poll_timeout", "int"),
     "discord_token": ("DISCORD_TOKEN", "discord.token", "str"),
     "discord_guild_ids": ("DISCORD_GUILD_IDS", "discord.guild_ids", "ints"),
+    "discord_message_content": ("DISCORD_MESSAGE_CONTENT", "discord.message_content", "bool"),
     "web_enabled": ("ANIFACE_WEB", "web.enabled", "bool"),
     "web_host": ("ANIFACE_HOST", "web.host", "str"),
     "web_port": ("ANIFACE_PORT", "web.port", "port"),

@@ -20,31 +20,23 @@ from typing import AsyncIterator, Sequence
 
 import numpy as np
 from PIL import Image
-from sqlalchemy import delete, select
-from sqlalchemy.orm import Session, selectinload
-
-from bot import wording
-from bot.corrections import reaction_meaning
+from bot import chat_settings, wording
+from bot.corrections import parse_wrong, reaction_meaning, read_answer
 from bot.export import ExportSummary, export_dataset
-from bot.messages import (Ack, ChatSettingsView, Correction, FaceSummary, IncomingImage, Person, Reply,
-                          ReplyKind, Verdict)
+from bot.messages import (Ack, AckReason, AnswerMode, ChatSettingsView, Correction, FaceSummary, FetchRefused,
+                          IncomingImage, NotAllowed, Person, Reply, ReplyKind, SettingsChange, Status, Verdict)
 from bot.names import NameBook, NameStatus
 from bot.privacy import Hasher
 from bot.storage.db import Database
-from bot.storage.models import (Alias, Character, ChatSettings, Face, PendingQuestion, Prediction, ReplyMessage,
-                                Vote, utcnow)
-from bot.votes import settle
+from bot.storage.models import Character, Face
+from bot.storage.repository import NewFace, NewPrediction, Repository, VoteStore
 from bot.worker import Busy, WorkerPool
 from recognizer import Box, DecodeLimits, ImageRejected, Recognizer, load_image
 from recognizer.labels import display_name, label_key
 
 log = logging.getLogger(__name__)
 
-ANSWER_MODES = ("all", "asked")
-
-
-class NotAllowed(PermissionError):
-    """The person may not do this (not an admin)."""
+ANSWER_MODES = tuple(mode.value for mode in AnswerMode)
 
 
 @dataclass
@@ -93,6 +85,7 @@ class Core:
         self.limits = limits or recognizer.settings.limits
         self.names = NameBook()
         self._embedding_key = recognizer.backbone.spec.cache_key() if recognizer.backbone else None
+        self.store = Repository(database, self._embedding_key)
         # (user_hash, face_id) -> key of a new name we answered "did you mean" to; sent again, it is accepted
         self._offered: dict[tuple[str, int], str] = {}
 
@@ -104,86 +97,61 @@ class Core:
         await self._rebuild_gallery()
 
     def _load_names(self) -> None:
-        with self.database.transaction() as session:
-            known = set(session.scalars(select(Character.key)))
-            for label in (self.recognizer.model.manifest.labels if self.recognizer.model else []):
-                key = label_key(label)
-                if key and key not in known:
-                    session.add(Character(name=display_name(label), key=key, source="model"))
-                    known.add(key)
-            characters = session.scalars(select(Character).options(selectinload(Character.aliases))).all()
-            for character in characters:
-                self.names.add(character.name)
-                for alias in character.aliases:
-                    self.names.add(alias.alias, alias_of=character.name)
+        labels = self.recognizer.model.manifest.labels if self.recognizer.model else []
+        for known in self.store.register_labels(labels):
+            self.names.add(known.name)
+            for alias in known.aliases:
+                self.names.add(alias, alias_of=known.name)
 
     async def _rebuild_gallery(self) -> None:
         if self.recognizer.backbone is None:
             return
-        seen = await asyncio.to_thread(self._recent_embeddings)
-        if len(seen):
-            self.recognizer.gallery.observe(seen)
+        seen = await asyncio.to_thread(self.store.recent_embeddings)
+        if seen:
+            self.recognizer.gallery.observe(np.stack([np.frombuffer(row, np.float32) for row in seen]))
         stale: list[tuple[int, bytes, str]] = []
-        for face_id, embedding, key, crop, label in await asyncio.to_thread(self._labelled_faces):
-            if key == self._embedding_key and embedding is not None:
-                self.recognizer.learn(face_id, np.frombuffer(embedding, np.float32), label)
+        for face in await asyncio.to_thread(self.store.labelled_faces):
+            if face.embedding_key == self._embedding_key and face.embedding is not None:
+                self.recognizer.learn(face.face_id, np.frombuffer(face.embedding, np.float32), face.label)
             else:
-                stale.append((face_id, crop, label))
+                stale.append((face.face_id, face.crop_png, face.label))
         if stale:  # the backbone changed since these faces were stored: embed their crops again
             log.info("re-embedding %d taught faces for the current backbone", len(stale))
             for start in range(0, len(stale), 32):
                 chunk = stale[start:start + 32]
                 crops = [np.asarray(Image.open(io.BytesIO(crop)).convert("RGB")) for _, crop, _ in chunk]
                 embeddings = await self.pool.run(self.recognizer.backbone.embed, crops)
-                await asyncio.to_thread(self._update_embeddings, [(f, e) for (f, _, _), e in zip(chunk, embeddings)])
+                await asyncio.to_thread(self.store.update_embeddings,
+                                        [(f, _embedding_bytes(e)) for (f, _, _), e in zip(chunk, embeddings)])
                 for (face_id, _, label), embedding in zip(chunk, embeddings):
                     self.recognizer.learn(face_id, embedding, label)
-
-    def _recent_embeddings(self, limit: int = 5000) -> np.ndarray:
-        """Embeddings of the latest faces seen, for the gallery's statistics."""
-        with self.database.transaction() as session:
-            rows = session.scalars(select(Face.embedding).where(
-                Face.embedding_key == self._embedding_key, Face.embedding.is_not(None)
-            ).order_by(Face.id.desc()).limit(limit)).all()
-        return np.stack([np.frombuffer(row, np.float32) for row in rows]) if rows else np.zeros((0, 0), np.float32)
-
-    def _labelled_faces(self) -> list[tuple[int, bytes | None, str | None, bytes, str]]:
-        with self.database.transaction() as session:
-            faces = session.scalars(select(Face).where(Face.votes.any()).options(
-                selectinload(Face.votes))).all()
-            characters = dict(session.execute(select(Character.id, Character.name)).all())
-            rows = []
-            for face in faces:
-                settled = settle(((v.verdict, v.character_id) for v in face.votes), self._guess_id(session, face))
-                if settled.character_id is not None:
-                    rows.append((face.id, face.embedding, face.embedding_key, face.crop_png,
-                                 characters[settled.character_id]))
-            return rows
-
-    def _update_embeddings(self, items: Sequence[tuple[int, np.ndarray]]) -> None:
-        with self.database.transaction() as session:
-            for face_id, embedding in items:
-                face = session.get(Face, face_id)
-                if face is not None:
-                    face.embedding = np.asarray(embedding, np.float32).tobytes()
-                    face.embedding_key = self._embedding_key
 
     # --- identify ------------------------------------------------------------------------------
 
     async def identify(self, image: IncomingImage) -> Reply | None:
-        """The reply to an image, or None when this chat only answers when asked and nobody asked."""
+        """The reply to an image, or None when this chat only answers when asked and nobody asked.
+
+        In one call: the chat's settings decide whether to answer; only then are the bytes fetched
+        (`image.fetch`), recognised, stored, and the reply worded. `image.working` is held meanwhile."""
         settings = await self.chat_settings(image.platform, image.chat_id)
-        if settings.answer_mode == "asked" and not (image.asked or image.is_private):
+        if not chat_settings.answers(settings, asked=image.asked, private=image.is_private):
             return None
-        try:
-            result = await self.pool.run(self._recognize, image.data, settings.unknown_threshold)
-        except Busy:
-            return Reply(ReplyKind.BUSY, wording.BUSY)
-        except ImageRejected as error:
-            return Reply(ReplyKind.REFUSED, wording.refused(error.user_message))
-        if not result.faces:
-            return Reply(ReplyKind.NO_FACE, wording.NO_FACE, annotated_png=None)
-        return await self._stored_reply(image, result)
+        working = image.working() if image.working is not None else contextlib.nullcontext()
+        async with working:
+            try:
+                data = await image.read()
+            except FetchRefused as refusal:
+                return Reply(ReplyKind.REFUSED, wording.refused(refusal.user_message))
+            try:
+                result = await self.pool.run(self._recognize, data, settings.unknown_threshold)
+            except Busy:
+                return Reply(ReplyKind.BUSY, wording.BUSY)
+            except ImageRejected as error:
+                return Reply(ReplyKind.REFUSED, wording.refused(error.user_message))
+            if not result.faces:
+                return Reply(ReplyKind.NO_FACE, wording.NO_FACE, annotated_png=None,
+                             size=(result.width, result.height))
+            return await self._stored_reply(image, result)
 
     async def _stored_reply(self, image: IncomingImage, result: _Recognition) -> Reply:
         prediction_id, face_ids = await asyncio.to_thread(self._store_prediction, image, result)
@@ -192,7 +160,7 @@ class Core:
                         tuple((c.name, c.probability) for c in face.candidates), float(face.detection_score))
             for face_id, face in zip(face_ids, result.faces))
         return Reply(ReplyKind.FACES, wording.faces_text(summaries, self.recognizer.can_name), prediction_id,
-                     result.annotated_png, tuple(result.crops_png), summaries)
+                     result.annotated_png, tuple(result.crops_png), summaries, (result.width, result.height))
 
     def _recognize(self, data: bytes, unknown_threshold: float | None) -> _Recognition:
         decoded = load_image(data, self.limits)
@@ -205,24 +173,17 @@ class Core:
                             [_png(crop) for crop in crops], self.recognizer.annotate(pixels, faces), manual)
 
     def _store_prediction(self, image: IncomingImage, result: _Recognition) -> tuple[int, list[int]]:
-        with self.database.transaction() as session:
-            prediction = Prediction(
-                platform=image.platform, chat_id=image.chat_id, message_id=image.message_id,
-                sender_hash=self.hasher(image.platform, image.sender.user_id), image_sha256=result.image_sha256,
-                width=result.width, height=result.height, model_version=self.recognizer.model_version)
-            for face, crop in zip(result.faces, result.crops_png):
-                prediction.faces.append(Face(
-                    number=face.number, x=face.box.x, y=face.box.y, w=face.box.w, h=face.box.h,
-                    detection_score=float(face.detection_score), crop_png=crop,
-                    crop_sha256=hashlib.sha256(crop).hexdigest(),
-                    embedding=None if face.embedding is None else np.asarray(face.embedding, np.float32).tobytes(),
-                    embedding_key=self._embedding_key if face.embedding is not None else None,
-                    candidates=[{"name": c.name, "probability": round(float(c.probability), 6)}
-                                for c in face.candidates],
-                    predicted_name=face.name, manual=result.manual))
-            session.add(prediction)
-            session.flush()
-            return prediction.id, [face.id for face in prediction.faces]
+        faces = [NewFace(number=face.number, box=(face.box.x, face.box.y, face.box.w, face.box.h),
+                         detection_score=float(face.detection_score), crop_png=crop,
+                         embedding=None if face.embedding is None else _embedding_bytes(face.embedding),
+                         candidates=[{"name": c.name, "probability": round(float(c.probability), 6)}
+                                     for c in face.candidates],
+                         predicted_name=face.name, manual=result.manual)
+                 for face, crop in zip(result.faces, result.crops_png)]
+        return self.store.store_prediction(NewPrediction(
+            platform=image.platform, chat_id=image.chat_id, message_id=image.message_id,
+            sender_hash=self.hasher(image.platform, image.sender.user_id), image_sha256=result.image_sha256,
+            width=result.width, height=result.height, model_version=self.recognizer.model_version, faces=faces))
 
     # --- boxes a person drew -------------------------------------------------------------------
 
@@ -234,7 +195,11 @@ class Core:
         order given; corrected like any other face (`name_face`, `press`)."""
         settings = await self.chat_settings(image.platform, image.chat_id)
         try:
-            result = await self.pool.run(self._recognize_regions, image.data, list(boxes),
+            data = await image.read()
+        except FetchRefused as refusal:
+            return Reply(ReplyKind.REFUSED, wording.refused(refusal.user_message))
+        try:
+            result = await self.pool.run(self._recognize_regions, data, list(boxes),
                                          settings.unknown_threshold)
         except Busy:
             return Reply(ReplyKind.BUSY, wording.BUSY)
@@ -261,16 +226,7 @@ class Core:
 
     async def reply_sent(self, prediction_id: int, platform: str, chat_id: str, message_id: str) -> None:
         """The adapter sent a message for this prediction: replies and reactions on it now find it."""
-        await asyncio.to_thread(self._reply_sent, prediction_id, platform, chat_id, message_id)
-
-    def _reply_sent(self, prediction_id: int, platform: str, chat_id: str, message_id: str) -> None:
-        with self.database.transaction() as session:
-            exists = session.scalar(select(ReplyMessage.id).where(
-                ReplyMessage.platform == platform, ReplyMessage.chat_id == chat_id,
-                ReplyMessage.message_id == message_id))
-            if exists is None:
-                session.add(ReplyMessage(prediction_id=prediction_id, platform=platform, chat_id=chat_id,
-                                         message_id=message_id))
+        await asyncio.to_thread(self.store.reply_sent, prediction_id, platform, chat_id, message_id)
 
     # --- corrections ---------------------------------------------------------------------------
 
@@ -278,6 +234,25 @@ class Core:
         """Store a correction (committed before this returns) and teach the gallery at once."""
         outcome = await asyncio.to_thread(self._correct, correction)
         return self._learn(outcome)
+
+    async def wrong_command(self, person: Person, chat_id: str, bot_message_id: str, arguments: str,
+                            via: str = "command") -> Ack:
+        """`/wrong [n] [name]` in reply to one of the bot's answers, with the words after the command as typed:
+        no name -> "wrong, who is it?"; a name -> that name; a bare number as the name -> that guess."""
+        parsed = parse_wrong(arguments)
+        return await self.correct_typed(person, chat_id, bot_message_id, parsed.face_number, parsed.name or "",
+                                        via=via)
+
+    async def correct_typed(self, person: Person, chat_id: str, bot_message_id: str, face_number: int | None,
+                            text: str, via: str = "command") -> Ack:
+        """Face `face_number` (None: the only one) of an answer is `text` as typed (a name, or a guess's
+        number); empty `text`: the bot's guess is wrong, and it asks who it is."""
+        if not text.strip():
+            return await self.correct(Correction(person, chat_id, bot_message_id, Verdict.WRONG,
+                                                 face_number=face_number, via=via))
+        answer = read_answer(text)
+        return await self.correct(Correction(person, chat_id, bot_message_id, Verdict.IS, face_number=face_number,
+                                             name=answer.name, candidate=answer.candidate, via=via))
 
     async def react(self, person: Person, chat_id: str, bot_message_id: str, emoji: str) -> Ack | None:
         """A reaction on one of the bot's answers; None when the emoji means nothing to the bot."""
@@ -295,12 +270,14 @@ class Core:
 
     async def name_face(self, person: Person, face_id: int, name: str, via: str = "web",
                         chat_id: str | None = None) -> Ack:
-        """Say what a face is, by its id (the web page, or the answer to the bot's question)."""
+        """Say what a face is, by its id (the web page, a form under an answer): `name` as typed, so a
+        bare number picks that guess, as everywhere."""
         outcome = await asyncio.to_thread(self._name_face, person, face_id, name, via, chat_id)
         return self._learn(outcome)
 
     async def answer_question(self, person: Person, chat_id: str, text: str) -> Ack | None:
-        """A message from someone the bot asked for a name; None when nobody asked them."""
+        """A message from someone the bot asked for a name (a name, or a guess's number); None when
+        nobody asked them."""
         outcome = await asyncio.to_thread(self._answer_question, person, chat_id, text)
         return None if outcome is None else self._learn(outcome)
 
@@ -312,58 +289,56 @@ class Core:
 
     def _correct(self, correction: Correction) -> _Outcome:
         person = correction.person
-        with self.database.transaction() as session:
-            prediction = session.scalar(
-                select(Prediction).join(ReplyMessage).where(
-                    ReplyMessage.platform == person.platform, ReplyMessage.chat_id == correction.chat_id,
-                    ReplyMessage.message_id == correction.bot_message_id))
+        with self.store.votes() as session:
+            prediction = session.answered_by(person.platform, correction.chat_id, correction.bot_message_id)
             if prediction is None:
-                return _Outcome(Ack(False, wording.NOT_A_PREDICTION))
+                return _Outcome(Ack(False, wording.NOT_A_PREDICTION, reason=AckReason.NOT_AN_ANSWER))
             faces = prediction.faces
             several = len(faces) > 1
             if correction.face_number is None and several:
                 if correction.verdict == Verdict.RIGHT:
                     return self._confirm_all(session, person, faces, correction.via)
-                return _Outcome(Ack(False, wording.which_face(len(faces))))
+                return _Outcome(Ack(False, wording.which_face(len(faces)), reason=AckReason.WHICH_FACE))
             number = correction.face_number or 1
             face = next((f for f in faces if f.number == number), None)
             if face is None:
-                return _Outcome(Ack(False, f"There is no face {number} in that answer (it has {len(faces)})."))
+                return _Outcome(Ack(False, wording.no_such_face(number, len(faces)), reason=AckReason.NO_SUCH_FACE))
             return self._vote(session, person, face, correction.verdict, correction.name, correction.candidate,
                               correction.via, several)
 
     def _press(self, person: Person, chat_id: str, face_id: int, choice: int | None, via: str) -> _Outcome:
-        with self.database.transaction() as session:
-            face = session.get(Face, face_id)
+        with self.store.votes() as session:
+            face = session.face(face_id)
             if face is None or face.prediction.chat_id != chat_id or face.prediction.platform != person.platform:
-                return _Outcome(Ack(False, wording.NOT_A_PREDICTION))
+                return _Outcome(Ack(False, wording.NOT_A_PREDICTION, reason=AckReason.NOT_AN_ANSWER))
             several = len(face.prediction.faces) > 1
             verdict = Verdict.WRONG if choice is None else Verdict.IS
             return self._vote(session, person, face, verdict, None, choice, via, several)
 
     def _name_face(self, person: Person, face_id: int, name: str, via: str, chat_id: str | None) -> _Outcome:
-        with self.database.transaction() as session:
-            face = session.get(Face, face_id)
+        with self.store.votes() as session:
+            face = session.face(face_id)
             if face is None or (chat_id is not None and face.prediction.chat_id != chat_id):
-                return _Outcome(Ack(False, "I don't know that face."))
-            return self._vote(session, person, face, Verdict.IS, name, None, via, len(face.prediction.faces) > 1)
+                return _Outcome(Ack(False, wording.UNKNOWN_FACE, reason=AckReason.NOT_AN_ANSWER))
+            answer = read_answer(name)
+            return self._vote(session, person, face, Verdict.IS, answer.name, answer.candidate, via,
+                              len(face.prediction.faces) > 1)
 
     def _answer_question(self, person: Person, chat_id: str, text: str) -> _Outcome | None:
         user_hash = self.hasher(person.platform, person.user_id)
-        with self.database.transaction() as session:
-            question = session.scalar(select(PendingQuestion).where(
-                PendingQuestion.platform == person.platform, PendingQuestion.chat_id == chat_id,
-                PendingQuestion.user_hash == user_hash))
+        with self.store.votes() as session:
+            question = session.question(person.platform, chat_id, user_hash)
             if question is None:
                 return None
-            face = session.get(Face, question.face_id)
-            outcome = self._vote(session, person, face, Verdict.IS, text, None, "reply",
+            face = session.face(question.face_id)
+            answer = read_answer(text)
+            outcome = self._vote(session, person, face, Verdict.IS, answer.name, answer.candidate, "reply",
                                  len(face.prediction.faces) > 1)
             if outcome.ack.ok:
-                session.delete(question)
+                session.forget_question(question)
             return outcome
 
-    def _confirm_all(self, session: Session, person: Person, faces: list[Face], via: str) -> _Outcome:
+    def _confirm_all(self, session: VoteStore, person: Person, faces: list[Face], via: str) -> _Outcome:
         learned, confirmed = [], []
         for face in faces:
             if face.predicted_name:
@@ -371,10 +346,10 @@ class Core:
                 learned += outcome.learned
                 confirmed.append(f"{face.number}. {wording.shown(face.predicted_name)}")
         if not confirmed:
-            return _Outcome(Ack(False, wording.which_face(len(faces))))
-        return _Outcome(Ack(True, "Thanks for confirming: " + ", ".join(confirmed) + "."), learned)
+            return _Outcome(Ack(False, wording.which_face(len(faces)), reason=AckReason.WHICH_FACE))
+        return _Outcome(Ack(True, wording.confirmed_all(confirmed)), learned)
 
-    def _vote(self, session: Session, person: Person, face: Face, verdict: Verdict, name: str | None,
+    def _vote(self, session: VoteStore, person: Person, face: Face, verdict: Verdict, name: str | None,
               candidate: int | None, via: str, several: bool) -> _Outcome:
         user_hash = self.hasher(person.platform, person.user_id)
         if verdict == Verdict.RIGHT:
@@ -385,75 +360,45 @@ class Core:
                 verdict, name = Verdict.IS, guess
         if verdict == Verdict.IS and candidate is not None:
             if not 1 <= candidate <= len(face.candidates):
-                return _Outcome(Ack(False, wording.NO_SUCH_CANDIDATE))
+                return _Outcome(Ack(False, wording.NO_SUCH_CANDIDATE, reason=AckReason.NO_SUCH_GUESS))
             name = face.candidates[candidate - 1]["name"]
         if verdict == Verdict.WRONG or name is None:
-            self._upsert_vote(session, face, person.platform, user_hash, "not", None, via)
-            self._ask(session, person.platform, face, user_hash)
-            return _Outcome(Ack(True, wording.ask_name(face.number, several), asks_for_name=True, face_id=face.id),
-                            [self._settled(session, face)])
+            session.put_vote(face, person.platform, user_hash, "not", None, via)
+            session.ask(person.platform, face, user_hash)
+            return _Outcome(Ack(True, wording.ask_name(face.number, several), asks_for_name=True, face_id=face.id,
+                                reason=AckReason.ASK_NAME), [self._settled(session, face)])
 
         character, refusal = self._character_for(session, name, user_hash, face.id, from_model=candidate is not None
                                                  or name == face.predicted_name)
         if character is None:
             return _Outcome(refusal)
-        self._upsert_vote(session, face, person.platform, user_hash, "is", character.id, via)
+        session.put_vote(face, person.platform, user_hash, "is", character.id, via)
         self._offered.pop((user_hash, face.id), None)
         text = (wording.confirmed if name == face.predicted_name else wording.thanks)(character.name, face.number,
                                                                                       several)
         return _Outcome(Ack(True, text, face_id=face.id), [self._settled(session, face)])
 
-    def _character_for(self, session: Session, name: str, user_hash: str, face_id: int,
+    def _character_for(self, session: VoteStore, name: str, user_hash: str, face_id: int,
                        from_model: bool) -> tuple[Character | None, Ack | None]:
         match = self.names.resolve(name)
         if match.status == NameStatus.INVALID:
-            return None, Ack(False, f"I can't use that name: {match.reason}.")
+            return None, Ack(False, wording.bad_name(match.reason), reason=AckReason.BAD_NAME)
         if match.status == NameStatus.SUGGEST and not from_model:
             key = label_key(match.name)
             if self._offered.get((user_hash, face_id)) != key:
                 self._offered[(user_hash, face_id)] = key
-                return None, Ack(False, wording.did_you_mean(match.suggestions, match.name), match.suggestions)
+                return None, Ack(False, wording.did_you_mean(match.suggestions, match.name), match.suggestions,
+                                 reason=AckReason.SUGGEST)
         target = match.name if match.status == NameStatus.KNOWN else display_name(match.name)
         key = label_key(target)
-        character = session.scalar(select(Character).where(Character.key == key))
+        character = session.character(key)
         if character is None:
-            alias = session.scalar(select(Alias).where(Alias.key == key))
-            character = alias.character if alias else None
-        if character is None:
-            character = Character(name=target, key=key, source="model" if from_model else "user")
-            session.add(character)
-            session.flush()
+            character = session.add_character(target, key, "model" if from_model else "user")
             self.names.add(character.name)
         return character, None
 
-    def _upsert_vote(self, session: Session, face: Face, platform: str, user_hash: str, verdict: str,
-                     character_id: int | None, via: str) -> None:
-        vote = session.scalar(select(Vote).where(Vote.face_id == face.id, Vote.platform == platform,
-                                                 Vote.user_hash == user_hash))
-        if vote is None:
-            session.add(Vote(face=face, platform=platform, user_hash=user_hash, verdict=verdict,
-                             character_id=character_id, via=via))
-        else:  # a person changing their mind replaces their own vote
-            vote.verdict, vote.character_id, vote.via, vote.updated_at = verdict, character_id, via, utcnow()
-        session.flush()
-
-    def _ask(self, session: Session, platform: str, face: Face, user_hash: str) -> None:
-        chat_id = face.prediction.chat_id
-        session.execute(delete(PendingQuestion).where(
-            PendingQuestion.platform == platform, PendingQuestion.chat_id == chat_id,
-            PendingQuestion.user_hash == user_hash))
-        session.add(PendingQuestion(platform=platform, chat_id=chat_id, user_hash=user_hash, face_id=face.id))
-
-    @staticmethod
-    def _guess_id(session: Session, face: Face) -> int | None:
-        if not face.predicted_name:
-            return None
-        return session.scalar(select(Character.id).where(Character.key == label_key(face.predicted_name)))
-
-    def _settled(self, session: Session, face: Face) -> _Learned:
-        session.refresh(face, ["votes"])
-        settled = settle(((v.verdict, v.character_id) for v in face.votes), self._guess_id(session, face))
-        label = session.get(Character, settled.character_id).name if settled.character_id else None
+    def _settled(self, session: VoteStore, face: Face) -> _Learned:
+        label = session.settled_label(face)
         embedding = None
         if face.embedding is not None and face.embedding_key == self._embedding_key:
             embedding = np.frombuffer(face.embedding, np.float32)
@@ -466,48 +411,29 @@ class Core:
         return str(person.user_id) in self.admins.get(person.platform, set())
 
     def may_manage_chat(self, person: Person) -> bool:
-        return self.is_admin(person) or person.is_chat_admin
+        """A bot admin, an admin of this chat as the platform says, or anyone in their own private chat."""
+        return self.is_admin(person) or person.is_chat_admin or person.in_private
 
     async def chat_settings(self, platform: str, chat_id: str) -> ChatSettingsView:
-        return await asyncio.to_thread(self._chat_settings, platform, chat_id)
+        return await asyncio.to_thread(self.store.chat_settings, platform, chat_id)
 
-    def _chat_settings(self, platform: str, chat_id: str) -> ChatSettingsView:
-        with self.database.transaction() as session:
-            row = session.get(ChatSettings, (platform, chat_id))
-            if row is None:
-                return ChatSettingsView()
-            return ChatSettingsView(row.answer_mode, row.unknown_threshold)
-
-    async def update_settings(self, person: Person, chat_id: str, *, answer_mode: str | None = None,
-                              unknown_threshold: float | None = None, reset_threshold: bool = False) -> Ack:
+    async def update_settings(self, person: Person, chat_id: str, change: SettingsChange | None = None, *,
+                              answer_mode: str | None = None, unknown_threshold: float | None = None,
+                              reset_threshold: bool = False) -> Ack:
+        """Change a chat's settings (`change`, from `bot.chat_settings`, or the same as keywords)."""
+        if change is not None:
+            answer_mode, unknown_threshold = change.answer_mode, change.unknown_threshold
+            reset_threshold = change.reset_threshold
         if not self.may_manage_chat(person):
-            return Ack(False, wording.NOT_ADMIN)
+            return Ack(False, wording.NOT_ADMIN, reason=AckReason.NOT_ALLOWED)
         if answer_mode is not None and answer_mode not in ANSWER_MODES:
-            return Ack(False, "The answer mode is \u201call\u201d (every image) or \u201casked\u201d (only when asked).")
+            return Ack(False, wording.BAD_MODE, reason=AckReason.BAD_SETTING)
         if unknown_threshold is not None and not 0.0 <= unknown_threshold <= 1.0:
-            return Ack(False, "The confidence threshold is a number from 0 to 1 (e.g. 0.4), or a percentage.")
-        view = await asyncio.to_thread(self._update_settings, person, chat_id, answer_mode, unknown_threshold,
-                                       reset_threshold)
-        threshold = "the model's own" if view.unknown_threshold is None else f"{view.unknown_threshold:.0%}"
-        mode = "every image" if view.answer_mode == "all" else "only when asked"
-        return Ack(True, f"Settings saved: I answer {mode}; faces below {threshold} confidence are \u201cunknown\u201d.")
-
-    def _update_settings(self, person: Person, chat_id: str, answer_mode: str | None,
-                         unknown_threshold: float | None, reset_threshold: bool) -> ChatSettingsView:
-        with self.database.transaction() as session:
-            row = session.get(ChatSettings, (person.platform, chat_id))
-            if row is None:
-                row = ChatSettings(platform=person.platform, chat_id=chat_id, answer_mode="all")
-                session.add(row)
-            if answer_mode is not None:
-                row.answer_mode = answer_mode
-            if unknown_threshold is not None:
-                row.unknown_threshold = unknown_threshold
-            if reset_threshold:
-                row.unknown_threshold = None
-            row.updated_by_hash = self.hasher(person.platform, person.user_id)
-            row.updated_at = utcnow()
-            return ChatSettingsView(row.answer_mode, row.unknown_threshold)
+            return Ack(False, wording.BAD_THRESHOLD, reason=AckReason.BAD_SETTING)
+        view = await asyncio.to_thread(self.store.update_chat_settings, person.platform, chat_id,
+                                       self.hasher(person.platform, person.user_id), answer_mode,
+                                       unknown_threshold, reset_threshold)
+        return Ack(True, wording.settings_saved(view), reason=AckReason.SAVED)
 
     def known_characters(self) -> list[str]:
         return self.names.names()
@@ -516,65 +442,57 @@ class Core:
         """Which chat an export may cover: None = everything (bot admins); a chat id for its chat admins."""
         if self.is_admin(person):
             return None
-        if person.is_chat_admin and chat_id is not None:
+        if self.may_manage_chat(person) and chat_id is not None:
             return chat_id
         raise NotAllowed(wording.NOT_ADMIN)
 
     @contextlib.asynccontextmanager
-    async def export_archive(self, platform: str, scope: str | None) -> AsyncIterator["ExportArchive"]:
-        """The export for `scope` (from `export_scope`) as a zip in a temporary folder, gone after the block."""
+    async def export_archive(self, platform: str, scope: str | None, *, since: datetime | None = None,
+                             min_votes: int = 1) -> AsyncIterator["ExportArchive"]:
+        """The export for `scope` (from `export_scope`; None: everything, for the operator) as a zip in a
+        temporary folder, gone after the block. Every export goes through here: /export on a chat and
+        the web's admin export alike. Raises `bot.export.ExportError` when it cannot be written."""
         stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
         filename = f"aniface-export-{'all' if scope is None else scope}-{stamp}.zip"
         with tempfile.TemporaryDirectory(prefix="aniface-export-") as folder:
             path = Path(folder) / filename
             summary = await asyncio.to_thread(export_dataset, self.database, path, hasher=self.hasher,
-                                              chat=None if scope is None else (platform, scope))
+                                              chat=None if scope is None else (platform, scope), since=since,
+                                              min_votes=min_votes)
             yield ExportArchive(path, filename, path.stat().st_size, summary)
+
+    def status(self) -> Status:
+        """What a health check reports: the model, and how many characters the bot knows."""
+        return Status(self.recognizer.model_version, bool(self.recognizer.can_name), len(self.names.names()))
+
+    @property
+    def max_image_bytes(self) -> int:
+        """The largest picture the core reads: adapters refuse larger downloads before fetching them."""
+        return self.limits.max_bytes
 
     async def picture_size(self, prediction_id: int) -> tuple[int, int] | None:
         """(width, height) of the decoded picture a prediction was made on, in the pixels its boxes use."""
-        return await asyncio.to_thread(self._picture_size, prediction_id)
-
-    def _picture_size(self, prediction_id: int) -> tuple[int, int] | None:
-        with self.database.transaction() as session:
-            prediction = session.get(Prediction, prediction_id)
-            return None if prediction is None else (prediction.width, prediction.height)
+        return await asyncio.to_thread(self.store.picture_size, prediction_id)
 
     async def recent_corrections(self, limit: int = 50) -> list[dict]:
         """The latest votes, newest first, for an admin's view: no person in them, not even a hash."""
-        return await asyncio.to_thread(self._recent_corrections, max(1, min(int(limit), 500)))
-
-    def _recent_corrections(self, limit: int) -> list[dict]:
-        with self.database.transaction() as session:
-            votes = session.scalars(select(Vote).options(selectinload(Vote.face).selectinload(Face.prediction),
-                                                         selectinload(Vote.character))
-                                    .order_by(Vote.updated_at.desc(), Vote.id.desc()).limit(limit)).all()
-            return [{
-                "at": vote.updated_at.isoformat() if vote.updated_at else None,
-                "face_id": vote.face_id,
-                "face_number": vote.face.number,
-                "manual": bool(vote.face.manual),
-                "platform": vote.platform,
-                "via": vote.via,
-                "verdict": vote.verdict,
-                "name": vote.character.name if vote.character else None,
-                "predicted_name": vote.face.predicted_name,
-                "model_version": vote.face.prediction.model_version,
-            } for vote in votes]
+        return await asyncio.to_thread(self.store.recent_corrections, max(1, min(int(limit), 500)))
 
     async def face_crop(self, face_id: int) -> bytes | None:
         """The PNG crop the model saw of a stored face (for an admin's view)."""
-        return await asyncio.to_thread(self._face_crop, face_id)
-
-    def _face_crop(self, face_id: int) -> bytes | None:
-        with self.database.transaction() as session:
-            return session.scalar(select(Face.crop_png).where(Face.id == face_id))
+        return await asyncio.to_thread(self.store.face_crop, face_id)
 
     async def close(self) -> None:
+        """Finish the work in flight, then close the database's connections."""
         await asyncio.to_thread(self.pool.shutdown, True)
+        self.database.dispose()
 
 
 def _png(pixels: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(np.ascontiguousarray(pixels)).save(buffer, "PNG", compress_level=6)
     return buffer.getvalue()
+
+
+def _embedding_bytes(embedding: np.ndarray) -> bytes:
+    return np.asarray(embedding, np.float32).tobytes()

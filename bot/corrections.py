@@ -1,4 +1,9 @@
-"""What counts as a correction: `/wrong [n] <name>` and reactions on the bot's answer."""
+"""What counts as a correction, on every platform alike: `/wrong [n] [name]`, a name typed back, a
+bare number (one of the bot's guesses), reactions on the bot's answer, and the limits of a name.
+
+Adapters hand the person's raw words to the core (`Core.wrong_command`, `Core.answer_question`,
+`Core.name_face`), which reads them here; no adapter interprets them itself.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,13 @@ import re
 from dataclasses import dataclass
 
 from bot.messages import Verdict
+from recognizer.labels import MAX_NAME_LENGTH
+from recognizer.recognizer import TOP_K
+
+#: the longest name a person may give (a form field's limit on every platform)
+NAME_LIMIT = MAX_NAME_LENGTH
+#: how many guesses the bot shows per face: a bare number 1..GUESSES picks one of them
+GUESSES = TOP_K
 
 _FACE_NUMBER = re.compile(r"^\s*#?(\d{1,3})[.):]?\s+(.+)$", re.DOTALL)
 KEYCAPS = {f"{n}\ufe0f\u20e3": n for n in range(1, 6)} | {f"{n}\u20e3": n for n in range(1, 6)}
@@ -30,6 +42,26 @@ def parse_wrong(arguments: str) -> WrongCommand:
     if text.isdigit():
         return WrongCommand(int(text), None)
     return WrongCommand(None, text)
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What a person typed to say who a face is: one of the bot's guesses (`candidate`), or a name."""
+
+    name: str | None = None
+    candidate: int | None = None
+
+
+_GUESS = re.compile(r"^\s*#?([0-9]{1,2})[.)]?\s*$")
+
+
+def read_answer(text: str) -> Answer:
+    """`"2"` (or "#2", "2.") -> guess 2; anything else -> that name. The same on every platform:
+    a typed answer to "Who is it, then?", a form's name field, the name in `/wrong 1 2`."""
+    match = _GUESS.match(text or "")
+    if match:
+        return Answer(candidate=int(match.group(1)))
+    return Answer(name=(text or "").strip())
 
 
 @dataclass(frozen=True)

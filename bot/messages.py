@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import AsyncContextManager, Awaitable, Callable
 
 
 @dataclass(frozen=True)
@@ -15,18 +16,45 @@ class Person:
 
     platform: str
     user_id: str
-    is_chat_admin: bool = False  # as the platform reports it, for this chat
+    is_chat_admin: bool = False  # as the platform reports it, for this chat (its admins, Manage Server)
+    in_private: bool = False     # writing in their own one-to-one chat with the bot
+
+
+class NotAllowed(PermissionError):
+    """The person may not do this (not an admin)."""
+
+
+class FetchRefused(Exception):
+    """An adapter's `IncomingImage.fetch` will not download the picture (too large, gone...):
+    `user_message` says why, in words that fit "Sorry, ...", e.g. "this file is too large (30 MB)"."""
+
+    def __init__(self, user_message: str) -> None:
+        super().__init__(user_message)
+        self.user_message = user_message
+
+
+async def _no_fetch() -> bytes:
+    raise FetchRefused("there is no picture to read")
 
 
 @dataclass(frozen=True)
 class IncomingImage:
+    """A picture someone posted. The bytes are `data`, or `fetch()` downloads them: the core calls it
+    only once it has decided to answer. `working()`, when given, is entered while the core works on
+    an answer (the adapter shows a "working" sign: a reaction, "typing...")."""
+
     platform: str
     chat_id: str
     message_id: str
     sender: Person
-    data: bytes
+    data: bytes | None = None
     asked: bool = False      # an explicit request (/identify, a mention, a private chat)
     is_private: bool = False  # a one-to-one chat with the bot
+    fetch: Callable[[], Awaitable[bytes]] = _no_fetch
+    working: Callable[[], AsyncContextManager[object]] | None = None
+
+    async def read(self) -> bytes:
+        return self.data if self.data is not None else await self.fetch()
 
 
 class ReplyKind(str, Enum):
@@ -56,6 +84,7 @@ class Reply:
     annotated_png: bytes | None = None
     crops_png: tuple[bytes, ...] = ()
     faces: tuple[FaceSummary, ...] = ()
+    size: tuple[int, int] | None = None   # (width, height) of the decoded picture, in its boxes' pixels
 
 
 class Verdict(str, Enum):
@@ -79,22 +108,72 @@ class Correction:
     face_number: int | None = None
     name: str | None = None
     candidate: int | None = None
-    via: str = "command"       # "command", "reaction", "button", "web"
+    via: str = "command"       # "command", "reaction", "button", "reply", "web"
+
+
+class AckReason(str, Enum):
+    """Why the core answered a correction or a setting the way it did: adapters decide on this, never on text."""
+
+    NOTED = "noted"                  # a vote stored (a name, a guess, a confirmation)
+    ASK_NAME = "ask_name"            # "wrong" stored; the bot asks the person for the name
+    SUGGEST = "suggest"              # "did you mean ...?": nothing stored yet
+    NOT_AN_ANSWER = "not_an_answer"  # not in reply to one of the bot's answers (or not this chat's)
+    WHICH_FACE = "which_face"        # the answer has several faces: say which
+    NO_SUCH_FACE = "no_such_face"
+    NO_SUCH_GUESS = "no_such_guess"
+    BAD_NAME = "bad_name"            # a name that cannot be used (empty, too long)
+    NOT_ALLOWED = "not_allowed"      # not an admin
+    SAVED = "saved"                  # settings saved
+    BAD_SETTING = "bad_setting"      # a setting that cannot be used
 
 
 @dataclass(frozen=True)
 class Ack:
-    """The core's answer to a correction or a setting: a short text, and whether it took effect."""
+    """The core's answer to a correction or a setting: a short text, whether it took effect, and why."""
 
     ok: bool
     text: str
     suggestions: tuple[str, ...] = ()
     asks_for_name: bool = False   # the bot asked the person to type a name (after "wrong")
     face_id: int | None = None
+    reason: AckReason = AckReason.NOTED
+
+    @property
+    def wants_answer(self) -> bool:
+        """The bot waits for this person to type something back (a name, or a name again)."""
+        return self.asks_for_name or bool(self.suggestions)
+
+    @property
+    def quiet(self) -> bool:
+        """Nothing to say in the chat: a reaction or a reply on a message that is not an answer."""
+        return self.reason == AckReason.NOT_AN_ANSWER
+
+
+class AnswerMode(str, Enum):
+    ALL = "all"        # every picture
+    ASKED = "asked"    # only when asked (a command, a mention, a private chat)
 
 
 @dataclass
 class ChatSettingsView:
-    answer_mode: str = "all"               # "all" or "asked"
-    unknown_threshold: float | None = None  # None: the model's own
+    answer_mode: str = AnswerMode.ALL.value  # an AnswerMode value
+    unknown_threshold: float | None = None   # None: the model's own
     extra: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SettingsChange:
+    """What a person asked to change, read from their words by `bot.chat_settings.parse`."""
+
+    answer_mode: str | None = None
+    unknown_threshold: float | None = None
+    reset_threshold: bool = False
+
+
+@dataclass(frozen=True)
+class Status:
+    """What a health check reports."""
+
+    model_version: str | None
+    can_name: bool
+    known_characters: int

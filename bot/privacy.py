@@ -1,7 +1,8 @@
 """People and chats as salted hashes: the database and exports never hold a raw user id.
 
-The salt is a per-installation secret: `ANIFACE_SECRET`, else a random key created once in the data
-directory (`secret.key`, readable by its owner only).
+The salt is a per-installation secret: the configured one (`Settings.secret`, from ANIFACE_SECRET or
+the TOML file), else a random key created once in the data directory (`secret.key`, readable by its
+owner only). This module reads no environment: the settings are loaded once, by the caller.
 """
 
 from __future__ import annotations
@@ -20,14 +21,13 @@ class SecretError(ValueError):
     """The installation's secret file exists but cannot be used."""
 
 
-def load_secret(data_dir: Path) -> bytes:
-    """$ANIFACE_SECRET, else the key in `data_dir/secret.key`, created on first use.
+def load_secret(data_dir: Path, configured: str | None = None) -> bytes:
+    """`configured` (Settings.secret), else the key in `data_dir/secret.key`, created on first use.
 
     Several processes may start together on a fresh data directory (the bot and `aniface export`):
     the key is written to a file of its own and linked into place, so exactly one key wins and
     nobody reads a half-written file.
     """
-    configured = os.environ.get("ANIFACE_SECRET")
     if configured:
         return configured.encode("utf-8")
     path = data_dir / SECRET_FILE

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from bot.messages import FaceSummary
+from bot.messages import AnswerMode, ChatSettingsView, FaceSummary
 from recognizer.labels import display_name
 
 
@@ -79,12 +79,58 @@ def which_face(count: int) -> str:
 NOT_A_PREDICTION = "I can only take corrections in reply to one of my answers."
 NO_SUCH_CANDIDATE = "That answer has no such guess."
 NOT_ADMIN = "Only admins can do that."
+UNKNOWN_FACE = "I don't know that face."
 
-# --- shared by the chat adapters (added with the Discord adapter) ---------------------------------
+
+def no_such_face(number: int, count: int) -> str:
+    return f"There is no face {number} in that answer (it has {count})."
+
+
+def bad_name(reason: str) -> str:
+    return f"I can't use that name: {reason}."
+
+
+def confirmed_all(faces: Sequence[str]) -> str:
+    return "Thanks for confirming: " + ", ".join(faces) + "."
+
+
+# --- settings --------------------------------------------------------------------------------------
+
+BAD_MODE = "The answer mode is \u201call\u201d (every image) or \u201casked\u201d (only when asked)."
+BAD_THRESHOLD = "The confidence threshold is a number from 0 to 1 (e.g. 0.4), or a percentage."
+
+
+def settings_saved(view: ChatSettingsView) -> str:
+    threshold = "the model's own" if view.unknown_threshold is None else f"{view.unknown_threshold:.0%}"
+    mode = "every image" if view.answer_mode == AnswerMode.ALL.value else "only when asked"
+    return f"Settings saved: I answer {mode}; faces below {threshold} confidence are \u201cunknown\u201d."
+
+
+def settings_view(view: ChatSettingsView, private: bool, *, when_asked: str, usage: str,
+                  where: str = "This chat's") -> str:
+    """/settings without arguments; `when_asked` and `usage` say how it is done on the platform."""
+    if private:
+        mode = "every picture (always, in a private chat)"
+    else:
+        mode = "every picture" if view.answer_mode == AnswerMode.ALL.value else f"only when asked ({when_asked})"
+    threshold = "the model's own" if view.unknown_threshold is None else percent(view.unknown_threshold)
+    return (f"{where} settings:\n\u2022 I answer: {mode}\n"
+            f"\u2022 faces below {threshold} confidence are \u201cunknown\u201d\n\n" + usage)
+
+
+# --- shared by the chat adapters ------------------------------------------------------------------
 
 ERROR = "Sorry, something went wrong on my side. Please try again in a moment."
 WRONG_HOW = ("Reply to one of my answers with /wrong <name>, or /wrong <number> <name> when it has several "
              "faces.")
+
+
+def acks_together(lines: Sequence[str], most: int) -> str:
+    """Several acknowledgements in one message (reactions come in bursts): the first `most` lines."""
+    shown_lines = list(lines[:most])
+    if len(lines) > len(shown_lines):
+        shown_lines.append(f"\u2026and {len(lines) - len(shown_lines)} more.")
+    return "\n".join(shown_lines)
 
 
 def picture_note(index: int, text: str) -> str:

@@ -16,17 +16,24 @@ from __future__ import annotations
 
 from alembic import context
 
-from bot.storage.db import default_database_url, normalise_url
+from bot.storage.engine import normalise_url
 from bot.storage.models import Base
 
 config = context.config
 target_metadata = Base.metadata
 
 
+def _configured_url() -> str:
+    """The database the bot's settings name (environment, ANIFACE_CONFIG), as `aniface db` uses."""
+    from bot.config import load_settings
+
+    return load_settings().database_url
+
+
 def _url() -> str:
     url = (context.get_x_argument(as_dictionary=True).get("url")
            or config.get_main_option("sqlalchemy.url")
-           or default_database_url())
+           or _configured_url())
     return normalise_url(url)
 
 

@@ -1,25 +1,17 @@
-"""What the Telegram and Discord adapter tests share: the scene they post, sticker pictures, a real core.
+"""What the Telegram and Discord adapter tests share: the scene they post and sticker pictures;
+the real core comes from tests/core_factory.py.
 
 Import the fixtures into a test module (`from tests.adapter_fixtures import scene`) to use them there.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import io
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 from PIL import Image
-
-from bot.core import Core
-from bot.privacy import Hasher
-from bot.storage.db import Database
-from recognizer import Backbone, Gallery, Recognizer, read_model
-from recognizer.model import BACKBONE_WEIGHTS_FILE
-from tests.model_factory import TINY_SAVED_SPEC
 
 SCENE = "ao_emilia_rezero_Emilia_67.jpg"   # one face at (621, 163, 262, 262) in 1280 x 800
 
@@ -52,15 +44,3 @@ def lottie_document(picture: Image.Image) -> dict:
                     "st": 0, "bm": 0, "ks": {"o": static(100), "r": static(0), "p": static([width / 2, height / 2, 0]),
                                              "a": static([width / 2, height / 2, 0]), "s": static([100, 100, 100])}}],
     }
-
-
-def running_core(folder: Path, tiny_model, admins: dict[str, set[str]]) -> Iterator[Core]:
-    """A started Core on an SQLite file in `folder` with the tiny saved model; for a module-scoped fixture."""
-    database = Database(f"sqlite:///{folder / 'aniface.sqlite3'}")
-    backbone = Backbone(TINY_SAVED_SPEC, tiny_model.path / BACKBONE_WEIGHTS_FILE)
-    recognizer = Recognizer(read_model(tiny_model.path), backbone=backbone, gallery=Gallery())
-    core = Core(database, recognizer, Hasher(b"test-secret"), admins=admins)
-    asyncio.run(core.start())
-    yield core
-    asyncio.run(core.close())
-    database.dispose()

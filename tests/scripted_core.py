@@ -1,34 +1,43 @@
 """A stand-in for `bot.core.Core` on the picture path, for the adapters' rendering tests.
 
 The Telegram and Discord tests use it to check how a prepared `Reply` is sent (long texts, escaping,
-busy answers) without a model or a database behind it.
+busy answers) without a model or a database behind it. It plays the core's part of the port the
+way the core does: it shows the adapter's working sign and fetches the picture before answering.
 """
 
 from __future__ import annotations
 
-from bot.messages import ChatSettingsView, FaceSummary, Reply
+import contextlib
+
+from bot.messages import FaceSummary, IncomingImage, Reply
 from recognizer import DecodeLimits
 
 OTHER_NAMES = ("Chino Kafu", "Hatsune Miku", "Rem", "Emilia")
 
 
 class ScriptedCore:
-    """Just enough of a Core for the picture path: it answers with a prepared Reply."""
+    """Just enough of a `bot.ports.CorePort` for the picture path: it answers with a prepared Reply."""
 
-    limits = DecodeLimits()
+    max_image_bytes: int = DecodeLimits().max_bytes
 
     def __init__(self, reply: Reply) -> None:
         self.reply = reply
         self.sent: list[tuple[int, str]] = []
 
-    async def chat_settings(self, platform, chat_id):
-        return ChatSettingsView()
+    async def identify(self, image: IncomingImage) -> Reply | None:
+        working = image.working() if image.working is not None else contextlib.nullcontext()
+        async with working:
+            await image.read()
+            return self.reply
 
-    async def identify(self, image):
-        return self.reply
-
-    async def reply_sent(self, prediction_id, platform, chat_id, message_id):
+    async def reply_sent(self, prediction_id: int, platform: str, chat_id: str, message_id: str) -> None:
         self.sent.append((prediction_id, message_id))
+
+    async def start(self) -> None:
+        pass
+
+    async def close(self) -> None:
+        pass
 
 
 def many_faces(count: int, first_name: str) -> tuple[FaceSummary, ...]:

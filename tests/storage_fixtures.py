@@ -30,7 +30,7 @@ def _under_ci() -> bool:
 @pytest.fixture(scope="session")
 def postgres_admin_url() -> str:
     """The URL of the test PostgreSQL server (its `postgres` database), or skip (fail under CI)."""
-    from bot.storage.db import normalise_url
+    from bot.storage.engine import normalise_url
 
     url = os.environ.get(POSTGRES_URL_VARIABLE, "").strip()
     if not url:

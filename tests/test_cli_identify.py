@@ -10,7 +10,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from bot.cli import main
+from adapters.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -78,18 +78,31 @@ def test_bad_model_directory_is_a_usage_error(tmp_path, capsys, shared_data):
 
 
 def test_the_detection_size_comes_from_the_option_else_the_environment(tmp_path, capsys, monkeypatch):
-    from bot.cli.recognizer_options import detect_max_side_setting as _detect_max_side
+    from adapters.cli.recognizer_options import detect_max_side_setting as _detect_max_side
     from recognizer.detect import DEFAULT_DETECT_MAX_SIDE
 
-    monkeypatch.delenv("ANIFACE_DETECT_MAX_SIDE", raising=False)
-    assert _detect_max_side(None) == DEFAULT_DETECT_MAX_SIDE
-    assert _detect_max_side(0) is None and _detect_max_side(1280) == 1280
-    monkeypatch.setenv("ANIFACE_DETECT_MAX_SIDE", "960")
-    assert _detect_max_side(None) == 960 and _detect_max_side(0) is None
+    assert _detect_max_side(None, DEFAULT_DETECT_MAX_SIDE) == DEFAULT_DETECT_MAX_SIDE
+    assert _detect_max_side(0, 960) is None and _detect_max_side(1280, 960) == 1280
+    assert _detect_max_side(None, 960) == 960 and _detect_max_side(None, 0) is None
+
+    from adapters.cli import build_parser
+    from adapters.cli.recognizer_options import recognizer_settings
+    from bot.config import load_settings
+
+    args = build_parser().parse_args(["identify", image_name := str(tmp_path / "any.png")])
+    args.settings = load_settings({"ANIFACE_DATA_DIR": str(tmp_path), "ANIFACE_DETECT_MAX_SIDE": "960",
+                                   "ANIFACE_DETECTOR_SCAN": "fast"}, None)
+    settings = recognizer_settings(args)
+    assert (settings.detect_max_side, settings.scan) == (960, "fast")
+    args = build_parser().parse_args(["identify", image_name, "--scan", "thorough", "--detect-max-side", "0"])
+    args.settings = load_settings({"ANIFACE_DATA_DIR": str(tmp_path), "ANIFACE_DETECT_MAX_SIDE": "960",
+                                   "ANIFACE_DETECTOR_SCAN": "fast"}, None)
+    settings = recognizer_settings(args)
+    assert (settings.detect_max_side, settings.scan) == (None, "thorough")
 
     image = str(tmp_path / "none.png")
     for option, environment, wrong in ((["--detect-max-side", "10"], "960", "--detect-max-side must be 0"),
-                                       ([], "big", "ANIFACE_DETECT_MAX_SIDE must be a whole number")):
+                                       ([], "big", "ANIFACE_DETECT_MAX_SIDE: expected a whole number")):
         monkeypatch.setenv("ANIFACE_DETECT_MAX_SIDE", environment)
         assert main(["identify", image, *option]) == 2
         err = capsys.readouterr().err
@@ -124,7 +137,7 @@ def test_output_names_are_safe_and_unique(shared_data, tmp_path, capsys):
 
 def test_console_script_runs_as_a_process(shared_data, tmp_path):
     env = dict(os.environ, PYTHONPATH=str(REPO))
-    result = subprocess.run([sys.executable, "-m", "bot.cli", "identify", "--json", "--out", str(tmp_path),
+    result = subprocess.run([sys.executable, "-m", "adapters.cli", "identify", "--json", "--out", str(tmp_path),
                              str(shared_data / "scenes" / "ao_emilia_rezero_Emilia_67.jpg")],
                             capture_output=True, text=True, env=env, timeout=120)
     assert result.returncode == 0, result.stderr

@@ -12,12 +12,9 @@ from sqlalchemy import func, select
 
 from bot.core import Core, NotAllowed
 from bot.messages import Correction, IncomingImage, Person, ReplyKind, Verdict
-from bot.privacy import Hasher
 from bot.storage.models import Character, Face, Prediction, Vote
-from bot.worker import WorkerPool
-from recognizer import Backbone, Gallery, Recognizer, read_model
-from recognizer.model import BACKBONE_WEIGHTS_FILE
-from tests.model_factory import TINY_SAVED_SPEC
+from recognizer import read_model
+from tests import core_factory
 
 SINGLE = "ao_emilia_rezero_Emilia_67.jpg"   # one face at (621, 163, 262, 262)
 ALICE = Person("telegram", "1001")
@@ -28,26 +25,29 @@ CHAT = "-100500"
 
 @pytest.fixture(scope="session")
 def tiny_backbone_loaded(tiny_model):
-    return Backbone(TINY_SAVED_SPEC, tiny_model.path / BACKBONE_WEIGHTS_FILE)
+    return core_factory.tiny_backbone(tiny_model)
 
 
-def make_core(database, backbone, model=None, **kwargs) -> Core:
-    recognizer = Recognizer(model, backbone=backbone, gallery=Gallery())
-    return Core(database, recognizer, Hasher(b"test-secret"), admins={"telegram": {"42"}}, **kwargs)
-
-
-@pytest.fixture
-def model_core(database, tiny_model, tiny_backbone_loaded):
-    core = make_core(database, tiny_backbone_loaded, read_model(tiny_model.path))
-    asyncio.run(core.start())
-    return core
+def make_core(database, data_dir, backbone, model_path=None, **settings) -> Core:
+    """A core on the test's database (SQLite or PostgreSQL), built as the running bot builds it."""
+    recognizer = core_factory.tiny_recognizer(backbone, model_path)
+    return core_factory.make_core(database.url, data_dir, recognizer, admins={"telegram": {"42"}}, **settings)
 
 
 @pytest.fixture
-def gallery_core(database, tiny_backbone_loaded):
-    core = make_core(database, tiny_backbone_loaded)
-    asyncio.run(core.start())
-    return core
+async def model_core(database, tmp_path, tiny_model, tiny_backbone_loaded):
+    core = make_core(database, tmp_path, tiny_backbone_loaded, tiny_model.path)
+    await core.start()
+    yield core
+    await core.close()
+
+
+@pytest.fixture
+async def gallery_core(database, tmp_path, tiny_backbone_loaded):
+    core = make_core(database, tmp_path, tiny_backbone_loaded)
+    await core.start()
+    yield core
+    await core.close()
 
 
 def scene_bytes(shared_data, name=SINGLE, mirror=False, crop: tuple[int, int] | None = None) -> bytes:
@@ -186,15 +186,17 @@ async def test_a_bot_without_a_model_learns_from_one_correction(gallery_core, sh
         assert [f.name for f in reply.faces] == ["Emilia"], reply.text
 
 
-async def test_learning_survives_a_restart(database, tiny_backbone_loaded, shared_data):
-    core = make_core(database, tiny_backbone_loaded)
+async def test_learning_survives_a_restart(database, tmp_path, tiny_backbone_loaded, shared_data):
+    core = make_core(database, tmp_path, tiny_backbone_loaded)
     await core.start()
     await answer(core, scene_bytes(shared_data, GRID), message_id="1", bot_message_id="2")
     await answer(core, scene_bytes(shared_data))
     await core.correct(Correction(ALICE, CHAT, "11", Verdict.IS, name="Emilia"))
-    restarted = make_core(database, tiny_backbone_loaded)
+    await core.close()
+    restarted = make_core(database, tmp_path, tiny_backbone_loaded)
     await restarted.start()
     reply = await answer(restarted, scene_bytes(shared_data, mirror=True), message_id="12", bot_message_id="13")
+    await restarted.close()
     assert [f.name for f in reply.faces] == ["Emilia"]
 
 
@@ -208,12 +210,13 @@ async def test_unreadable_and_faceless_images_get_clear_replies_and_store_nothin
     assert count(database, Prediction) == 0
 
 
-async def test_a_full_queue_answers_busy(database, tiny_backbone_loaded, shared_data):
-    core = make_core(database, tiny_backbone_loaded, pool=WorkerPool(workers=1, max_waiting=0))
+async def test_a_full_queue_answers_busy(database, tmp_path, tiny_backbone_loaded, shared_data):
+    core = make_core(database, tmp_path, tiny_backbone_loaded, workers=1, queue_size=0)
     await core.start()
     data = scene_bytes(shared_data)
     replies = await asyncio.gather(*(core.identify(incoming(data, message_id=str(i))) for i in range(3)))
     kinds = sorted(r.kind.value for r in replies)
+    await core.close()
     assert kinds.count("busy") >= 1 and kinds.count("faces") >= 1
 
 

@@ -32,13 +32,16 @@ from sqlalchemy import select
 
 from adapters.discord_bot import AdapterOptions, DiscordBot, DiscordSettings, SettingsError, intents, serve, start
 from adapters.discord_bot import render
-from adapters.discord_bot.handlers import parse_threshold, source_key
+from adapters.discord_bot.handlers import source_key
+from bot.chat_settings import parse_threshold
+from bot.messages import SettingsChange
 from bot import wording
 from bot.core import Core
 from bot.messages import ChatSettingsView, FaceSummary, Reply, ReplyKind
 from bot.storage.models import Face, Prediction, ReplyMessage, Vote
-from tests.adapter_fixtures import (encode, lottie_document, running_core, scene,  # noqa: F401 - scene: a fixture
+from tests.adapter_fixtures import (encode, lottie_document, scene,  # noqa: F401 - scene: a fixture
                                     sticker_picture)
+from tests.core_factory import running_core
 from tests.scripted_core import ScriptedCore, many_faces
 from tests.discord_fake import EPHEMERAL, Call, FakeDiscord
 
@@ -595,7 +598,7 @@ async def test_serve_runs_in_the_callers_loop_and_stops_when_asked():
 
 async def test_aniface_serve_starts_and_stops_it_beside_the_others(tmp_path):
     """`aniface serve` finds `adapters.discord_bot.start(core, settings)` and stops what it returns."""
-    from bot.cli import serve as serve_command
+    from adapters.cli import serve as serve_command
     from bot.config import load_settings
 
     class Core(ScriptedCore):
@@ -630,8 +633,9 @@ async def test_stopping_finishes_the_answers_in_flight():
 
     class SlowCore(ScriptedCore):
         async def identify(self, image):
-            await asyncio.sleep(1.0)
-            return self.reply
+            async with image.working():
+                await asyncio.sleep(1.0)
+                return self.reply
 
     core = SlowCore(Reply(ReplyKind.NO_FACE, wording.NO_FACE))
     async with running_bot(core) as bot:
@@ -698,8 +702,9 @@ def test_custom_ids_fit_and_round_trip():
 
 
 def test_thresholds_and_settings_from_the_environment():
-    assert parse_threshold("40%") == {"unknown_threshold": 0.4} == parse_threshold("0.4") == parse_threshold("40")
-    assert parse_threshold("default") == {"reset_threshold": True} and parse_threshold("lots") is None
+    assert parse_threshold("40%") == SettingsChange(unknown_threshold=0.4) == parse_threshold("0.4") \
+        == parse_threshold("40")
+    assert parse_threshold("default") == SettingsChange(reset_threshold=True) and parse_threshold("lots") is None
     assert DiscordSettings.from_env({}) is None
     settings = DiscordSettings.from_env({"DISCORD_TOKEN": " abc ", "DISCORD_GUILD_IDS": "1, 2"})
     assert (settings.token, settings.guild_ids, settings.message_content) == ("abc", (1, 2), True)

@@ -111,8 +111,8 @@ def backbone():
 
 
 def test_cli_evaluate_reports_known_and_unknown_faces(shared_data, backbone, tmp_path, monkeypatch, capsys):
-    from bot.cli import main
-    from bot.cli import train as train_cli
+    from adapters.cli import main
+    from adapters.cli import train as train_cli
 
     faces = shared_data / "faces"
     train_set = link_subset(faces, tmp_path / "train", KNOWN)
@@ -161,7 +161,7 @@ def test_cli_evaluate_reports_known_and_unknown_faces(shared_data, backbone, tmp
 
 
 def test_cli_evaluate_rejects_a_missing_model(tmp_path, capsys):
-    from bot.cli import main
+    from adapters.cli import main
 
     assert main(["evaluate", str(tmp_path), str(tmp_path)]) == 2
     assert "not a model directory" in capsys.readouterr().err

@@ -528,7 +528,7 @@ def cli_env(monkeypatch, tmp_path):
 
 
 def test_cli_exports_end_to_end(database, tmp_path, capsys, cli_env):
-    from bot.cli import main
+    from adapters.cli import main
 
     with database.transaction() as session:
         chino, rize = add_character(session, "Chino Kafu"), add_character(session, "Rize Tedeza")
@@ -567,7 +567,7 @@ def test_cli_exports_end_to_end(database, tmp_path, capsys, cli_env):
     (["--out-dir"], None),
 ])
 def test_cli_refuses_bad_arguments(tmp_path, capsys, cli_env, arguments, message):
-    from bot.cli import main
+    from adapters.cli import main
 
     url = f"sqlite:///{tmp_path / 'never-opened.sqlite3'}"     # refused before the database is opened
     out = tmp_path / "x.zip"
@@ -582,7 +582,7 @@ def test_cli_refuses_bad_arguments(tmp_path, capsys, cli_env, arguments, message
 
 
 def test_cli_refuses_unwritable_destinations_and_missing_databases(tmp_path, capsys, cli_env):
-    from bot.cli import main
+    from adapters.cli import main
 
     url = f"sqlite:///{tmp_path / 'never-opened.sqlite3'}"       # refused before the database is opened
     assert main(["export", "--out", str(tmp_path / "no" / "such" / "x.zip"), "--database-url", url]) == 2
@@ -605,7 +605,7 @@ def test_cli_refuses_unwritable_destinations_and_missing_databases(tmp_path, cap
 
 
 def test_cli_since_parsing():
-    from bot.cli.export import parse_since
+    from adapters.cli.export import parse_since
 
     assert parse_since("2024-05-01") == datetime(2024, 5, 1, tzinfo=timezone.utc)
     assert parse_since("2024-05-01T12:30") == datetime(2024, 5, 1, 12, 30, tzinfo=timezone.utc)

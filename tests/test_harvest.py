@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bot.cli import main
-from bot.cli.harvest import parse_duration
+from adapters.cli import main
+from adapters.cli.harvest import parse_duration
 from recognizer import Box, load_image
 from recognizer.detect import make_detector
 from recognizer.harvest import (MANIFEST_FIELDS, MANIFEST_NAME, STATE_NAME, HarvestSettings, NearDuplicateIndex,

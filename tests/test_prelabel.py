@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bot.cli import main
+from adapters.cli import main
 from recognizer import Recognizer, read_model
 from recognizer.dataset import load_datasets
 from recognizer.harvest import MANIFEST_FIELDS, MANIFEST_NAME

@@ -47,8 +47,7 @@ def test_processes_starting_together_all_get_the_same_secret(tmp_path):
 
 
 def test_a_configured_secret_wins(tmp_path, monkeypatch):
-    monkeypatch.setenv("ANIFACE_SECRET", "from the environment")
-    assert load_secret(tmp_path) == b"from the environment"
+    assert load_secret(tmp_path, "from the settings") == b"from the settings"
     assert not (tmp_path / "secret.key").exists()
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from bot.cli import main
+from adapters.cli import main
 from recognizer import Recognizer
 from recognizer.labels import label_key
 from recognizer.results import Box, Candidate, Face

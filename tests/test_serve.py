@@ -20,8 +20,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
-from bot.cli import main, serve as serve_command
+from adapters.cli import main, serve as serve_command
 from bot.config import load_settings
+from bot.messages import Status
 
 REPO = Path(__file__).resolve().parents[1]
 SCENE = "ao_emilia_rezero_Emilia_67.jpg"
@@ -60,7 +61,7 @@ def test_serve_answers_on_its_port_and_stops_cleanly_on_sigterm(tmp_path, tiny_m
     log_path = tmp_path / "serve.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "bot.cli", "serve", "--port", str(port)], cwd=REPO, stdout=log,
+            [sys.executable, "-m", "adapters.cli", "serve", "--port", str(port)], cwd=REPO, stdout=log,
             stderr=subprocess.STDOUT, env=clean_environment(ANIFACE_DATA_DIR=str(data_dir),
                                                             ANIFACE_MODEL=str(tiny_model.path)))
     try:
@@ -113,11 +114,12 @@ def test_serve_answers_on_its_port_and_stops_cleanly_on_sigterm(tmp_path, tiny_m
 # --- in one process: the adapters' start and stop ---------------------------------------------------
 
 class StubCore:
-    """What `serve` needs of a core, without a model."""
+    """The part of `bot.ports.CorePort` that `serve` and the adapters' start-up use, without a model."""
+
+    max_image_bytes = 10_000_000
 
     def __init__(self) -> None:
         self.events: list[str] = []
-        self.recognizer = types.SimpleNamespace(model_version=None, can_name=False)
 
     async def start(self) -> None:
         self.events.append("core started")
@@ -128,19 +130,22 @@ class StubCore:
     def known_characters(self) -> list[str]:
         return []
 
+    def status(self) -> Status:
+        return Status(None, False, 0)
+
 
 def settings_for(tmp_path, **overrides):
     return load_settings({"ANIFACE_DATA_DIR": str(tmp_path)}, None, web_port=0, **overrides)
 
 
-async def run_until_ready(core, settings, action=None) -> list[str]:
+async def run_until_ready(core, settings, action=None, adapters=None) -> list[str]:
     said: list[str] = []
     stop = asyncio.Event()
 
     def say(line: str) -> None:
         said.append(line)
 
-    task = asyncio.ensure_future(serve_command.serve(core, settings, stop=stop, say=say))
+    task = asyncio.ensure_future(serve_command.serve(core, settings, stop=stop, say=say, adapters=adapters))
     while not any(line.startswith("ready") for line in said):
         assert not task.done(), said
         await asyncio.sleep(0.01)
@@ -158,6 +163,9 @@ async def test_serve_starts_and_stops_each_configured_adapter_in_the_same_loop(t
         def __init__(self, name: str) -> None:
             self.name = name
 
+        def describe(self) -> str:
+            return "running"
+
         async def stop(self) -> None:
             core.events.append(f"{self.name} stopped")
 
@@ -168,8 +176,7 @@ async def test_serve_starts_and_stops_each_configured_adapter_in_the_same_loop(t
             return Handle(name)
         return start
 
-    monkeypatch.setitem(serve_command.STARTERS, "telegram", starter("telegram"))
-    monkeypatch.setitem(serve_command.STARTERS, "discord", starter("discord"))
+    adapters = {**serve_command.adapter_registry(), "telegram": starter("telegram"), "discord": starter("discord")}
     settings = settings_for(tmp_path, telegram_token="123:abc", discord_token="xyz")
 
     async def web_answers(said):
@@ -177,7 +184,7 @@ async def test_serve_starts_and_stops_each_configured_adapter_in_the_same_loop(t
         status, _, body = await asyncio.to_thread(http, url + "healthz")
         assert status == 200
 
-    said = await run_until_ready(core, settings, web_answers)
+    said = await run_until_ready(core, settings, web_answers, adapters)
     assert core.events == ["core started", "telegram started", "discord started", "discord stopped",
                            "telegram stopped", "core closed"]
     assert "  Telegram: running" in said and "  Discord: running" in said
@@ -189,12 +196,11 @@ async def test_serve_runs_telegram_against_a_local_bot_api_and_stops_it(tmp_path
     fake = FakeBotAPI()
     await fake.start()
     try:
-        monkeypatch.setenv("TELEGRAM_POLL_TIMEOUT", "1")
         settings = load_settings({"ANIFACE_DATA_DIR": str(tmp_path), "TELEGRAM_TOKEN": fake.token,
+                                  "TELEGRAM_POLL_TIMEOUT": "1",
                                   "TELEGRAM_BASE_URL": fake.base_url, "TELEGRAM_BASE_FILE_URL": fake.base_file_url,
                                   "ANIFACE_WEB": "false"}, None)
         core = StubCore()
-        core.limits = types.SimpleNamespace(max_bytes=10_000_000)
 
         async def polling(said):
             deadline = asyncio.get_running_loop().time() + 30
@@ -220,7 +226,6 @@ async def test_a_telegram_that_cannot_start_is_a_clear_error(tmp_path):
     settings = load_settings({"ANIFACE_DATA_DIR": str(tmp_path), "TELEGRAM_TOKEN": "1:x",
                               "TELEGRAM_BASE_URL": f"http://127.0.0.1:{port}/bot"}, None, web_port=0)
     core = StubCore()
-    core.limits = types.SimpleNamespace(max_bytes=10_000_000)
     with pytest.raises(serve_command.ServeError, match="Telegram could not start.*TELEGRAM_TOKEN"):
         await asyncio.wait_for(serve_command.serve(core, settings, say=lambda line: None), 120)
     assert core.events == ["core started", "core closed"]  # the web page it had started was stopped too
@@ -308,7 +313,7 @@ def test_a_bad_configuration_is_a_clear_message_and_exit_2(tmp_path, capsys, mon
 
 def test_the_detection_size_setting(tmp_path):
     from bot.config import ConfigError
-    from bot.runtime import recognizer_settings
+    from adapters.cli.runtime import recognizer_settings
 
     base = {"ANIFACE_DATA_DIR": str(tmp_path)}
     assert recognizer_settings(load_settings(base, None)).detect_max_side == 2048
@@ -328,7 +333,7 @@ def test_weights_that_cannot_be_downloaded_are_a_clear_paragraph_and_exit_2(tmp_
         raise ModelError("could not download Keras' ImageNet weights for Inception-v3 (Exception: URL fetch "
                          "failure: [Errno -3] Temporary failure in name resolution)")
 
-    monkeypatch.setattr("bot.runtime.build_recognizer", offline)
+    monkeypatch.setattr("adapters.cli.runtime.build_recognizer", offline)
     assert main(["serve"]) == 2
     captured = capsys.readouterr()
     assert "model: none (an empty gallery that learns from corrections)" in captured.out

@@ -15,9 +15,10 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import func, inspect, select, text
 from sqlalchemy.exc import DataError, IntegrityError
 
-from bot.cli import main
+from adapters.cli import main
 from bot.storage import migrate
-from bot.storage.db import Database, make_engine, use_write_ahead_log
+from bot.storage.db import Database
+from bot.storage.engine import make_engine, use_write_ahead_log
 from bot.storage.models import Alias, Base, Character, Face, Prediction
 
 HEAD = "0001"

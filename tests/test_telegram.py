@@ -33,8 +33,9 @@ from bot import wording
 from bot.core import Core
 from bot.messages import FaceSummary, Reply, ReplyKind
 from bot.storage.models import Face, Prediction, ReplyMessage, Vote
-from tests.adapter_fixtures import (SCENE, encode, lottie_document, running_core, scene,  # noqa: F401 - scene: a fixture
+from tests.adapter_fixtures import (SCENE, encode, lottie_document, scene,  # noqa: F401 - scene: a fixture
                                     sticker_picture)
+from tests.core_factory import running_core
 from tests.scripted_core import ScriptedCore, many_faces
 from telegram.error import NetworkError, TimedOut
 from tests.telegram_fake import FakeBotAPI, html_text

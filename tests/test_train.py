@@ -310,8 +310,8 @@ def test_model_loads_and_runs_in_the_recognizer(trained, backbone, tmp_path, sha
 
 
 def test_cli_train_writes_model_split_and_summary(subset, backbone, tmp_path, monkeypatch, capsys):
-    from bot.cli import main
-    from bot.cli import train as train_cli
+    from adapters.cli import main
+    from adapters.cli import train as train_cli
 
     monkeypatch.setattr(train_cli, "spec_from_args", lambda args: SPEC)
     monkeypatch.setattr("recognizer.feature_cache.Backbone", lambda spec, weights_path=None: backbone.inner)
@@ -342,7 +342,7 @@ def test_cli_train_writes_model_split_and_summary(subset, backbone, tmp_path, mo
 
 
 def test_cli_rejects_bad_input(tmp_path, capsys):
-    from bot.cli import main
+    from adapters.cli import main
 
     assert main(["train", str(tmp_path / "missing"), "--out", str(tmp_path / "m")]) == 2
     assert "no such file or folder" in capsys.readouterr().err

@@ -1,4 +1,5 @@
-"""The vote rule exists twice, in `bot.votes.settle` and in the export's SQL; random faces keep them in step.
+"""The vote rule exists once, `bot.votes.settle_counts`: the export settles the counts its SQL GROUP BY
+yields through it, the core one face's votes; random faces check the two paths give the same labels.
 
 Both must give every face the same label, votes for and against, and the same reason for leaving it out.
 """

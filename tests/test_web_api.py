@@ -20,13 +20,8 @@ from sqlalchemy import select
 from adapters.web import COOKIE_NAME, RateLimit, create_app, openapi_document, stop_accepting
 from adapters.web.ratelimit import TokenBuckets, client_key
 from bot.core import Core
-from bot.privacy import Hasher
-from bot.storage.db import Database
 from bot.storage.models import Face, Vote
-from bot.worker import WorkerPool
-from recognizer import Backbone, Gallery, Recognizer, read_model
-from recognizer.model import BACKBONE_WEIGHTS_FILE
-from tests.model_factory import TINY_SAVED_SPEC
+from tests import core_factory
 
 SINGLE = "ao_emilia_rezero_Emilia_67.jpg"   # one face at (621, 163, 262, 262), 1280x800
 SINGLE_BOX = [621, 163, 262, 262]
@@ -88,24 +83,19 @@ def documented(method: str, path: str, status: int, body) -> None:
 
 @pytest.fixture(scope="module")
 def web_backbone(tiny_model):
-    return Backbone(TINY_SAVED_SPEC, tiny_model.path / BACKBONE_WEIGHTS_FILE)
+    return core_factory.tiny_backbone(tiny_model)
+
+
+def build_core(tmp_path, backbone, model_path=None, **settings) -> Core:
+    """A core on an SQLite file in `tmp_path`, built as the running bot builds it."""
+    return core_factory.make_core(f"sqlite:///{tmp_path / 'web.sqlite3'}", tmp_path,
+                                  core_factory.tiny_recognizer(backbone, model_path), secret="web-test-secret",
+                                  **settings)
 
 
 @pytest.fixture
-def web_database(tmp_path):
-    database = Database(f"sqlite:///{tmp_path / 'web.sqlite3'}")
-    yield database
-    database.dispose()
-
-
-def build_core(database, backbone, model=None, **kwargs) -> Core:
-    recognizer = Recognizer(model, backbone=backbone, gallery=Gallery())
-    return Core(database, recognizer, Hasher(b"web-test-secret"), **kwargs)
-
-
-@pytest.fixture
-async def core(web_database, web_backbone, tiny_model):
-    core = build_core(web_database, web_backbone, read_model(tiny_model.path))
+async def core(tmp_path, web_backbone, tiny_model):
+    core = build_core(tmp_path, web_backbone, tiny_model.path)
     await core.start()
     yield core
     await core.close()
@@ -360,8 +350,8 @@ def test_token_buckets_refill_and_forget_the_oldest_clients():
     assert client_key("::ffff:10.0.0.1") == "10.0.0.1" and client_key(None) == "unknown"
 
 
-async def test_busy_recognizer_answers_503(web_database, web_backbone, tiny_model, scene):
-    core = build_core(web_database, web_backbone, read_model(tiny_model.path), pool=WorkerPool(1, 0))
+async def test_busy_recognizer_answers_503(tmp_path, web_backbone, tiny_model, scene):
+    core = build_core(tmp_path, web_backbone, tiny_model.path, workers=1, queue_size=0)
     await core.start()
     client = await open_client(core)
     release = threading.Event()
@@ -468,8 +458,8 @@ async def test_admin_is_off_without_a_token(core):
         await client.close()
 
 
-async def test_without_a_model_faces_are_found_and_can_still_be_named(web_database, scene):
-    core = Core(web_database, Recognizer(), Hasher(b"x"))
+async def test_without_a_model_faces_are_found_and_can_still_be_named(tmp_path, scene):
+    core = build_core(tmp_path, None)
     await core.start()
     client = await open_client(core)
     try:

@@ -20,13 +20,8 @@ import pytest
 from PIL import Image
 from sqlalchemy import select
 
-from bot.core import Core
-from bot.privacy import Hasher
-from bot.storage.db import Database
 from bot.storage.models import Face, Vote
-from recognizer import Backbone, Gallery, Recognizer, read_model
-from recognizer.model import BACKBONE_WEIGHTS_FILE
-from tests.model_factory import TINY_SAVED_SPEC
+from tests import core_factory
 
 SCENE = "ao_emilia_rezero_Emilia_67.jpg"   # one face at (621, 163, 262, 262)
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -61,11 +56,9 @@ def chromium() -> str:
 async def served(tmp_path, tiny_model):
     from adapters.web import WebServer
 
-    database = Database(f"sqlite:///{tmp_path / 'browser.sqlite3'}")
-    model = read_model(tiny_model.path)
-    recognizer = Recognizer(model, backbone=Backbone(TINY_SAVED_SPEC, tiny_model.path / BACKBONE_WEIGHTS_FILE),
-                            gallery=Gallery())
-    core = Core(database, recognizer, Hasher(b"browser-test"))
+    recognizer = core_factory.tiny_recognizer(core_factory.tiny_backbone(tiny_model), tiny_model.path)
+    core = core_factory.make_core(f"sqlite:///{tmp_path / 'browser.sqlite3'}", tmp_path, recognizer,
+                                  secret="browser-test")
     await core.start()
     server = WebServer(core, "127.0.0.1", 0)
     await server.start()
@@ -74,7 +67,6 @@ async def served(tmp_path, tiny_model):
     finally:
         await server.stop()
         await core.close()
-        database.dispose()
 
 
 def _watch(page, problems: list[str]) -> None:

@@ -13,8 +13,8 @@ or `bot = await start(core, settings)` ... `await bot.stop()` (settings: Discord
 """
 
 from adapters.discord_bot.app import AnifaceClient, DiscordBot, build_client, intents, run, sync_commands
-from adapters.discord_bot.config import DiscordSettings, SettingsError, serve, start
+from adapters.discord_bot.config import DiscordSettings, SettingsError, serve, start, start_adapter
 from adapters.discord_bot.handlers import AdapterOptions, DiscordHandlers
 
 __all__ = ["AdapterOptions", "AnifaceClient", "DiscordBot", "DiscordHandlers", "DiscordSettings", "SettingsError",
-           "build_client", "intents", "run", "serve", "start", "sync_commands"]
+           "build_client", "intents", "run", "serve", "start", "start_adapter", "sync_commands"]

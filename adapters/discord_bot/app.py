@@ -163,6 +163,9 @@ class DiscordBot:
         if waiter not in done:
             raise TimeoutError("Discord did not become ready in time")
 
+    def describe(self) -> str:
+        return "running"
+
     async def stop(self, timeout: float | None = None) -> None:
         """Stop taking new work, finish what is in flight (replies need the connection), then disconnect."""
         await self.handlers.drain(timeout)

@@ -20,7 +20,8 @@ import discord
 
 from adapters.discord_bot.app import DiscordBot, run
 from adapters.discord_bot.handlers import AdapterOptions
-from bot.core import Core
+from bot.config import Settings
+from bot.ports import CorePort, StartError
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
@@ -81,9 +82,12 @@ class DiscordSettings:
         if not token:
             return None
         guild_ids = _guild_ids(getattr(config, "discord_guild_ids", None) or env.get("DISCORD_GUILD_IDS"))
-        return cls(token=token, guild_ids=guild_ids, message_content=_flag(env, "DISCORD_MESSAGE_CONTENT", True))
+        message_content = getattr(config, "discord_message_content", None)
+        if message_content is None:
+            message_content = _flag(env, "DISCORD_MESSAGE_CONTENT", True)
+        return cls(token=token, guild_ids=guild_ids, message_content=message_content)
 
-    def build(self, core: Core, options: AdapterOptions | None = None) -> DiscordBot:
+    def build(self, core: CorePort, options: AdapterOptions | None = None) -> DiscordBot:
         return DiscordBot(core, self.token, guild_ids=self.guild_ids, message_content=self.message_content,
                           options=options)
 
@@ -97,6 +101,19 @@ def _settings(settings: Any) -> DiscordSettings:
     return converted
 
 
+async def start_adapter(core: CorePortPort, settings: Settings) -> DiscordBot | None:
+    """For `aniface serve` (the `aniface.adapters` entry point): the adapter started in the running loop,
+    or None when no DISCORD_TOKEN is configured; `await bot.stop()` finishes what is in flight."""
+    if not (settings.discord_token or "").strip():
+        return None
+    try:
+        return await start(core, settings)
+    except Exception as error:  # noqa: BLE001 - a refused token, an unreachable gateway, a bad setting
+        detail = " ".join(str(error).split())[:300] or type(error).__name__
+        raise StartError(f"Discord could not start: {type(error).__name__}: {detail}. Check DISCORD_TOKEN (from "
+                         "the Developer Portal) and DISCORD_GUILD_IDS; see adapters/discord_bot/README.md.") from error
+
+
 async def _start(bot: DiscordBot) -> None:
     try:
         await bot.start()
@@ -105,7 +122,7 @@ async def _start(bot: DiscordBot) -> None:
                             "Portal (your application -> Bot -> Reset Token)") from None
 
 
-async def serve(core: Core, settings: DiscordSettings, stop_event: asyncio.Event | None = None,
+async def serve(core: CorePort, settings: DiscordSettings, stop_event: asyncio.Event | None = None,
                 options: AdapterOptions | None = None) -> None:
     """Run the Discord adapter in the current loop until `stop_event` is set (or the task is cancelled).
     A refused token raises SettingsError; a gateway that closes for good (a privileged intent that is
@@ -115,7 +132,7 @@ async def serve(core: Core, settings: DiscordSettings, stop_event: asyncio.Event
     await run(bot, stop_event, started=True)
 
 
-async def start(core: Core, settings: Any, options: AdapterOptions | None = None) -> DiscordBot:
+async def start(core: CorePort, settings: Any, options: AdapterOptions | None = None) -> DiscordBot:
     """For `aniface serve`: start the adapter in the running loop and return it; `await bot.stop()` stops
     it after finishing what is in flight. `settings`: DiscordSettings, or `bot.config.Settings`."""
     bot = _settings(settings).build(core, options)

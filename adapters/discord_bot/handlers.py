@@ -29,10 +29,10 @@ from discord import app_commands
 from PIL import Image
 
 from adapters.discord_bot import media, render, texts
-from bot import wording
-from bot.core import Core, NotAllowed
-from bot.corrections import parse_wrong
-from bot.messages import Ack, Correction, IncomingImage, Person, Reply, ReplyKind, Verdict
+from bot import chat_settings, wording
+from bot.adapter_kit import AckBatcher, LazySign
+from bot.messages import Ack, IncomingImage, Person, Reply, ReplyKind
+from bot.ports import CorePort, NotAllowed
 
 if TYPE_CHECKING:
     from adapters.discord_bot.app import AnifaceClient
@@ -66,8 +66,14 @@ def chat_key(guild_id: int | None, channel_id: int) -> str:
     return str(guild_id) if guild_id else str(channel_id)
 
 
-def person_of(user: discord.abc.User | discord.Object, is_chat_admin: bool = False) -> Person:
-    return Person(PLATFORM, str(user.id), is_chat_admin)
+def person_of(user: discord.abc.User | discord.Object, is_chat_admin: bool = False,
+              in_private: bool = False) -> Person:
+    return Person(PLATFORM, str(user.id), is_chat_admin, in_private)
+
+
+def interaction_person(interaction: discord.Interaction) -> Person:
+    """Who used a command, a button or a menu, with what Discord says of their rights here."""
+    return person_of(interaction.user, manages_chat(interaction), interaction.guild_id is None)
 
 
 def source_key(message_id: int, index: int = 1, trigger_id: int | None = None) -> str:
@@ -79,26 +85,12 @@ def source_key(message_id: int, index: int = 1, trigger_id: int | None = None) -
 
 
 def manages_chat(interaction: discord.Interaction) -> bool:
-    """Manage Server (or Administrator) in a server, as Discord computed it for this interaction;
-    in a private chat, the person manages their own chat."""
+    """Manage Server (or Administrator) in a server, as Discord computed it for this interaction (a
+    private chat is the core's rule: `Person.in_private`)."""
     if interaction.guild_id is None:
-        return True
+        return False
     permissions = interaction.permissions
     return bool(permissions.manage_guild or permissions.administrator)
-
-
-def parse_threshold(text: str) -> dict | None:
-    """"40%", "40", "0.4" -> {"unknown_threshold": 0.4}; "default" -> {"reset_threshold": True}."""
-    value = text.strip().lower()
-    if value in ("default", "model", "reset", "off", "none"):
-        return {"reset_threshold": True}
-    try:
-        number = float(value.rstrip("%").strip())
-    except ValueError:
-        return None
-    if value.endswith("%") or number > 1:
-        number /= 100
-    return {"unknown_threshold": number}
 
 
 def is_wrong_command(text: str) -> bool:
@@ -106,19 +98,13 @@ def is_wrong_command(text: str) -> bool:
     return head == WRONG_COMMAND
 
 
-@dataclass
-class _Acks:
-    reply_to: int
-    lines: list[str] = field(default_factory=list)
-
-
 class DiscordHandlers:
     """The handlers of one client, and the little state they share (jobs in flight, pending acks)."""
 
-    def __init__(self, core: Core, options: AdapterOptions | None = None) -> None:
+    def __init__(self, core: CorePort, options: AdapterOptions | None = None) -> None:
         self.core = core
         self.options = options or AdapterOptions()
-        limit = core.limits.max_bytes
+        limit = core.max_image_bytes
         if self.options.max_download_bytes is not None:
             limit = min(limit, self.options.max_download_bytes)
         self.downloader = media.Downloader(limit, media_base=self.options.media_base,
@@ -126,7 +112,10 @@ class DiscordHandlers:
         self.client: AnifaceClient | None = None
         self.accepting = True
         self._jobs: set[asyncio.Task] = set()
-        self._acks: dict[int, _Acks] = {}
+        self._acks: AckBatcher[discord.PartialMessageable] = AckBatcher(
+            self._send_acks, lambda coroutine: self._spawn(coroutine, name="acks"), lines=self.options.ack_lines,
+            window=lambda: self.options.ack_window if self.accepting else 0)
+        self.fix_button = render.fix_button(self.fix_pressed)
         self._seen: OrderedDict[int, None] = OrderedDict()
 
     # --- wiring ------------------------------------------------------------------------------
@@ -171,7 +160,7 @@ class DiscordHandlers:
             await handlers.correct_menu(interaction, message)
 
         tree.error(self.command_failed)
-        client.add_dynamic_items(render.FixButton)
+        client.add_dynamic_items(self.fix_button)
 
     @property
     def me(self) -> discord.ClientUser:
@@ -286,40 +275,36 @@ class DiscordHandlers:
             except Exception as error:  # noqa: BLE001
                 await self._message_failed(message, error)
 
-    async def _should_answer(self, chat_id: str, private: bool, asked: bool) -> bool:
-        """Skip the download where the core would not answer (it checks again: the rule is the core's)."""
-        if asked or private:
-            return True
-        return (await self.core.chat_settings(PLATFORM, chat_id)).answer_mode == "all"
-
     async def _answer_pictures(self, trigger: discord.Message, holder: discord.Message, images: list,
                                asked: bool, trigger_id: int | None = None) -> None:
         """Identify the pictures of `holder` and answer each in reply to it (or to `trigger`)."""
         private = holder.guild is None
         chat_id = chat_key(holder.guild.id if holder.guild else None, holder.channel.id)
-        if not await self._should_answer(chat_id, private, asked):
-            return
         images = images[:self.options.images_per_message]
         several = len(images) > 1
-        async with self._typing(trigger.channel):
+        sign = LazySign(lambda: self._typing(trigger.channel))
+        try:
             for index, image in enumerate(images, start=1):
                 reply = await self._recognize(image, chat_id, source_key(holder.id, index, trigger_id),
-                                              person_of(trigger.author), asked, private)
+                                              person_of(trigger.author, in_private=private), asked, private, sign)
                 if reply is None:
                     continue
                 if several:
                     reply = dataclasses.replace(reply, text=wording.picture_note(index, reply.text))
                 await self._send_reply(trigger.channel, reply, chat_id, reference=holder,
                                        upload_limit=_upload_limit(holder))
+        finally:
+            await sign.close()
 
     async def _recognize(self, image: media.ImageRef, chat_id: str, message_key: str, person: Person,
-                         asked: bool, private: bool) -> Reply | None:
-        try:
-            data = await self.downloader.fetch(image)
-        except media.Refused as refusal:
-            return Reply(ReplyKind.REFUSED, wording.refused(refusal.user_message))
-        return await self.core.identify(IncomingImage(PLATFORM, chat_id, message_key, person, data,
-                                                      asked=asked or private, is_private=private))
+                         asked: bool, private: bool, sign: LazySign | None = None) -> Reply | None:
+        """The core's answer: it decides whether to answer, then fetches the picture through us."""
+        async def fetch() -> bytes:
+            return await self.downloader.fetch(image)
+
+        return await self.core.identify(IncomingImage(PLATFORM, chat_id, message_key, person,
+                                                      asked=asked or private, is_private=private, fetch=fetch,
+                                                      working=sign))
 
     @contextlib.asynccontextmanager
     async def _typing(self, channel: discord.abc.Messageable) -> AsyncIterator[None]:
@@ -387,7 +372,7 @@ class DiscordHandlers:
         try:
             if reply.kind == ReplyKind.FACES and reply.annotated_png:
                 file = await self._photo_file(reply.annotated_png, upload_limit)
-                view = render.answer_view(reply.faces, self.options.button_faces)
+                view = render.answer_view(reply.faces, self.options.button_faces, self.fix_button)
                 kwargs = {"file": file} if file is not None else {}
                 if view is not None:
                     kwargs["view"] = view
@@ -439,19 +424,17 @@ class DiscordHandlers:
         if reference is None or reference.message_id is None:
             await self._send_text(message.channel, wording.WRONG_HOW, reference=message)
             return
-        parsed = parse_wrong(arguments)
-        verdict = Verdict.WRONG if parsed.name is None else Verdict.IS
         chat_id = chat_key(message.guild.id if message.guild else None, message.channel.id)
-        ack = await self.core.correct(Correction(person_of(message.author), chat_id, str(reference.message_id),
-                                                 verdict, face_number=parsed.face_number, name=parsed.name))
+        ack = await self.core.wrong_command(person_of(message.author, in_private=message.guild is None), chat_id,
+                                            str(reference.message_id), arguments)
         await self._send_ack(message.channel, message, ack, user_id=None)
 
     async def _send_ack(self, channel: discord.abc.Messageable, reference: discord.Message | discord.PartialMessage,
                         ack: Ack, user_id: int | None) -> None:
         """A short acknowledgement, silent; where the bot needs a name back, it asks that person, with a
         button that opens the name's modal."""
-        wants_answer = ack.asks_for_name or bool(ack.suggestions)
-        view = render.ask_view(ack.face_id) if (ack.asks_for_name and ack.face_id is not None) else None
+        wants_answer = ack.wants_answer
+        view = render.ask_view(ack.face_id, button=self.fix_button) if (ack.asks_for_name and ack.face_id is not None) else None
         prefix = f"<@{int(user_id)}> " if (user_id is not None and wants_answer) else ""
         await self._send_text(channel, ack.text, reference=reference, quiet=not wants_answer, prefix=prefix,
                               view=view, mention=user_id if wants_answer else None)
@@ -464,7 +447,7 @@ class DiscordHandlers:
                 await self._send_text(message.channel, texts.NOT_AN_IMAGE, reference=message)
             return
         chat_id = chat_key(message.guild.id if message.guild else None, message.channel.id)
-        ack = await self.core.answer_question(person_of(message.author), chat_id, text)
+        ack = await self.core.answer_question(person_of(message.author, in_private=private), chat_id, text)
         if ack is None:
             if private:
                 await self._send_text(message.channel, texts.SEND_A_PICTURE, reference=message)
@@ -483,36 +466,18 @@ class DiscordHandlers:
             chat_id = chat_key(payload.guild_id, payload.channel_id)
             ack = await self.core.react(Person(PLATFORM, str(payload.user_id)), chat_id, str(payload.message_id),
                                         str(payload.emoji))
-            if ack is None or (not ack.ok and ack.text == wording.NOT_A_PREDICTION):
+            if ack is None or ack.quiet:
                 return  # an emoji that means nothing, or a message that is not an answer: stay quiet
             assert self.client is not None
             channel = self.client.get_partial_messageable(payload.channel_id, guild_id=payload.guild_id)
             answer = channel.get_partial_message(payload.message_id)
-            if ack.asks_for_name or ack.suggestions:
+            if ack.wants_answer:
                 await self._send_ack(channel, answer, ack, user_id=payload.user_id)
             else:
-                self._queue_ack(channel, payload.message_id, ack.text)
+                self._acks.add(channel, payload.message_id, ack.text)
 
-    def _queue_ack(self, channel: discord.PartialMessageable, reply_to: int, line: str) -> None:
-        """Reactions come in bursts: their acknowledgements in a channel go out together, one message."""
-        pending = self._acks.get(channel.id)
-        if pending is None:
-            pending = self._acks[channel.id] = _Acks(reply_to)
-            self._spawn(self._flush_acks(channel), name=f"acks {channel.id}")
-        if line not in pending.lines:
-            pending.lines.append(line)
-
-    async def _flush_acks(self, channel: discord.PartialMessageable) -> None:
-        await asyncio.sleep(self.options.ack_window if self.accepting else 0)
-        pending = self._acks.pop(channel.id)
-        lines = pending.lines[:self.options.ack_lines]
-        if len(pending.lines) > len(lines):
-            lines.append(f"\u2026and {len(pending.lines) - len(lines)} more.")
-        try:
-            await self._send_text(channel, "\n".join(lines), reference=channel.get_partial_message(pending.reply_to),
-                                  quiet=True)
-        except discord.HTTPException as error:
-            log.warning("could not acknowledge reactions in %s: %s", channel.id, error)
+    async def _send_acks(self, channel: discord.PartialMessageable, reply_to: int, text: str) -> None:
+        await self._send_text(channel, text, reference=channel.get_partial_message(reply_to), quiet=True)
 
     # --- interactions: pictures ----------------------------------------------------------------
 
@@ -530,7 +495,7 @@ class DiscordHandlers:
                 return
             private = interaction.guild_id is None
             reply = await self._recognize(ref, self._chat_of(interaction), source_key(interaction.id),
-                                          person_of(interaction.user), True, private)
+                                          interaction_person(interaction), True, private)
             await self._followup_reply(interaction, reply)
 
     async def identify_menu(self, interaction: discord.Interaction, message: discord.Message) -> None:
@@ -545,7 +510,7 @@ class DiscordHandlers:
             for index, image in enumerate(images, start=1):
                 reply = await self._recognize(image, self._chat_of(interaction),
                                               source_key(message.id, index, interaction.id),
-                                              person_of(interaction.user), True, private)
+                                              interaction_person(interaction), True, private)
                 if reply is not None and len(images) > 1:
                     reply = dataclasses.replace(reply, text=wording.picture_note(index, reply.text))
                 await self._followup_reply(interaction, reply)
@@ -558,7 +523,7 @@ class DiscordHandlers:
         followup = interaction.followup
         if reply.kind == ReplyKind.FACES and reply.annotated_png:
             file = await self._photo_file(reply.annotated_png, _interaction_upload_limit(interaction))
-            view = render.answer_view(reply.faces, self.options.button_faces)
+            view = render.answer_view(reply.faces, self.options.button_faces, self.fix_button)
             kwargs = {"file": file} if file is not None else {}
             if view is not None:
                 kwargs["view"] = view
@@ -581,16 +546,15 @@ class DiscordHandlers:
     async def fix_pressed(self, interaction: discord.Interaction, face_id: int, number: int) -> None:
         """A "Correct" button: the modal asking for the name, at once (it is the first response)."""
         async with self._job():
-            await interaction.response.send_modal(render.NameModal(self, face_id, number))
+            await interaction.response.send_modal(render.NameModal(face_id, number, on_name=self.name_submitted,
+                                                                   on_error=self.interaction_failed))
 
     async def name_submitted(self, interaction: discord.Interaction, face_id: int, text: str) -> None:
+        """The name typed in the modal, as typed: the core reads it (a bare number is one of its guesses)."""
         async with self._job():
             await interaction.response.defer(ephemeral=True, thinking=True)
-            person, chat_id, text = person_of(interaction.user), self._chat_of(interaction), text.strip()
-            if text.isdigit():
-                ack = await self.core.press(person, chat_id, face_id, int(text))
-            else:
-                ack = await self.core.name_face(person, face_id, text, via="button", chat_id=chat_id)
+            ack = await self.core.name_face(interaction_person(interaction), face_id, text, via="button",
+                                            chat_id=self._chat_of(interaction))
             await self._followup_text(interaction, ack.text, ephemeral=True)
 
     async def correct_menu(self, interaction: discord.Interaction, message: discord.Message) -> None:
@@ -599,7 +563,8 @@ class DiscordHandlers:
             if message.author.id != self.me.id:
                 await interaction.response.send_message(texts.NOT_MY_ANSWER, ephemeral=True)
                 return
-            await interaction.response.send_modal(render.CorrectModal(self, message.id))
+            await interaction.response.send_modal(render.CorrectModal(message.id, on_correct=self.correction_submitted,
+                                                                      on_error=self.interaction_failed))
 
     async def correction_submitted(self, interaction: discord.Interaction, message_id: int, face: str,
                                    name: str) -> None:
@@ -609,11 +574,8 @@ class DiscordHandlers:
             if face and not face.isdigit():
                 await self._followup_text(interaction, texts.BAD_FACE_NUMBER, ephemeral=True)
                 return
-            number = int(face) if face else None
-            candidate = int(name) if name.isdigit() else None
-            ack = await self.core.correct(Correction(
-                person_of(interaction.user), self._chat_of(interaction), str(message_id), Verdict.IS,
-                face_number=number, name=None if candidate else name, candidate=candidate, via="button"))
+            ack = await self.core.correct_typed(interaction_person(interaction), self._chat_of(interaction),
+                                                str(message_id), int(face) if face else None, name, via="button")
             await self._followup_text(interaction, ack.text, ephemeral=True)
 
     # --- interactions: commands ----------------------------------------------------------------
@@ -634,26 +596,19 @@ class DiscordHandlers:
                 await self._followup_text(interaction, texts.settings_view(view, interaction.guild_id is None),
                                           ephemeral=True)
                 return
-            change: dict = {}
-            if threshold is not None:
-                parsed = parse_threshold(threshold)
-                if parsed is None:
-                    await self._followup_text(interaction, texts.SETTINGS_USAGE, ephemeral=True)
-                    return
-                change.update(parsed)
-            if mode is not None:
-                change["answer_mode"] = mode
-            person = person_of(interaction.user, manages_chat(interaction))
-            ack = await self.core.update_settings(person, chat_id, **change)
+            change = chat_settings.combine(mode, threshold)
+            if change is None:
+                await self._followup_text(interaction, texts.SETTINGS_USAGE, ephemeral=True)
+                return
+            ack = await self.core.update_settings(interaction_person(interaction), chat_id, change)
             await self._followup_text(interaction, ack.text, ephemeral=True)
 
     async def export(self, interaction: discord.Interaction) -> None:
         """/export: the corrections as a training archive, in a message only the admin sees."""
         async with self._job():
             await interaction.response.defer(ephemeral=True, thinking=True)
-            person = person_of(interaction.user, manages_chat(interaction))
             try:
-                scope = self.core.export_scope(person, self._chat_of(interaction))
+                scope = self.core.export_scope(interaction_person(interaction), self._chat_of(interaction))
             except NotAllowed as refusal:
                 await self._followup_text(interaction, str(refusal), ephemeral=True)
                 return

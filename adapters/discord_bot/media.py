@@ -22,6 +22,7 @@ from urllib.parse import urlsplit, urlunsplit
 import aiohttp
 import discord
 
+from bot.messages import FetchRefused
 from recognizer.errors import FileTooLarge, format_bytes
 
 log = logging.getLogger(__name__)
@@ -47,12 +48,7 @@ class ImageRef:
     lottie: bool = False
 
 
-class Refused(Exception):
-    """A picture the adapter will not fetch; `user_message` completes "Sorry, ..." (bot.wording.refused)."""
-
-    def __init__(self, user_message: str) -> None:
-        super().__init__(user_message)
-        self.user_message = user_message
+Refused = FetchRefused  # a picture the adapter will not fetch: the core answers "Sorry, <user_message>."
 
 
 def is_image_attachment(attachment: discord.Attachment) -> bool:

@@ -10,15 +10,19 @@ of 5 buttons, 80-character labels, 100-character custom ids, 45-character modal 
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Sequence
+from typing import Awaitable, Callable, Sequence
 
 import discord
 from discord import ui
 
 from bot.messages import FaceSummary
+from bot.ports import GUESSES, NAME_LIMIT
 
-if TYPE_CHECKING:
-    from adapters.discord_bot.handlers import DiscordHandlers
+#: what the UI objects call: they own their behaviour, and know nothing of the handlers behind them
+OnPress = Callable[[discord.Interaction, int, int], Awaitable[None]]          # (interaction, face id, number)
+OnName = Callable[[discord.Interaction, int, str], Awaitable[None]]          # (interaction, face id, text)
+OnCorrect = Callable[[discord.Interaction, int, str, str], Awaitable[None]]  # (interaction, message id, face, name)
+OnError = Callable[[discord.Interaction, Exception], Awaitable[None]]
 
 MESSAGE_LIMIT = 2000
 BUTTON_LABEL_LIMIT = 80
@@ -26,7 +30,7 @@ CUSTOM_ID_LIMIT = 100
 MODAL_TITLE_LIMIT = 45
 FIELD_LABEL_LIMIT = 45
 PLACEHOLDER_LIMIT = 100
-NAME_LIMIT = 100
+NAME_LABEL = f"Name (or 1-{GUESSES}: one of my guesses)"
 BUTTONS_PER_ROW = 5
 MAX_BUTTONS = 25
 
@@ -88,12 +92,13 @@ def parse_fix(custom_id: str | None) -> tuple[int, int] | None:
     return (int(match["face_id"]), int(match["number"])) if match else None
 
 
-def _handlers(interaction: discord.Interaction) -> "DiscordHandlers":
-    return interaction.client.handlers  # type: ignore[attr-defined]
-
-
 class FixButton(ui.DynamicItem[ui.Button], template=FIX_ID):
-    """"Correct 2" (or "Correct this") under an answer: opens a modal asking who face 2 is."""
+    """"Correct 2" (or "Correct this") under an answer: opens a modal asking who face 2 is.
+
+    A button may be pressed long after it was sent (after a restart too): discord.py rebuilds it from
+    its custom id, so what a press does is a class attribute, `on_press`, bound by `fix_button()`."""
+
+    on_press: OnPress | None = None
 
     def __init__(self, face_id: int, number: int, label: str | None = None) -> None:
         default = f"Correct {number}" if number else "Correct this"
@@ -109,10 +114,23 @@ class FixButton(ui.DynamicItem[ui.Button], template=FIX_ID):
         return cls(int(match["face_id"]), int(match["number"]), item.label)
 
     async def callback(self, interaction: discord.Interaction) -> None:
-        await _handlers(interaction).fix_pressed(interaction, self.face_id, self.number)
+        if self.on_press is None:
+            raise RuntimeError("this FixButton class is not bound to a behaviour: use fix_button(on_press)")
+        await type(self).on_press(interaction, self.face_id, self.number)  # type: ignore[misc]
 
 
-def answer_view(faces: Sequence[FaceSummary], max_faces: int = 10) -> ui.View | None:
+def fix_button(on_press: OnPress) -> type[FixButton]:
+    """A FixButton class whose presses call `on_press`; register it with `client.add_dynamic_items`."""
+
+    class BoundFixButton(FixButton, template=FIX_ID):
+        pass
+
+    BoundFixButton.on_press = staticmethod(on_press)  # type: ignore[assignment]
+    return BoundFixButton
+
+
+def answer_view(faces: Sequence[FaceSummary], max_faces: int = 10,
+                button: type[FixButton] = FixButton) -> ui.View | None:
     """A "Correct" button per face (the first `max_faces`, at most 25): "Correct this" for a lone face."""
     shown_faces = list(faces)[:min(max_faces, MAX_BUTTONS)]
     if not shown_faces:
@@ -120,14 +138,14 @@ def answer_view(faces: Sequence[FaceSummary], max_faces: int = 10) -> ui.View | 
     view = ui.View(timeout=None)
     several = len(faces) > 1
     for face in shown_faces:
-        view.add_item(FixButton(face.face_id, face.number if several else 0))
+        view.add_item(button(face.face_id, face.number if several else 0))
     return view
 
 
-def ask_view(face_id: int, number: int = 0) -> ui.View:
+def ask_view(face_id: int, number: int = 0, button: type[FixButton] = FixButton) -> ui.View:
     """Under "who is it, then?": a button that opens the same modal as "Correct"."""
     view = ui.View(timeout=None)
-    view.add_item(FixButton(face_id, number, "Type the name"))
+    view.add_item(button(face_id, number, "Type the name"))
     return view
 
 
@@ -136,38 +154,41 @@ class NameModal(ui.Modal):
 
     name: ui.TextInput
 
-    def __init__(self, handlers: "DiscordHandlers", face_id: int, number: int = 0,
+    def __init__(self, face_id: int, number: int = 0, *, on_name: OnName, on_error: OnError,
                  timeout: float | None = 900) -> None:
         title = f"Who is face {number}?" if number else "Who is this?"
         super().__init__(title=clip(title, MODAL_TITLE_LIMIT), timeout=timeout)
-        self.handlers, self.face_id, self.number = handlers, face_id, number
-        self.name = ui.TextInput(label=clip("Name (or 1-5: one of my guesses)", FIELD_LABEL_LIMIT),
+        self.face_id, self.number = face_id, number
+        self._on_name, self._on_error = on_name, on_error
+        self.name = ui.TextInput(label=clip(NAME_LABEL, FIELD_LABEL_LIMIT),
                                  placeholder="e.g. Chino Kafu", min_length=1, max_length=NAME_LIMIT)
         self.add_item(self.name)
 
     async def on_submit(self, interaction: discord.Interaction) -> None:
-        await self.handlers.name_submitted(interaction, self.face_id, self.name.value)
+        await self._on_name(interaction, self.face_id, self.name.value)
 
     async def on_error(self, interaction: discord.Interaction, error: Exception) -> None:
-        await self.handlers.interaction_failed(interaction, error)
+        await self._on_error(interaction, error)
 
 
 class CorrectModal(ui.Modal):
     """"Correct this" on an answer: which face (when it has several) and who it is."""
 
-    def __init__(self, handlers: "DiscordHandlers", message_id: int, timeout: float | None = 900) -> None:
+    def __init__(self, message_id: int, *, on_correct: OnCorrect, on_error: OnError,
+                 timeout: float | None = 900) -> None:
         super().__init__(title="Correct my answer", timeout=timeout)
-        self.handlers, self.message_id = handlers, message_id
+        self.message_id = message_id
+        self._on_correct, self._on_error = on_correct, on_error
         self.face = ui.TextInput(label="Face number (if the picture has several)", required=False, max_length=3,
                                  placeholder="e.g. 2")
-        self.name = ui.TextInput(label=clip("Name (or 1-5: one of my guesses)", FIELD_LABEL_LIMIT),
+        self.name = ui.TextInput(label=clip(NAME_LABEL, FIELD_LABEL_LIMIT),
                                  placeholder="e.g. Chino Kafu", min_length=1, max_length=NAME_LIMIT)
         self.add_item(self.face)
         self.add_item(self.name)
 
     async def on_submit(self, interaction: discord.Interaction) -> None:
-        await self.handlers.correction_submitted(interaction, self.message_id, self.face.value, self.name.value)
+        await self._on_correct(interaction, self.message_id, self.face.value, self.name.value)
 
     async def on_error(self, interaction: discord.Interaction, error: Exception) -> None:
-        await self.handlers.interaction_failed(interaction, error)
+        await self._on_error(interaction, error)
 

@@ -7,8 +7,8 @@ Discord user needs (slash commands, the Apps menu, server permissions).
 
 from __future__ import annotations
 
+from bot import wording
 from bot.messages import ChatSettingsView
-from bot.wording import percent
 
 IDENTIFY_MENU = "Identify characters"
 CORRECT_MENU = "Correct this"
@@ -65,14 +65,8 @@ SETTINGS_USAGE = (
 
 
 def settings_view(view: ChatSettingsView, private: bool) -> str:
-    if private:
-        mode = "every picture (always, in a private chat)"
-    else:
-        mode = "every picture" if view.answer_mode == "all" else "only when asked (/identify, the Apps menu, a mention)"
-    threshold = "the model's own" if view.unknown_threshold is None else percent(view.unknown_threshold)
-    where = "This chat's" if private else "This server's"
-    return (f"{where} settings:\n\u2022 I answer: {mode}\n"
-            f"\u2022 faces below {threshold} confidence are \u201cunknown\u201d\n\n" + SETTINGS_USAGE)
+    return wording.settings_view(view, private, when_asked="/identify, the Apps menu, a mention", usage=SETTINGS_USAGE,
+                                 where="This chat's" if private else "This server's")
 
 
 def mention(user_id: int, text: str) -> str:

@@ -25,9 +25,10 @@ from typing import Mapping
 
 from telegram.ext import Application
 
-from adapters.telegram.app import build_application, run
+from adapters.telegram.app import build_application, run, start_polling, start_webhook, stop
 from adapters.telegram.handlers import AdapterOptions
-from bot.core import Core
+from bot.config import Settings
+from bot.ports import CorePort, StartError
 
 _SECRET = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 _TRUE = {"1", "true", "yes", "on"}
@@ -101,12 +102,69 @@ class TelegramSettings:
             if not self.webhook_secret or not _SECRET.match(self.webhook_secret):
                 raise SettingsError("a webhook needs TELEGRAM_WEBHOOK_SECRET: 1-256 characters of A-Z a-z 0-9 _ -")
 
-    def build(self, core: Core, options: AdapterOptions | None = None) -> Application:
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "TelegramSettings | None":
+        """From the settings `aniface` loaded once (environment and TOML file); None without a token."""
+        token = (settings.telegram_token or "").strip()
+        if not token:
+            return None
+        base_url = _with_bot_suffix(settings.telegram_base_url)
+        base_file_url = _with_bot_suffix(settings.telegram_base_file_url)
+        if base_url and not base_file_url and base_url.endswith("/bot"):
+            base_file_url = base_url[:-len("/bot")] + "/file/bot"
+        converted = cls(token=token, base_url=base_url, base_file_url=base_file_url,
+                        local_mode=settings.telegram_local_mode,
+                        bot_username=(settings.telegram_bot_username or "").strip().lstrip("@") or None,
+                        webhook_url=settings.telegram_webhook_url, webhook_secret=settings.telegram_webhook_secret,
+                        webhook_listen=settings.telegram_webhook_listen, webhook_port=settings.telegram_webhook_port,
+                        webhook_path=settings.telegram_webhook_path.strip("/") or "telegram",
+                        poll_timeout=settings.telegram_poll_timeout)
+        converted.check()
+        return converted
+
+    def build(self, core: CorePortPort, options: AdapterOptions | None = None) -> Application:
         return build_application(core, self.token, base_url=self.base_url, base_file_url=self.base_file_url,
                                  local_mode=self.local_mode, bot_username=self.bot_username, options=options)
 
 
-async def serve(core: Core, settings: TelegramSettings, stop_event: asyncio.Event | None = None,
+class TelegramRunning:
+    """The adapter running in the caller's loop (polling or a webhook); `stop()` finishes what is in hand."""
+
+    def __init__(self, app: Application) -> None:
+        self.app = app
+
+    def describe(self) -> str:
+        return "running"
+
+    async def stop(self) -> None:
+        await stop(self.app)
+
+
+async def start(core: CorePortPort, settings: Settings, options: AdapterOptions | None = None) -> TelegramRunning | None:
+    """For `aniface serve` (the `aniface.adapters` entry point): start in the running loop (getMe,
+    commands, then polling or the webhook); None when no TELEGRAM_TOKEN is configured."""
+    try:
+        tg = TelegramSettings.from_settings(settings)
+    except SettingsError as error:
+        raise StartError(f"Telegram: {error}") from None
+    if tg is None:
+        return None
+    app = tg.build(core, options)
+    try:
+        if tg.webhook_url:
+            await start_webhook(app, webhook_url=tg.webhook_url, secret_token=tg.webhook_secret or "",
+                                listen=tg.webhook_listen, port=tg.webhook_port, url_path=tg.webhook_path)
+        else:
+            await start_polling(app, poll_timeout=tg.poll_timeout)
+    except Exception as error:  # noqa: BLE001 - a wrong token, an unreachable Bot API, a taken port
+        detail = " ".join(str(error).split())[:300] or type(error).__name__
+        raise StartError(f"Telegram could not start: {type(error).__name__}: {detail}. Check TELEGRAM_TOKEN (from "
+                         "@BotFather), that the Bot API is reachable (TELEGRAM_BASE_URL), and for a webhook "
+                         "TELEGRAM_WEBHOOK_URL/_LISTEN/_PORT.") from error
+    return TelegramRunning(app)
+
+
+async def serve(core: CorePortPort, settings: TelegramSettings, stop_event: asyncio.Event | None = None,
                 options: AdapterOptions | None = None) -> None:
     """Run the Telegram adapter in the current loop until `stop_event` is set (or the task is cancelled)."""
     app = settings.build(core, options)

@@ -32,10 +32,10 @@ from telegram.ext import (Application, CallbackQueryHandler, CommandHandler, Con
                           MessageReactionHandler, filters)
 
 from adapters.telegram import media, render, texts
-from bot import wording
-from bot.core import Core, NotAllowed
-from bot.corrections import parse_wrong
-from bot.messages import Ack, Correction, IncomingImage, Person, Reply, ReplyKind, Verdict
+from bot import chat_settings, wording
+from bot.adapter_kit import AckBatcher, LazySign
+from bot.messages import Ack, IncomingImage, Person, Reply, ReplyKind
+from bot.ports import CorePort, NotAllowed
 
 log = logging.getLogger(__name__)
 
@@ -74,17 +74,12 @@ class _Album:
     last: float = 0.0
 
 
-@dataclass
-class _Acks:
-    reply_to: int
-    lines: list[str] = field(default_factory=list)
-
-
 def person_of(message: Message, is_chat_admin: bool = False) -> Person:
     """Who sent a message; an anonymous group admin is the group itself (Telegram hides who it was)."""
+    private = message.chat.type == ChatType.PRIVATE
     if message.sender_chat is not None:
-        return Person(PLATFORM, str(message.sender_chat.id), is_chat_admin)
-    return Person(PLATFORM, str(message.from_user.id) if message.from_user else "0", is_chat_admin)
+        return Person(PLATFORM, str(message.sender_chat.id), is_chat_admin, private)
+    return Person(PLATFORM, str(message.from_user.id) if message.from_user else "0", is_chat_admin, private)
 
 
 def _user_person(user: User) -> Person:
@@ -104,7 +99,7 @@ def _reply_to(message_id: int) -> ReplyParameters:
 class TelegramHandlers:
     """The handlers of one Application, and the little state they share (albums, pending acks)."""
 
-    def __init__(self, core: Core, options: AdapterOptions | None = None, *, bot_username: str | None = None,
+    def __init__(self, core: CorePort, options: AdapterOptions | None = None, *, bot_username: str | None = None,
                  local_mode: bool = False) -> None:
         self.core = core
         self.options = options or AdapterOptions()
@@ -112,14 +107,17 @@ class TelegramHandlers:
         download = self.options.max_download_bytes
         if download is None:
             download = None if local_mode else media.CLOUD_DOWNLOAD_LIMIT
-        limit = core.limits.max_bytes if download is None else min(download, core.limits.max_bytes)
+        limit = core.max_image_bytes if download is None else min(download, core.max_image_bytes)
         self.downloader = media.Downloader(limit)
         self._albums: dict[tuple[int, str], _Album] = {}
-        self._acks: dict[int, _Acks] = {}
+        self._app: Application | None = None
+        self._acks: AckBatcher[int] = AckBatcher(self._send_acks, self._spawn, window=lambda: self.options.ack_window,
+                                                 lines=self.options.ack_lines)
 
     # --- wiring ------------------------------------------------------------------------------
 
     def register(self, app: Application) -> None:
+        self._app = app
         new = filters.UpdateType.MESSAGE
         app.add_handler(CommandHandler("start", self.start, filters=new))
         app.add_handler(CommandHandler("help", self.help, filters=new))
@@ -190,33 +188,28 @@ class TelegramHandlers:
             return
         await self._identify_one(context.bot, target, message, person_of(message), True)
 
-    async def _should_answer(self, chat: Chat, asked: bool) -> bool:
-        """Skip the download where the core would not answer (it checks again: the rule is the core's)."""
-        if asked or chat.type == ChatType.PRIVATE:
-            return True
-        return (await self.core.chat_settings(PLATFORM, str(chat.id))).answer_mode == "all"
-
     async def _identify_one(self, bot: Bot, source: Message, indicator: Message, person: Person, asked: bool,
                             holder: object | None = None) -> None:
         """Identify the picture of `source` (or of `holder`) and answer in reply to `source`."""
-        chat = source.chat
-        if not await self._should_answer(chat, asked):
-            return
-        async with self._working(bot, chat.id, indicator.message_id):
-            reply = await self._recognize(bot, source, holder or source, person, asked)
-            if reply is not None:
-                await self._send_reply(bot, chat.id, source.message_id, reply)
-
-    async def _recognize(self, bot: Bot, source: Message, holder: object, person: Person,
-                         asked: bool) -> Reply | None:
-        image = media.find_image(holder)
+        sign = LazySign(lambda: self._working(bot, source.chat.id, indicator.message_id))
         try:
-            data = await self.downloader.fetch(bot, image)
-        except media.Refused as refusal:
-            return Reply(ReplyKind.REFUSED, wording.refused(refusal.user_message))
+            reply = await self.core.identify(self._incoming(bot, source, holder or source, person, asked, sign))
+            if reply is not None:
+                await self._send_reply(bot, source.chat.id, source.message_id, reply)
+        finally:
+            await sign.close()
+
+    def _incoming(self, bot: Bot, source: Message, holder: object, person: Person, asked: bool,
+                  sign: LazySign) -> IncomingImage:
+        """The picture of `holder`, for the core, which fetches it only when it answers."""
+        image = media.find_image(holder)
         private = source.chat.type == ChatType.PRIVATE
-        return await self.core.identify(IncomingImage(PLATFORM, str(source.chat.id), str(source.message_id), person,
-                                                      data, asked=asked or private, is_private=private))
+
+        async def fetch() -> bytes:
+            return await self.downloader.fetch(bot, image)
+
+        return IncomingImage(PLATFORM, str(source.chat.id), str(source.message_id), person, asked=asked or private,
+                             is_private=private, fetch=fetch, working=sign)
 
     @contextlib.asynccontextmanager
     async def _working(self, bot: Bot, chat_id: int, message_id: int) -> AsyncIterator[None]:
@@ -328,18 +321,17 @@ class TelegramHandlers:
         except Exception:  # noqa: BLE001 - a task, not a handler: PTB's error handler does not see it
             log.exception("answering an album in %s failed", key[0])
             with contextlib.suppress(TelegramError):
-                await self._send_text(bot, key[0], texts.ERROR, album.messages[0].message_id)
+                await self._send_text(bot, key[0], wording.ERROR, album.messages[0].message_id)
 
     async def _answer_album(self, bot: Bot, messages: Sequence[Message], asked: bool) -> None:
         first = messages[0]
         chat = first.chat
-        if not await self._should_answer(chat, asked):
-            return
         person = person_of(first)
-        async with self._working(bot, chat.id, first.message_id):
+        sign = LazySign(lambda: self._working(bot, chat.id, first.message_id))
+        try:
             results: list[tuple[int, Message, Reply]] = []
             for index, message in enumerate(messages, start=1):
-                reply = await self._recognize(bot, message, message, person, asked)
+                reply = await self.core.identify(self._incoming(bot, message, message, person, asked, sign))
                 if reply is not None:
                     results.append((index, message, reply))
             if not results:
@@ -349,21 +341,23 @@ class TelegramHandlers:
                 await self._send_reply(bot, chat.id, message.message_id, reply)
                 return
             with_faces = [(i, m, r) for i, m, r in results if r.kind == ReplyKind.FACES and r.annotated_png]
-            notes = [texts.album_note(i, r.text) for i, m, r in results if (i, m, r) not in with_faces]
+            notes = [wording.picture_note(i, r.text) for i, m, r in results if (i, m, r) not in with_faces]
             if not with_faces:
                 await self._send_reply(bot, chat.id, first.message_id, Reply(ReplyKind.NO_FACE, "\n".join(notes)))
             elif len(with_faces) == 1:
                 index, message, reply = with_faces[0]
-                text = "\n".join([texts.album_note(index, reply.text)] + notes)
+                text = "\n".join([wording.picture_note(index, reply.text)] + notes)
                 await self._send_reply(bot, chat.id, message.message_id, dataclasses.replace(reply, text=text))
             else:
                 await self._send_album(bot, chat.id, first.message_id, with_faces, notes)
+        finally:
+            await sign.close()
 
     async def _send_album(self, bot: Bot, chat_id: int, reply_to: int,
                           answers: Sequence[tuple[int, Message, Reply]], notes: Sequence[str]) -> None:
         captions, overflow = [], []
         for position, (index, _, reply) in enumerate(answers):
-            text = texts.album_note(index, reply.text)
+            text = wording.picture_note(index, reply.text)
             if position == 0 and notes:
                 text = "\n".join([text, *notes])
             caption, rest = render.caption_and_rest(text)
@@ -395,17 +389,15 @@ class TelegramHandlers:
         message = update.effective_message
         target = message.reply_to_message
         if target is None:
-            await self._send_text(context.bot, message.chat.id, texts.WRONG_HOW, message.message_id)
+            await self._send_text(context.bot, message.chat.id, wording.WRONG_HOW, message.message_id)
             return
-        parsed = parse_wrong(_arguments(message))
-        verdict = Verdict.WRONG if parsed.name is None else Verdict.IS
-        ack = await self.core.correct(Correction(person_of(message), str(message.chat.id), str(target.message_id),
-                                                 verdict, face_number=parsed.face_number, name=parsed.name))
+        ack = await self.core.wrong_command(person_of(message), str(message.chat.id), str(target.message_id),
+                                            _arguments(message))
         await self._send_ack(context.bot, message.chat.id, message.message_id, ack)
 
     async def _send_ack(self, bot: Bot, chat_id: int, reply_to: int, ack: Ack, mention: User | None = None) -> None:
         """A short acknowledgement, silent; where the bot needs a name back, a ForceReply for that person."""
-        wants_answer = ack.asks_for_name or bool(ack.suggestions)
+        wants_answer = ack.wants_answer
         markup = ForceReply(selective=True, input_field_placeholder="Name") if wants_answer else None
         prefix = f"{render.mention(mention)}: " if (mention is not None and wants_answer) else ""
         try:
@@ -440,7 +432,7 @@ class TelegramHandlers:
                 return
             face_id, choice = pressed
             chat_id = query.message.chat.id
-            ack = await self.core.press(_user_person(query.from_user), str(chat_id), face_id, choice)
+            ack = await self.core.press(_user_person(query.from_user), str(chat_id), face_id, choice, via="button")
             await query.answer(render.toast(ack.text), show_alert=not ack.ok)
             answered = True
             if ack.asks_for_name:  # the name comes back as a reply: ask in the chat, to that person
@@ -461,32 +453,20 @@ class TelegramHandlers:
         chat_id = reaction.chat.id
         for emoji in added:
             ack = await self.core.react(_user_person(user), str(chat_id), str(reaction.message_id), emoji)
-            if ack is None or (not ack.ok and ack.text == wording.NOT_A_PREDICTION):
+            if ack is None or ack.quiet:
                 continue  # an emoji that means nothing, or a message that is not an answer: stay quiet
-            if ack.asks_for_name or ack.suggestions:
+            if ack.wants_answer:
                 await self._send_ack(context.bot, chat_id, reaction.message_id, ack, mention=user)
             else:
-                self._queue_ack(context.application, chat_id, reaction.message_id, ack.text)
+                self._acks.add(chat_id, reaction.message_id, ack.text)
 
-    def _queue_ack(self, app: Application, chat_id: int, reply_to: int, line: str) -> None:
-        """Reactions come in bursts: their acknowledgements in a chat go out together, one message."""
-        pending = self._acks.get(chat_id)
-        if pending is None:
-            pending = self._acks[chat_id] = _Acks(reply_to)
-            app.create_task(self._flush_acks(app.bot, chat_id), name=f"acks {chat_id}")
-        if line not in pending.lines:
-            pending.lines.append(line)
+    def _spawn(self, coroutine) -> None:  # noqa: ANN001 - a coroutine, run as the Application's task
+        assert self._app is not None
+        self._app.create_task(coroutine, name="acks")
 
-    async def _flush_acks(self, bot: Bot, chat_id: int) -> None:
-        await asyncio.sleep(self.options.ack_window)
-        pending = self._acks.pop(chat_id)
-        lines = pending.lines[:self.options.ack_lines]
-        if len(pending.lines) > len(lines):
-            lines.append(f"\u2026and {len(pending.lines) - len(lines)} more.")
-        try:
-            await self._send_text(bot, chat_id, "\n".join(lines), pending.reply_to, quiet=True)
-        except TelegramError as error:
-            log.warning("could not acknowledge reactions in %s: %s", chat_id, error)
+    async def _send_acks(self, chat_id: int, reply_to: int, text: str) -> None:
+        assert self._app is not None
+        await self._send_text(self._app.bot, chat_id, text, reply_to, quiet=True)
 
     # --- commands ------------------------------------------------------------------------------
 
@@ -502,12 +482,13 @@ class TelegramHandlers:
 
     async def privacy(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         message = update.effective_message
-        await self._send_text(context.bot, message.chat.id, texts.PRIVACY, message.message_id)
+        await self._send_text(context.bot, message.chat.id, wording.privacy("Telegram"), message.message_id)
 
     async def _is_chat_admin(self, bot: Bot, message: Message) -> bool:
+        """Whether Telegram says the sender is an admin of this group (a private chat: the core's rule)."""
         chat = message.chat
         if chat.type == ChatType.PRIVATE:
-            return True  # one's own chat with the bot
+            return False
         if message.sender_chat is not None and message.sender_chat.id == chat.id:
             return True  # an anonymous admin writes as the group itself
         if message.from_user is None:
@@ -529,12 +510,12 @@ class TelegramHandlers:
             view = await self.core.chat_settings(PLATFORM, chat_id)
             await self._send_text(context.bot, message.chat.id, texts.settings_view(view, private), message.message_id)
             return
-        change = _parse_settings(words)
+        change = chat_settings.parse_words(words)
         if change is None:
             await self._send_text(context.bot, message.chat.id, texts.SETTINGS_USAGE, message.message_id)
             return
         person = person_of(message, await self._is_chat_admin(context.bot, message))
-        ack = await self.core.update_settings(person, chat_id, **change)
+        ack = await self.core.update_settings(person, chat_id, change)
         await self._send_text(context.bot, message.chat.id, ack.text, message.message_id)
 
     async def export(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -585,28 +566,7 @@ class TelegramHandlers:
                 return  # the button handler answers every press itself
             message = update.effective_message
             if message is not None and update.message_reaction is None:
-                await self._send_text(context.bot, message.chat.id, texts.ERROR, message.message_id)
+                await self._send_text(context.bot, message.chat.id, wording.ERROR, message.message_id)
         except TelegramError as failure:
             log.warning("could not tell the chat about the error: %s", failure)
 
-
-def _parse_settings(words: list[str]) -> dict | None:
-    """["mode", "asked"] -> {"answer_mode": "asked"}; ["threshold", "40%"] -> {"unknown_threshold": 0.4}."""
-    if len(words) == 1 and words[0] in ("all", "asked"):
-        return {"answer_mode": words[0]}
-    if len(words) != 2:
-        return None
-    what, value = words
-    if what in ("mode", "answer", "answers"):
-        return {"answer_mode": value} if value in ("all", "asked") else None
-    if what in ("threshold", "confidence", "unknown"):
-        if value in ("default", "model", "reset", "off"):
-            return {"reset_threshold": True}
-        try:
-            number = float(value.rstrip("%"))
-        except ValueError:
-            return None
-        if value.endswith("%") or number > 1:
-            number /= 100
-        return {"unknown_threshold": number}
-    return None

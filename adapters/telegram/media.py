@@ -15,6 +15,7 @@ from typing import Any
 from telegram import Bot, Message
 from telegram.error import BadRequest, TelegramError
 
+from bot.messages import FetchRefused
 from recognizer.errors import FileTooLarge, format_bytes
 
 log = logging.getLogger(__name__)
@@ -36,12 +37,7 @@ class ImageFile:
     kind: str          # "photo", "image file", "sticker", "animated sticker", "video sticker", "GIF"
 
 
-class Refused(Exception):
-    """A picture the adapter will not fetch; `user_message` completes "Sorry, ..." (bot.wording.refused)."""
-
-    def __init__(self, user_message: str) -> None:
-        super().__init__(user_message)
-        self.user_message = user_message
+Refused = FetchRefused  # a picture the adapter will not fetch: the core answers "Sorry, <user_message>."
 
 
 def _is_image_document(document: Any) -> bool:

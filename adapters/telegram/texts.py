@@ -1,14 +1,14 @@
 """What the bot says on Telegram about Telegram things: help, privacy, commands, refusals.
 
-Plain text like `bot.wording` (the handlers escape it for HTML). The words about faces, corrections
-and settings come from `bot.wording` and the core's acks; these are the ones only a Telegram user
-needs (privacy mode, admins, a private chat with the bot).
+Plain text like `bot.wording` (the handlers escape it for HTML). The words about faces, corrections,
+settings, privacy and errors come from `bot.wording` and the core's acks; these are the ones only a
+Telegram user needs (privacy mode, admins, a private chat with the bot, command syntax).
 """
 
 from __future__ import annotations
 
+from bot import wording
 from bot.messages import ChatSettingsView
-from bot.wording import percent
 
 # (command, description) for setMyCommands, per scope
 EVERYONE_COMMANDS = (
@@ -58,29 +58,12 @@ HELP_GROUP = (
     + "\n/export (admins): this group's corrections as a training set, sent to you in a private chat."
 )
 
-PRIVACY = (
-    "What I store, and why:\n"
-    "\u2022 for each picture I answer: a fingerprint (SHA-256) of the file, its size, the cropped faces (small "
-    "images of each face), where they are, my guesses and the model version, and the chat and message "
-    "ids, so that corrections find my answer. Not the picture itself, not your message text.\n"
-    "\u2022 for each correction: the name you gave or picked, and who gave it as a salted pseudonym "
-    "(a hash, never your Telegram id, name or username).\n"
-    "\u2022 this chat's settings (answer mode, confidence threshold).\n"
-    "How long: until the bot's operator deletes them; nothing expires on its own yet.\n"
-    "Who sees them: the operator, and admins who /export a chat's corrections as a training set "
-    "(face crops and names only, no people). Corrections teach me at once, so a face you name helps "
-    "name the same character for everyone."
-)
-
 IDENTIFY_HOW = ("Reply /identify to a picture (a photo, an image file, a sticker or a GIF) and I'll name the "
                 "characters in it.")
-WRONG_HOW = ("Reply to one of my answers with /wrong <name>, or /wrong <number> <name> when it has several "
-             "faces.")
 SEND_A_PICTURE = "Send me a picture (a photo, an image file, a sticker or a GIF) and I'll name the characters in it."
 NOT_AN_IMAGE = ("I can only read pictures: photos, image files, stickers (also animated and video ones) and "
                 "GIFs.")
 DOWNLOAD_FAILED = "I couldn't download this file from Telegram. Please send it again in a moment."
-ERROR = "Sorry, something went wrong on my side. Please try again in a moment."
 ERROR_SHORT = "Sorry, something went wrong. Please try again."
 STALE_BUTTON = "This button no longer works."
 EXPORT_WORKING = "Preparing the export\u2026"
@@ -98,10 +81,6 @@ def export_too_large(size: int, limit: int) -> str:
             "The bot's operator can write it with the command aniface export on the server.")
 
 
-def album_note(index: int, text: str) -> str:
-    return f"Picture {index}: {text}"
-
-
 SETTINGS_USAGE = (
     "Change them (chat admins):\n"
     "/settings mode all \u2014 answer every picture\n"
@@ -112,10 +91,4 @@ SETTINGS_USAGE = (
 
 
 def settings_view(view: ChatSettingsView, private: bool) -> str:
-    if private:
-        mode = "every picture (always, in a private chat)"
-    else:
-        mode = "every picture" if view.answer_mode == "all" else "only when asked (/identify, or a mention)"
-    threshold = "the model's own" if view.unknown_threshold is None else percent(view.unknown_threshold)
-    return (f"This chat's settings:\n\u2022 I answer: {mode}\n"
-            f"\u2022 faces below {threshold} confidence are \u201cunknown\u201d\n\n" + SETTINGS_USAGE)
+    return wording.settings_view(view, private, when_asked="/identify, or a mention", usage=SETTINGS_USAGE)

@@ -8,7 +8,7 @@
 from adapters.web.app import COOKIE_NAME, ApiError, create_app, stop_accepting, wait_idle
 from adapters.web.openapi import openapi_document
 from adapters.web.ratelimit import RateLimit
-from adapters.web.server import WebServer
+from adapters.web.server import WebServer, start
 
 __all__ = ["COOKIE_NAME", "ApiError", "RateLimit", "WebServer", "create_app", "openapi_document",
-           "stop_accepting", "wait_idle"]
+           "start", "stop_accepting", "wait_idle"]

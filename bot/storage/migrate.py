@@ -34,13 +34,12 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import URL, Connection, Engine, create_engine, event, make_url, text
 from sqlalchemy.pool import NullPool
 
-from bot.storage.db import make_engine, normalise_url, use_write_ahead_log
+from bot.storage.engine import SQLITE_BUSY_TIMEOUT_S, make_engine, normalise_url, use_write_ahead_log
 
 log = logging.getLogger(__name__)
 
 # Any fixed 64-bit number, the same in every process of every version: b"aniface" as an integer.
 MIGRATION_LOCK_KEY = int.from_bytes(b"aniface", "big")
-SQLITE_BUSY_TIMEOUT_S = 60
 
 
 class MigrationError(RuntimeError):

@@ -10,13 +10,14 @@ import argparse
 import re
 import sys
 
-from bot.cli.exit_codes import EXIT_OK, EXIT_FAILED, EXIT_USAGE
+from adapters.cli.exit_codes import EXIT_OK, EXIT_FAILED, EXIT_USAGE
 
 
 def register(commands: argparse._SubParsersAction) -> None:
     # --database-url is accepted before or after the action: `aniface db --database-url U current` and
     # `aniface db current --database-url U` (SUPPRESS keeps the second from resetting the first).
-    url_help = "the database (default: $DATABASE_URL, else the SQLite file in the user's data directory)"
+    url_help = ("the database (default: the settings' one: DATABASE_URL or database_url in the --config file, "
+                "else the SQLite file in the data directory)")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--database-url", metavar="URL", default=argparse.SUPPRESS, help=url_help)
 
@@ -46,9 +47,9 @@ def run(args: argparse.Namespace) -> int:
     from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
 
     from bot.storage import migrate
-    from bot.storage.db import default_database_url, make_engine
+    from bot.storage.engine import make_engine
 
-    raw_url = args.database_url or default_database_url()
+    raw_url = args.database_url or args.settings.database_url  # the database `aniface serve` uses
     try:
         engine = make_engine(raw_url)
     except (ArgumentError, NoSuchModuleError, ValueError) as error:

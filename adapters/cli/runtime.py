@@ -7,6 +7,7 @@ import logging
 from bot.config import Settings
 from bot.core import Core
 from bot.privacy import Hasher, load_secret
+from bot.storage import migrate
 from bot.storage.db import Database
 from bot.worker import WorkerPool
 from recognizer import Backbone, BackboneSpec, DecodeLimits, Recognizer, RecognizerSettings, read_model
@@ -36,8 +37,10 @@ def build_recognizer(settings: Settings) -> Recognizer:
 
 
 def build_core(settings: Settings, recognizer: Recognizer | None = None) -> Core:
-    database = Database(settings.database_url)  # upgrades a fresh or older database
+    """The running bot's object graph: the one place where database, recognizer, hasher and pool meet."""
+    database = Database(settings.database_url, upgrade=False)
+    migrate.upgrade(database.engine)  # a fresh or older database gets the current schema
     recognizer = recognizer or build_recognizer(settings)
-    return Core(database, recognizer, Hasher(load_secret(settings.data_dir)),
+    return Core(database, recognizer, Hasher(load_secret(settings.data_dir, settings.secret)),
                 admins={platform: set(ids) for platform, ids in settings.admins.items()},
                 pool=WorkerPool(settings.workers, settings.queue_size))

@@ -9,8 +9,8 @@ import os
 import sys
 from pathlib import Path
 
-from bot.cli.exit_codes import EXIT_OK, EXIT_FAILED, EXIT_USAGE
-from bot.cli.recognizer_options import add_detector_options, recognizer_settings
+from adapters.cli.exit_codes import EXIT_OK, EXIT_FAILED, EXIT_USAGE
+from adapters.cli.recognizer_options import add_detector_options, recognizer_settings
 from bot.terminal import note, printable
 
 

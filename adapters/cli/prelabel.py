@@ -11,7 +11,7 @@ import argparse
 import os
 import sys
 
-from bot.cli.exit_codes import EXIT_OK, EXIT_FAILED, EXIT_USAGE
+from adapters.cli.exit_codes import EXIT_OK, EXIT_FAILED, EXIT_USAGE
 from bot.terminal import note, print_summary, printable
 
 

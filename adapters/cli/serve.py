@@ -4,15 +4,12 @@
 - Telegram when TELEGRAM_TOKEN is set, Discord when DISCORD_TOKEN is set;
 - one core, so one database and one recognizer worker pool for all of them.
 
-SIGTERM or SIGINT (Ctrl+C): every adapter stops taking new work, what is in flight finishes (the
-corrections are committed before they are acknowledged), the worker pool drains, and it exits 0.
-
-Telegram runs through `adapters.telegram` (its settings: TelegramSettings, from the environment and
-the telegram.* settings; long polling, or a webhook with TELEGRAM_WEBHOOK_URL). Discord plugs in
-through a module-level coroutine function `start(core, settings)` in ADAPTER_MODULES["discord"]
-that starts the adapter inside the running event loop and returns a handle with `async stop()`
-(stop taking updates, finish what is in flight); until that module exists, a DISCORD_TOKEN is
-reported as ignored.
+The adapters come from a registry: the `aniface.adapters` entry points (pyproject.toml), read with
+importlib.metadata, so a third-party package plugs in its own without editing this file. Each is
+`async start(core, settings) -> Running | None` (bot.ports): started in this loop, or None when it is
+not configured. SIGTERM or SIGINT (Ctrl+C): every adapter stops taking new work, what is in flight
+finishes (the corrections are committed before they are acknowledged), the worker pool drains, and it
+exits 0.
 """
 
 from __future__ import annotations
@@ -21,19 +18,23 @@ import argparse
 import asyncio
 import importlib
 import logging
-import os
 import signal
 import sys
 import textwrap
+from importlib import metadata
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Mapping
+from typing import Any, Callable, Mapping
 
-from bot.cli.exit_codes import EXIT_OK, EXIT_FAILED, EXIT_USAGE
+from adapters.cli.exit_codes import EXIT_OK, EXIT_FAILED, EXIT_USAGE
+from bot.config import Settings
+from bot.ports import AdapterStarter, CorePort, Running, StartError
 
-#: platform -> the package whose `start(core, settings)` runs it (see the module's docstring)
-ADAPTER_MODULES = {"telegram": "adapters.telegram", "discord": "adapters.discord_bot"}
-PLATFORM_NAMES = {"telegram": "Telegram", "discord": "Discord"}
-STARTER_NAME = "start"
+ENTRY_POINT_GROUP = "aniface.adapters"
+#: the adapters shipped with aniface, used when the package's entry points are not installed (a source tree)
+BUILT_IN = {"web": "adapters.web:start", "telegram": "adapters.telegram:start",
+            "discord": "adapters.discord_bot:start_adapter"}
+DISPLAY_NAMES = {"web": "web page", "telegram": "Telegram", "discord": "Discord"}
+ORDER = ("web", "telegram", "discord")  # the web first: it answers health checks while chats connect
 
 log = logging.getLogger(__name__)
 
@@ -57,10 +58,15 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--model", metavar="DIR", default=None,
                         help="model directory (default: ANIFACE_MODEL; none: an empty gallery that learns "
                              "from corrections)")
-    parser.add_argument("--config", metavar="FILE", default=None,
-                        help="TOML settings file (default: ANIFACE_CONFIG); environment variables win over it")
     parser.add_argument("--no-web", action="store_true", help="do not serve the web page")
-    parser.set_defaults(run=run)
+    parser.set_defaults(run=run, settings_overrides=settings_overrides)
+
+
+def settings_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The flags that win over the environment and the TOML file (loaded once, by `aniface`)."""
+    return {"web_host": args.host, "web_port": args.port,
+            "model_dir": Path(args.model).expanduser() if args.model else None,
+            "web_enabled": False if args.no_web else None}
 
 
 def _port(text: str) -> int:
@@ -84,14 +90,7 @@ def _fail(message: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bot.config import ConfigError, load_settings
-
-    try:
-        settings = load_settings(os.environ, args.config, web_host=args.host, web_port=args.port,
-                                 model_dir=Path(args.model).expanduser() if args.model else None,
-                                 web_enabled=False if args.no_web else None)
-    except ConfigError as error:
-        return _fail(f"configuration: {error}")
+    settings: Settings = args.settings
     if not (settings.web_enabled or settings.telegram_token or settings.discord_token):
         return _fail("nothing to serve: the web page is off (--no-web or ANIFACE_WEB=false) and neither "
                      "TELEGRAM_TOKEN nor DISCORD_TOKEN is set.")
@@ -121,9 +120,9 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _build(settings) -> Any:
+def _build(settings: Settings) -> Any:
     """The core, or an exit code after saying plainly what went wrong."""
-    from bot.runtime import build_core, build_recognizer
+    from adapters.cli.runtime import build_core, build_recognizer
 
     if settings.model_dir is None:
         _say("  loading the backbone (no model: an empty gallery that learns from corrections)...")
@@ -161,133 +160,71 @@ def _build(settings) -> Any:
                      "ANIFACE_DATA_DIR.")
 
 
-def find_starter(platform: str) -> Callable[..., Awaitable[Any]] | None:
-    """The adapter's `start(core, settings)`, or None when this build has no such adapter (yet)."""
-    module_name = ADAPTER_MODULES[platform]
+def adapter_registry() -> dict[str, str]:
+    """name -> "module:function" of every adapter: the built-in ones, then the installed entry points."""
+    registry = dict(BUILT_IN)
+    for entry_point in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        registry[entry_point.name] = entry_point.value
+    return dict(sorted(registry.items(), key=lambda item: (ORDER.index(item[0]) if item[0] in ORDER else len(ORDER),
+                                                          item[0])))
+
+
+def load_starter(target: str) -> AdapterStarter | None:
+    """The `start` a registry entry names, or None when this build lacks it (say, an optional extra)."""
+    module_name, _, attribute = target.partition(":")
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as error:
         if error.name and module_name.startswith(error.name):
             return None
-        raise ServeError(f"the {PLATFORM_NAMES[platform]} adapter cannot be loaded: {error}") from None
-    starter = getattr(module, STARTER_NAME, None)
+        raise ServeError(f"the adapter {target} cannot be loaded: {error}") from None
+    starter = getattr(module, attribute or "start", None)
     return starter if callable(starter) else None
 
 
-class _Handle:
-    def __init__(self, stop: Callable[[], Awaitable[Any]]) -> None:
-        self.stop = stop
+def _token(settings: Settings, name: str) -> str | None:
+    return {"telegram": settings.telegram_token, "discord": settings.discord_token}.get(name)
 
 
-def telegram_settings(settings, environ: Mapping[str, str] | None = None):
-    """The Telegram adapter's settings: its TELEGRAM_* variables, with the values `settings` holds
-    (from the environment or the TOML file) on top."""
-    from adapters.telegram import SettingsError, TelegramSettings
+async def serve(core: CorePort, settings: Settings, *, stop: asyncio.Event | None = None,
+                say: Callable[[str], None] = _say, adapters: Mapping[str, str | AdapterStarter] | None = None) -> None:
+    """Run the configured adapters until `stop` is set (or SIGTERM/SIGINT), then stop them gracefully.
 
-    merged = dict(os.environ if environ is None else environ)
-    for variable, value in (("TELEGRAM_TOKEN", settings.telegram_token),
-                            ("TELEGRAM_BASE_URL", settings.telegram_base_url),
-                            ("TELEGRAM_BASE_FILE_URL", settings.telegram_base_file_url),
-                            ("TELEGRAM_WEBHOOK_URL", settings.telegram_webhook_url),
-                            ("TELEGRAM_WEBHOOK_SECRET", settings.telegram_webhook_secret),
-                            ("TELEGRAM_WEBHOOK_LISTEN", settings.telegram_webhook_listen),
-                            ("TELEGRAM_WEBHOOK_PORT", settings.telegram_webhook_port)):
-        if value not in (None, ""):
-            merged[variable] = str(value)
-    try:
-        return TelegramSettings.from_env(merged)
-    except SettingsError as error:
-        raise ServeError(f"Telegram: {error}") from None
-
-
-async def start_telegram(core, settings) -> _Handle | None:
-    """Start the Telegram adapter in this loop (getMe, commands, then polling or the webhook)."""
-    from adapters.telegram import start_polling, start_webhook, stop
-
-    tg = telegram_settings(settings)
-    if tg is None:
-        return None
-    app = tg.build(core)
-    try:
-        if tg.webhook_url:
-            await start_webhook(app, webhook_url=tg.webhook_url, secret_token=tg.webhook_secret or "",
-                                listen=tg.webhook_listen, port=tg.webhook_port, url_path=tg.webhook_path)
-        else:
-            await start_polling(app, poll_timeout=tg.poll_timeout)
-    except Exception as error:  # noqa: BLE001 - a wrong token, an unreachable Bot API, a taken port
-        log.debug("starting Telegram failed", exc_info=True)
-        detail = " ".join(str(error).split())[:300] or type(error).__name__
-        raise ServeError(f"Telegram could not start: {type(error).__name__}: {detail}. Check TELEGRAM_TOKEN (from "
-                         "@BotFather), that the Bot API is reachable (TELEGRAM_BASE_URL), and for a webhook "
-                         "TELEGRAM_WEBHOOK_URL/_LISTEN/_PORT.") from None
-    return _Handle(lambda: stop(app))
-
-
-async def start_discord(core, settings) -> Any:
-    starter = find_starter("discord")
-    if starter is None:
-        return None
-    try:
-        return await starter(core, settings)
-    except Exception as error:  # noqa: BLE001 - a refused token, an unreachable gateway, a bad setting
-        log.debug("starting Discord failed", exc_info=True)
-        detail = " ".join(str(error).split())[:300] or type(error).__name__
-        raise ServeError(f"Discord could not start: {type(error).__name__}: {detail}. Check DISCORD_TOKEN (from "
-                         "the Developer Portal) and DISCORD_GUILD_IDS; see adapters/discord_bot/README.md.") from None
-
-
-#: platform -> coroutine function (core, settings) -> a handle with `async stop()`, or None (not in this build)
-STARTERS: dict[str, Callable[..., Awaitable[Any]]] = {"telegram": start_telegram, "discord": start_discord}
-
-
-async def serve(core, settings, *, stop: asyncio.Event | None = None,
-                say: Callable[[str], None] = _say) -> None:
-    """Run the configured adapters until `stop` is set (or SIGTERM/SIGINT), then stop them gracefully."""
+    `adapters`: name -> starter or "module:function" (default: `adapter_registry()`)."""
     loop = asyncio.get_running_loop()
     stop = stop or asyncio.Event()
     signals = _install_signal_handlers(loop, stop, say)
-    running: list[tuple[str, Callable[[], Awaitable[Any]]]] = []
+    running: list[tuple[str, Running]] = []
     try:
         await core.start()
-        if settings.web_enabled:
-            from adapters.web import WebServer
-
-            web = WebServer(core, settings.web_host, settings.web_port, admin_token=settings.web_admin_token,
-                            max_upload_bytes=settings.max_image_bytes)
+        for name, target in (adapter_registry() if adapters is None else adapters).items():
+            shown = DISPLAY_NAMES.get(name, name)
+            starter = load_starter(target) if isinstance(target, str) else target
+            if starter is None:
+                if _token(settings, name):
+                    say(f"  {shown}: {target} is not in this build; the {shown} token is ignored")
+                continue
             try:
-                await web.start()
-            except OSError as error:
-                raise ServeError(f"cannot listen on {settings.web_host}:{settings.web_port}: "
-                                 f"{error.strerror or error}. Choose another address with --host/--port "
-                                 "(or ANIFACE_HOST/ANIFACE_PORT).") from None
-            running.append(("web page", web.stop))
-            say(f"  web page: {web.url}")
-        for platform, token in (("telegram", settings.telegram_token), ("discord", settings.discord_token)):
-            if not token:
+                handle = await starter(core, settings)
+            except StartError as error:
+                log.debug("starting %s failed", name, exc_info=True)
+                raise ServeError(str(error)) from None
+            if handle is None:  # not configured
                 continue
-            name = PLATFORM_NAMES[platform]
-            handle = await STARTERS[platform](core, settings)
-            if handle is None:
-                say(f"  {name}: {ADAPTER_MODULES[platform]}.{STARTER_NAME} is not in this build; the "
-                    f"{name} token is ignored")
-                continue
-            running.append((name, handle.stop))
-            say(f"  {name}: running")
+            running.append((shown, handle))
+            say(f"  {shown}: {handle.describe()}")
         if not running:
             raise ServeError("no adapter could be started")
         say("ready; stop with Ctrl+C or SIGTERM")
         await stop.wait()
         say("stopping: finishing what is in flight...")
     finally:
-        for name, stop_adapter in reversed(running):
+        for shown, handle in reversed(running):
             try:
-                await stop_adapter()
+                await handle.stop()
             except Exception:  # noqa: BLE001 - stop the others all the same
-                log.exception("stopping the %s failed", name)
+                log.exception("stopping the %s failed", shown)
         await core.close()
-        dispose = getattr(getattr(core, "database", None), "dispose", None)
-        if callable(dispose):
-            dispose()
         for number in signals:
             loop.remove_signal_handler(number)
 

@@ -12,7 +12,7 @@ import argparse
 import re
 import sys
 
-from bot.cli.exit_codes import EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED
+from adapters.cli.exit_codes import EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED
 from bot.terminal import note, print_summary, printable
 
 

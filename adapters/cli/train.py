@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from bot.cli.exit_codes import EXIT_OK, EXIT_FAILED, EXIT_USAGE
+from adapters.cli.exit_codes import EXIT_OK, EXIT_FAILED, EXIT_USAGE
 
 
 def register(commands: argparse._SubParsersAction) -> None:

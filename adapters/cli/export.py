@@ -13,7 +13,7 @@ import sys
 from datetime import datetime, time, timezone
 from pathlib import Path
 
-from bot.cli.exit_codes import EXIT_OK, EXIT_USAGE
+from adapters.cli.exit_codes import EXIT_OK, EXIT_USAGE
 from bot.terminal import printable
 
 
@@ -30,7 +30,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--min-votes", metavar="N", type=int, default=1,
                         help="fewest agreeing votes a face needs (default: 1)")
     parser.add_argument("--database-url", metavar="URL", default=None,
-                        help="database to read (default: $DATABASE_URL, else the SQLite file in the data folder)")
+                        help="database to read (default: the settings' one, as `aniface serve` uses: DATABASE_URL "
+                             "or database_url in the --config file, else the SQLite file in the data folder)")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
     parser.set_defaults(run=run)
 
@@ -67,14 +68,16 @@ def run(args: argparse.Namespace) -> int:
 
     from bot.export import ExportError, export_dataset
     from bot.privacy import Hasher, load_secret
-    from bot.storage.db import Database, default_data_dir, default_database_url, normalise_url
+    from bot.storage.db import Database
+    from bot.storage.engine import normalise_url
 
-    url = normalise_url(args.database_url or default_database_url())
+    settings = args.settings  # the same database and secret as `aniface serve`
+    url = normalise_url(args.database_url or settings.database_url)
     missing = _missing_sqlite_file(url)
     if missing:
         return _fail(f"no database at {missing}: nothing has been stored yet (or give --database-url)")
     try:
-        hasher = Hasher(load_secret(default_data_dir()))
+        hasher = Hasher(load_secret(settings.data_dir, settings.secret))
     except (OSError, ValueError) as error:
         return _fail(f"cannot read the hashing secret: {error}")
     try:

@@ -1,0 +1,105 @@
+"""The core's port: everything an adapter may ask of the core, and nothing else.
+
+Adapters (Telegram, Discord, the web, the command line) type their core as `CorePort` and only
+translate between their platform and these calls; every rule (what counts as a correction, who is an
+admin, whether a picture is answered, the limits of a name, the wording) is the core's.
+`bot.core.Core` implements it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import AsyncContextManager, Protocol, Sequence, runtime_checkable
+
+from typing import TYPE_CHECKING
+
+from bot.corrections import GUESSES, NAME_LIMIT
+from bot.messages import (Ack, ChatSettingsView, IncomingImage, NotAllowed, Person, Reply, SettingsChange,
+                          Status)
+
+if TYPE_CHECKING:
+    from bot.config import Settings
+
+__all__ = ["AdapterStarter", "CorePort", "GUESSES", "NAME_LIMIT", "NotAllowed", "Running", "StartError"]
+
+
+class StartError(Exception):
+    """An adapter could not start; the message says why and what to check, for the operator."""
+
+
+@runtime_checkable
+class CorePort(Protocol):
+    # --- pictures -----------------------------------------------------------------------------
+    async def identify(self, image: IncomingImage) -> Reply | None:
+        """Settings check, fetch, recognition, storage and the worded reply, in one call (None: not answered)."""
+
+    async def identify_regions(self, image: IncomingImage,
+                               boxes: Sequence[tuple[int, int, int, int]]) -> Reply: ...
+
+    async def reply_sent(self, prediction_id: int, platform: str, chat_id: str, message_id: str) -> None:
+        """The adapter sent a message carrying this prediction: corrections on it now find it."""
+
+    @property
+    def max_image_bytes(self) -> int:
+        """The largest picture the core reads (adapters refuse larger downloads up front)."""
+
+    # --- corrections, as the person typed or did them ---------------------------------------------
+    async def wrong_command(self, person: Person, chat_id: str, bot_message_id: str, arguments: str,
+                            via: str = "command") -> Ack: ...
+
+    async def correct_typed(self, person: Person, chat_id: str, bot_message_id: str, face_number: int | None,
+                            text: str, via: str = "command") -> Ack: ...
+
+    async def react(self, person: Person, chat_id: str, bot_message_id: str, emoji: str) -> Ack | None: ...
+
+    async def press(self, person: Person, chat_id: str, face_id: int, choice: int | None,
+                    via: str = "button") -> Ack: ...
+
+    async def name_face(self, person: Person, face_id: int, name: str, via: str = "web",
+                        chat_id: str | None = None) -> Ack: ...
+
+    async def answer_question(self, person: Person, chat_id: str, text: str) -> Ack | None: ...
+
+    # --- settings, admins, exports ---------------------------------------------------------------
+    async def chat_settings(self, platform: str, chat_id: str) -> ChatSettingsView: ...
+
+    async def update_settings(self, person: Person, chat_id: str, change: SettingsChange | None = None, *,
+                              answer_mode: str | None = None, unknown_threshold: float | None = None,
+                              reset_threshold: bool = False) -> Ack: ...
+
+    def export_scope(self, person: Person, chat_id: str | None) -> str | None:
+        """None: everything (a bot admin); a chat id (its admins); raises NotAllowed otherwise."""
+
+    def export_archive(self, platform: str, scope: str | None, *, since: datetime | None = None,
+                       min_votes: int = 1) -> AsyncContextManager: ...
+
+    def known_characters(self) -> list[str]: ...
+
+    def status(self) -> Status: ...
+
+    async def recent_corrections(self, limit: int = 50) -> list[dict]: ...
+
+    async def face_crop(self, face_id: int) -> bytes | None: ...
+
+    # --- life -------------------------------------------------------------------------------------
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+@runtime_checkable
+class Running(Protocol):
+    """A started adapter. `stop()` stops taking new work and finishes what is in flight."""
+
+    def describe(self) -> str:
+        """One line for the start-up message: "running", or where it listens."""
+
+    async def stop(self) -> None: ...
+
+
+class AdapterStarter(Protocol):
+    """Every adapter's entry point (group `aniface.adapters` in pyproject.toml): start inside the running
+    event loop and return what is running, or None when this adapter is not configured (no token).
+    Raises StartError with an operator's message when it cannot start."""
+
+    async def __call__(self, core: CorePort, settings: "Settings") -> Running | None: ...

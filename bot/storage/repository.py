@@ -1,0 +1,287 @@
+"""Every query the core makes, in SQLAlchemy 2.0 style: the core keeps the use cases, this module the SQL.
+
+`Repository` answers one question per call, each in its own transaction. A correction reads and
+writes several rows that must commit together, so `Repository.votes()` opens one transaction and
+yields a `VoteStore` bound to it. Rows come back as the typed models of `bot.storage.models`; people
+only ever as the salted hashes the caller hands in.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Iterable, Iterator, Sequence
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session, selectinload
+
+from bot.messages import ChatSettingsView
+from bot.storage.db import Database
+from bot.storage.models import (Alias, Character, ChatSettings, Face, PendingQuestion, Prediction, ReplyMessage,
+                                Vote, utcnow)
+from bot.votes import Settled, settle
+from recognizer.labels import display_name, label_key
+
+
+@dataclass(frozen=True)
+class NewFace:
+    """A face to store with its prediction."""
+
+    number: int
+    box: tuple[int, int, int, int]  # x, y, w, h in the decoded picture's pixels
+    detection_score: float
+    crop_png: bytes
+    embedding: bytes | None  # float32, from the backbone whose key the repository was made with
+    candidates: list[dict[str, Any]]  # [{"name": ..., "probability": ...}], best first
+    predicted_name: str | None
+    manual: bool = False  # a region a person drew, not a detection
+
+
+@dataclass(frozen=True)
+class NewPrediction:
+    """A picture the bot answered, and where."""
+
+    platform: str
+    chat_id: str
+    message_id: str | None
+    sender_hash: str
+    image_sha256: str
+    width: int
+    height: int
+    model_version: str | None
+    faces: Sequence[NewFace]
+
+
+@dataclass(frozen=True)
+class KnownName:
+    """A character's name and its aliases, for the core's name book."""
+
+    name: str
+    aliases: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class LabelledFace:
+    """A face whose votes settle on a character: what the gallery learns at start-up."""
+
+    face_id: int
+    embedding: bytes | None
+    embedding_key: str | None
+    crop_png: bytes
+    label: str
+
+
+class Repository:
+    """The core's storage. `embedding_key` names the backbone the stored embeddings must come from."""
+
+    def __init__(self, database: Database, embedding_key: str | None) -> None:
+        self.database = database
+        self.embedding_key = embedding_key
+
+    # --- start-up ------------------------------------------------------------------------------
+
+    def register_labels(self, labels: Iterable[str]) -> list[KnownName]:
+        """Add the model's labels that are not characters yet (source "model"); every character's names."""
+        with self.database.transaction() as session:
+            known = set(session.scalars(select(Character.key)))
+            for label in labels:
+                key = label_key(label)
+                if key and key not in known:
+                    session.add(Character(name=display_name(label), key=key, source="model"))
+                    known.add(key)
+            characters = session.scalars(select(Character).options(selectinload(Character.aliases))).all()
+            return [KnownName(c.name, tuple(a.alias for a in c.aliases)) for c in characters]
+
+    def recent_embeddings(self, limit: int = 5000) -> list[bytes]:
+        """Embeddings of the latest faces seen (current backbone), newest first."""
+        with self.database.transaction() as session:
+            return list(session.scalars(select(Face.embedding).where(
+                Face.embedding_key == self.embedding_key, Face.embedding.is_not(None)
+            ).order_by(Face.id.desc()).limit(limit)).all())
+
+    def labelled_faces(self) -> list[LabelledFace]:
+        """Every face whose votes settle on a character, with the name they settle on."""
+        with self.database.transaction() as session:
+            faces = session.scalars(select(Face).where(Face.votes.any()).options(selectinload(Face.votes))).all()
+            characters = dict(session.execute(select(Character.id, Character.name)).all())
+            rows = []
+            for face in faces:
+                settled = _settle(session, face)
+                if settled.character_id is not None:
+                    rows.append(LabelledFace(face.id, face.embedding, face.embedding_key, face.crop_png,
+                                             characters[settled.character_id]))
+            return rows
+
+    def update_embeddings(self, items: Iterable[tuple[int, bytes]]) -> None:
+        """Store (face_id, embedding) pairs computed by the current backbone."""
+        with self.database.transaction() as session:
+            for face_id, embedding in items:
+                face = session.get(Face, face_id)
+                if face is not None:
+                    face.embedding = embedding
+                    face.embedding_key = self.embedding_key
+
+    # --- predictions ---------------------------------------------------------------------------
+
+    def store_prediction(self, new: NewPrediction) -> tuple[int, list[int]]:
+        """Store a prediction and its faces; (prediction id, face ids in the order given)."""
+        with self.database.transaction() as session:
+            prediction = Prediction(
+                platform=new.platform, chat_id=new.chat_id, message_id=new.message_id, sender_hash=new.sender_hash,
+                image_sha256=new.image_sha256, width=new.width, height=new.height, model_version=new.model_version)
+            for face in new.faces:
+                x, y, w, h = face.box
+                prediction.faces.append(Face(
+                    number=face.number, x=x, y=y, w=w, h=h, detection_score=face.detection_score,
+                    crop_png=face.crop_png, crop_sha256=hashlib.sha256(face.crop_png).hexdigest(),
+                    embedding=face.embedding, embedding_key=self.embedding_key if face.embedding is not None else None,
+                    candidates=face.candidates, predicted_name=face.predicted_name, manual=face.manual))
+            session.add(prediction)
+            session.flush()
+            return prediction.id, [face.id for face in prediction.faces]
+
+    def reply_sent(self, prediction_id: int, platform: str, chat_id: str, message_id: str) -> None:
+        """Remember the message that carries a prediction's answer (once)."""
+        with self.database.transaction() as session:
+            exists = session.scalar(select(ReplyMessage.id).where(
+                ReplyMessage.platform == platform, ReplyMessage.chat_id == chat_id,
+                ReplyMessage.message_id == message_id))
+            if exists is None:
+                session.add(ReplyMessage(prediction_id=prediction_id, platform=platform, chat_id=chat_id,
+                                         message_id=message_id))
+
+    def picture_size(self, prediction_id: int) -> tuple[int, int] | None:
+        with self.database.transaction() as session:
+            prediction = session.get(Prediction, prediction_id)
+            return None if prediction is None else (prediction.width, prediction.height)
+
+    def face_crop(self, face_id: int) -> bytes | None:
+        with self.database.transaction() as session:
+            return session.scalar(select(Face.crop_png).where(Face.id == face_id))
+
+    def recent_corrections(self, limit: int) -> list[dict[str, Any]]:
+        """The latest votes, newest first: no person in them, not even a hash."""
+        with self.database.transaction() as session:
+            votes = session.scalars(select(Vote).options(selectinload(Vote.face).selectinload(Face.prediction),
+                                                         selectinload(Vote.character))
+                                    .order_by(Vote.updated_at.desc(), Vote.id.desc()).limit(limit)).all()
+            return [{
+                "at": vote.updated_at.isoformat() if vote.updated_at else None,
+                "face_id": vote.face_id,
+                "face_number": vote.face.number,
+                "manual": bool(vote.face.manual),
+                "platform": vote.platform,
+                "via": vote.via,
+                "verdict": vote.verdict,
+                "name": vote.character.name if vote.character else None,
+                "predicted_name": vote.face.predicted_name,
+                "model_version": vote.face.prediction.model_version,
+            } for vote in votes]
+
+    # --- chat settings -------------------------------------------------------------------------
+
+    def chat_settings(self, platform: str, chat_id: str) -> ChatSettingsView:
+        with self.database.transaction() as session:
+            row = session.get(ChatSettings, (platform, chat_id))
+            if row is None:
+                return ChatSettingsView()
+            return ChatSettingsView(row.answer_mode, row.unknown_threshold)
+
+    def update_chat_settings(self, platform: str, chat_id: str, updated_by_hash: str, answer_mode: str | None,
+                             unknown_threshold: float | None, reset_threshold: bool) -> ChatSettingsView:
+        with self.database.transaction() as session:
+            row = session.get(ChatSettings, (platform, chat_id))
+            if row is None:
+                row = ChatSettings(platform=platform, chat_id=chat_id, answer_mode="all")
+                session.add(row)
+            if answer_mode is not None:
+                row.answer_mode = answer_mode
+            if unknown_threshold is not None:
+                row.unknown_threshold = unknown_threshold
+            if reset_threshold:
+                row.unknown_threshold = None
+            row.updated_by_hash = updated_by_hash
+            row.updated_at = utcnow()
+            return ChatSettingsView(row.answer_mode, row.unknown_threshold)
+
+    # --- corrections ---------------------------------------------------------------------------
+
+    @contextmanager
+    def votes(self) -> Iterator[VoteStore]:
+        """One transaction for a correction: committed when the block ends, rolled back on an error."""
+        with self.database.transaction() as session:
+            yield VoteStore(session)
+
+
+class VoteStore:
+    """The reads and writes of one correction, in the transaction `Repository.votes()` opened."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def answered_by(self, platform: str, chat_id: str, message_id: str) -> Prediction | None:
+        """The prediction a bot message in a chat answered."""
+        return self._session.scalar(select(Prediction).join(ReplyMessage).where(
+            ReplyMessage.platform == platform, ReplyMessage.chat_id == chat_id,
+            ReplyMessage.message_id == message_id))
+
+    def face(self, face_id: int) -> Face | None:
+        return self._session.get(Face, face_id)
+
+    def question(self, platform: str, chat_id: str, user_hash: str) -> PendingQuestion | None:
+        """The face the bot asked this person to name in this chat, if it asked."""
+        return self._session.scalar(select(PendingQuestion).where(
+            PendingQuestion.platform == platform, PendingQuestion.chat_id == chat_id,
+            PendingQuestion.user_hash == user_hash))
+
+    def forget_question(self, question: PendingQuestion) -> None:
+        self._session.delete(question)
+
+    def ask(self, platform: str, face: Face, user_hash: str) -> None:
+        """Remember that this person was asked to name `face` (replacing an earlier question in that chat)."""
+        chat_id = face.prediction.chat_id
+        self._session.execute(delete(PendingQuestion).where(
+            PendingQuestion.platform == platform, PendingQuestion.chat_id == chat_id,
+            PendingQuestion.user_hash == user_hash))
+        self._session.add(PendingQuestion(platform=platform, chat_id=chat_id, user_hash=user_hash, face_id=face.id))
+
+    def put_vote(self, face: Face, platform: str, user_hash: str, verdict: str, character_id: int | None,
+                 via: str) -> None:
+        """This person's vote on `face`; a person changing their mind replaces their own vote."""
+        vote = self._session.scalar(select(Vote).where(Vote.face_id == face.id, Vote.platform == platform,
+                                                       Vote.user_hash == user_hash))
+        if vote is None:
+            self._session.add(Vote(face=face, platform=platform, user_hash=user_hash, verdict=verdict,
+                                   character_id=character_id, via=via))
+        else:
+            vote.verdict, vote.character_id, vote.via, vote.updated_at = verdict, character_id, via, utcnow()
+        self._session.flush()
+
+    def character(self, key: str) -> Character | None:
+        """The character with this key (`recognizer.labels.label_key`), or whose alias has it."""
+        character = self._session.scalar(select(Character).where(Character.key == key))
+        if character is None:
+            alias = self._session.scalar(select(Alias).where(Alias.key == key))
+            character = alias.character if alias else None
+        return character
+
+    def add_character(self, name: str, key: str, source: str) -> Character:
+        character = Character(name=name, key=key, source=source)
+        self._session.add(character)
+        self._session.flush()
+        return character
+
+    def settled_label(self, face: Face) -> str | None:
+        """The name `face`'s votes (as they are now) settle on, or None (`bot.votes`)."""
+        self._session.refresh(face, ["votes"])
+        settled = _settle(self._session, face)
+        character = self._session.get(Character, settled.character_id) if settled.character_id else None
+        return character.name if character else None
+
+
+def _settle(session: Session, face: Face) -> Settled:
+    guess_id = None
+    if face.predicted_name:
+        guess_id = session.scalar(select(Character.id).where(Character.key == label_key(face.predicted_name)))
+    return settle(((v.verdict, v.character_id) for v in face.votes), guess_id)
