@@ -157,7 +157,8 @@ class Core:
         prediction_id, face_ids = await asyncio.to_thread(self._store_prediction, image, result)
         summaries = tuple(
             FaceSummary(face_id, face.number, tuple(face.box.as_list()), face.name,
-                        tuple((c.name, c.probability) for c in face.candidates), float(face.detection_score))
+                        tuple((c.name, c.probability) for c in face.candidates), float(face.detection_score),
+                        face.guessed)
             for face_id, face in zip(face_ids, result.faces))
         return Reply(ReplyKind.FACES, wording.faces_text(summaries, self.recognizer.can_name), prediction_id,
                      result.annotated_png, tuple(result.crops_png), summaries, (result.width, result.height))

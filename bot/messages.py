@@ -72,6 +72,7 @@ class FaceSummary:
     name: str | None
     candidates: tuple[tuple[str, float], ...]  # (name, probability), best first
     detection_score: float = 1.0               # the detector's likelihood (1.0 for a drawn box)
+    guessed: bool = False                      # no face was found: the likeliest place for one, as a guess
 
 
 @dataclass(frozen=True)

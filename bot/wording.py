@@ -26,6 +26,8 @@ def shown(name: str) -> str:
 
 def faces_text(faces: Sequence[FaceSummary], can_name: bool) -> str:
     count = len(faces)
+    if count == 1 and faces[0].guessed:
+        return guess_text(faces[0])
     lines = [f"I found {count} face{'s' if count != 1 else ''}:" if count > 1 else "I found 1 face:"]
     for face in faces:
         if not can_name:
@@ -41,6 +43,13 @@ def faces_text(faces: Sequence[FaceSummary], can_name: bool) -> str:
         example = "/wrong <name>" if count == 1 else "/wrong <number> <name>"
         lines.append(f"Wrong? Reply {example}.")
     return "\n".join(lines)
+
+
+def guess_text(face: FaceSummary) -> str:
+    """No face was found for sure: the likeliest place for one is marked, and what it may be is a guess."""
+    guesses = ", ".join(f"{shown(name)} {percent(p)}" for name, p in face.candidates)
+    return ("I couldn't find a face for sure. If there is one where I marked, my guess is: "
+            f"{guesses}.\nRight or wrong? Reply /wrong <name>, or press a button.")
 
 
 NO_FACE = ("I couldn't find an anime face in this picture. Faces that are very small, turned away or "

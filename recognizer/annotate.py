@@ -130,6 +130,8 @@ def top_probability(face: Face) -> float | None:
 def label_parts(face: Face) -> tuple[str, str, str]:
     """The label as (number, name, percentage): ("2", "Chino Kafu", "87%"), ("2", "unknown", ""), ("2", "", "")."""
     number = str(face.number)
+    if face.guessed and face.candidates:  # no face found for sure: the top guess, with a question mark
+        return number, clean_text(_readable(face.candidates[0].name)) + "?", ""
     if face.name is None:
         return number, ("unknown" if face.candidates else ""), ""
     probability = top_probability(face)

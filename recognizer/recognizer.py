@@ -89,7 +89,7 @@ class Recognizer:
         self.backbone = backbone
         self.gallery = gallery if gallery is not None else Gallery()
         if model is not None:
-            self.gallery.use_statistics(model.head.mean, model.head.scale)
+            self.gallery.use_head(model.head, model.manifest.labels)
         self.unknown_threshold = model.manifest.unknown_threshold if model else GALLERY_ONLY_UNKNOWN_THRESHOLD
         self.crop_margin = model.manifest.crop_margin if model else 0.3
 

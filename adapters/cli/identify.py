@@ -104,10 +104,13 @@ def _as_json(image_path: str, faces, annotated_path: Path | None, model_version:
 
 
 def _print_human(image_path: str, faces, annotated_path: Path | None, named: bool) -> None:
-    count = f"{len(faces)} face" + ("" if len(faces) == 1 else "s")
+    guessed = len(faces) == 1 and faces[0].guessed
+    count = "no face found for sure" if guessed else f"{len(faces)} face" + ("" if len(faces) == 1 else "s")
     print(f"{printable(image_path)}: {count}" + (f" (annotated: {annotated_path})" if annotated_path else ""))
     if not faces:
         print("  no face found")
+    if guessed:
+        print("  a guess at the likeliest place for one:")
     for face in faces:
         box = face.box
         where = f"at x={box.x} y={box.y} w={box.w} h={box.h}"

@@ -117,6 +117,7 @@ def face_json(summary: FaceSummary, manual: bool) -> dict:
         "name": summary.name,
         "display_name": _shown(summary.name),
         "manual": manual,
+        "guessed": summary.guessed,
         "candidates": [{"name": name, "display_name": _shown(name), "probability": round(float(p), 6)}
                        for name, p in summary.candidates],
     }

@@ -223,7 +223,7 @@ _DOCUMENT = {
             "Face": {
                 "type": "object",
                 "required": ["id", "number", "box", "detection_score", "name", "display_name", "manual",
-                             "candidates"],
+                             "guessed", "candidates"],
                 "additionalProperties": False,
                 "properties": {
                     "id": {"type": "integer", "description": "the face_id to correct it with"},
@@ -237,6 +237,9 @@ _DOCUMENT = {
                     "detection_score": {"type": "number", "minimum": 0, "maximum": 1,
                                         "description": "the detector's likelihood (1 for a box drawn by hand)"},
                     "manual": {"type": "boolean", "description": "a box drawn by hand"},
+                    "guessed": {"type": "boolean",
+                                "description": "no face was found for sure: the likeliest place for one, whose "
+                                               "candidates are a guess (it is never named)"},
                     "candidates": {"type": "array", "maxItems": 5,
                                    "items": {"$ref": "#/components/schemas/Candidate"},
                                    "description": "the top 5, best first (empty with no model)"},

@@ -197,9 +197,11 @@
     const num = make("span", "num", String(shown));
     num.setAttribute("aria-label", `Face ${shown}:`);
     title.append(num);
-    const who = make("span", "who", face.display_name || (state.canName ? "Not sure" : `Face ${shown}`));
+    const who = make("span", "who", face.guessed ? "No face found for sure"
+      : face.display_name || (state.canName ? "Not sure" : `Face ${shown}`));
     title.append(who);
     if (face.manual) title.append(make("span", "tagline-small", "(drawn by you)"));
+    if (face.guessed) title.append(make("span", "tagline-small", "(a guess at the likeliest place)"));
     card.append(title);
     card.setAttribute("aria-labelledby", titleId);
 

@@ -1,0 +1,183 @@
+"""The wide face search, the face verifier and the guessed region when no face is found."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from recognizer import Box, ModelError, Recognizer, RecognizerSettings, read_model, save_model
+from recognizer.detect import Detection
+from recognizer.face_search import Candidate, FaceSearch, merge_candidates, square_guess, turn, upright_crop
+from recognizer.verify import FaceVerifier, fit_verifier
+
+
+class ScriptedDetector:
+    """Finds a face around the bright pixels of a picture, and notes the sizes it saw."""
+
+    name = "scripted"
+
+    def __init__(self, score: float = 0.9, side: int = 40) -> None:
+        self.score, self.side, self.seen = score, side, []
+
+    def detect(self, image: np.ndarray) -> list[Detection]:
+        self.seen.append(image.shape[:2])
+        ys, xs = np.nonzero(image.mean(axis=2) > 200)
+        if not len(xs):
+            return []
+        x, y = round(xs.mean() - self.side / 2), round(ys.mean() - self.side / 2)
+        return [Detection(Box(int(x), int(y), self.side, self.side), self.score)]
+
+
+def bright_square(height: int = 300, width: int = 400, at: tuple[int, int] = (100, 150)) -> np.ndarray:
+    image = np.full((height, width, 3), 40, np.uint8)
+    image[at[0]:at[0] + 40, at[1]:at[1] + 40] = 255
+    return image
+
+
+def test_a_face_found_on_a_turned_copy_comes_back_where_it_is_in_the_picture():
+    image = bright_square()
+    for degrees in (-20.0, 20.0):
+        turned, matrix = turn(image, degrees)
+        assert turned.shape[0] > image.shape[0] and turned.shape[1] > image.shape[1]  # nothing cut off
+        centre = matrix @ np.array([170.0, 120.0, 1.0])  # the square's centre, on the turned canvas
+        assert turned[int(centre[1]), int(centre[0])].min() > 200
+    search = FaceSearch(ScriptedDetector(side=40), half_size=False)
+    found = {c.found_by: c for c in search.candidates(image)}
+    assert found["upright"].sure and found["upright"].detection.angle == 0.0
+    # the turned passes found the same square: merged into the upright one, not reported twice
+    assert len(search.candidates(image)) == 1
+
+
+def test_an_unsure_candidate_is_kept_apart_from_a_sure_one_elsewhere():
+    sure = Candidate(Detection(Box(0, 0, 50, 50), 0.95), "upright", True)
+    same_place = Candidate(Detection(Box(5, 5, 50, 50), 0.99, angle=20.0), "turned", False)
+    elsewhere = Candidate(Detection(Box(200, 200, 50, 50), 0.6, angle=-20.0), "turned", False)
+    merged = merge_candidates([same_place, elsewhere, sure])
+    assert merged == [sure, elsewhere]  # the sure one wins its place, whatever the scores
+
+
+def test_an_upright_crop_of_a_tilted_face_is_the_face_turned_back():
+    image = np.zeros((200, 200, 3), np.uint8)
+    image[90:110, 60:140] = 255  # a horizontal bar through the centre
+    flat = upright_crop(image, Box(80, 80, 40, 40), 0.0, 0.0)
+    assert flat.shape == (40, 40, 3)
+    turned = upright_crop(image, Box(80, 80, 40, 40), 90.0, 0.0)
+    # turned by 90 degrees the bar stands upright: bright in the middle column, dark at the sides
+    assert turned[:, 18:22].mean() > 200 and turned[:, :5].mean() < 30
+
+
+def test_the_guess_is_high_and_central_and_inside_the_picture():
+    for height, width in ((1000, 600), (600, 1000), (50, 50)):
+        box = square_guess(np.zeros((height, width, 3), np.uint8))
+        assert box.x >= 0 and box.y >= 0 and box.right <= width and box.bottom <= height
+        assert abs((box.x + box.w / 2) - width / 2) <= 1
+        assert box.y + box.h / 2 <= height / 2 + 1
+
+
+def test_a_verifier_keeps_its_share_of_faces_and_survives_a_round_trip(tmp_path):
+    rng = np.random.default_rng(0)
+    faces = rng.normal(1.0, 1.0, (400, 16)).astype(np.float32) ** 2
+    others = rng.normal(0.0, 1.0, (400, 16)).astype(np.float32) ** 2
+    validation = rng.normal(1.0, 1.0, (200, 16)).astype(np.float32) ** 2
+    verifier = fit_verifier(faces, others, validation, keep=0.95)
+    assert verifier.accepts(validation).mean() == pytest.approx(0.95, abs=0.01)
+    assert verifier.accepts(others).mean() < verifier.accepts(faces).mean()
+    verifier.save(tmp_path / "verifier.npz")
+    again = FaceVerifier.load(tmp_path / "verifier.npz")
+    np.testing.assert_allclose(again.scores(faces), verifier.scores(faces), rtol=1e-5)
+    (tmp_path / "broken.npz").write_bytes(b"not numpy")
+    with pytest.raises(ModelError):
+        FaceVerifier.load(tmp_path / "broken.npz")
+
+
+def verifier_for(dimension: int, accept: bool) -> FaceVerifier:
+    """A verifier that accepts (or rejects) everything, scoring by the first feature."""
+    weights = np.zeros(dimension, np.float32)
+    weights[0] = 1.0
+    return FaceVerifier(1.0, np.zeros(dimension, np.float32), np.ones(dimension, np.float32), weights, 0.0,
+                        -1e9 if accept else 1e9)
+
+
+@pytest.fixture
+def model_with_verifier(tiny_model, tmp_path):
+    """The tiny model copied with a verifier of its own (set per test)."""
+    import shutil
+
+    directory = tmp_path / "model"
+    shutil.copytree(tiny_model.path, directory)
+    return directory
+
+
+def test_a_model_carries_its_verifier_and_refuses_one_of_another_size(model_with_verifier):
+    model = read_model(model_with_verifier)
+    assert model.verifier is None
+    dimension = model.head.mean.shape[0]
+    save_model(model_with_verifier, model.manifest, model.head, verifier_for(dimension, accept=True))
+    assert read_model(model_with_verifier).verifier is not None
+    with pytest.raises(ModelError):
+        save_model(model_with_verifier, model.manifest, model.head, verifier_for(dimension + 1, accept=True))
+    verifier_for(dimension + 1, accept=True).save(model_with_verifier / "verifier.npz")
+    with pytest.raises(ModelError, match="does not fit"):
+        read_model(model_with_verifier)
+
+
+def test_rejected_candidates_give_a_guess_that_is_never_named(model_with_verifier, shared_data):
+    from recognizer import load_image
+
+    model = read_model(model_with_verifier)
+    dimension = model.head.mean.shape[0]
+    image = load_image(shared_data / "scenes" / "ao_emilia_rezero_Emilia_67.jpg").pixels
+
+    save_model(model_with_verifier, model.manifest, model.head, verifier_for(dimension, accept=True))
+    accepting = Recognizer.load(model_with_verifier)
+    assert accepting.search is not None and accepting.verifier is not None
+    faces = accepting.identify(image)
+    assert faces and not any(f.guessed for f in faces)
+    assert any(f.box.iou(Box(621, 163, 262, 262)) > 0.5 for f in faces)  # the face the upright scan is sure of
+
+    # a verifier that rejects everything: only what the upright scan is sure of stays
+    save_model(model_with_verifier, model.manifest, model.head, verifier_for(dimension, accept=False))
+    rejecting = Recognizer.load(model_with_verifier)
+    [face] = rejecting.identify(image)
+    assert face.box == Box(621, 163, 262, 262) and not face.guessed
+
+    # nothing sure, everything rejected: the likeliest candidate comes back as a guess, unnamed
+    strict = Recognizer.load(model_with_verifier, settings=RecognizerSettings(min_likelihood=0.999))
+    [guess] = strict.identify(image, unknown_threshold=0.0)
+    assert guess.guessed and guess.name is None and len(guess.candidates) == 5
+    assert guess.to_dict()["guessed"] is True
+    # the same without guessing: no face at all
+    quiet = Recognizer.load(model_with_verifier, settings=RecognizerSettings(min_likelihood=0.999,
+                                                                             guess_when_none=False))
+    assert quiet.identify(image) == []
+
+
+def test_a_flat_picture_gets_no_guess(tiny_model):
+    recognizer = Recognizer.load(tiny_model.path)
+    assert recognizer.identify(np.full((200, 300, 3), 255, np.uint8)) == []
+    [guess] = recognizer.identify(np.random.default_rng(1).integers(0, 255, (200, 300, 3), dtype=np.uint8))
+    assert guess.guessed and guess.box == square_guess(np.zeros((200, 300, 3), np.uint8))
+
+
+def test_without_a_verifier_the_search_keeps_only_what_the_detector_is_sure_of():
+    detector = ScriptedDetector(score=0.6)
+    recognizer = Recognizer(detector=detector)
+    assert recognizer.detect(bright_square()) == []
+    detector.score = 0.8
+    [found] = recognizer.detect(bright_square())
+    assert found.box.iou(Box(150, 100, 40, 40)) > 0.5
+
+
+def test_a_guess_is_worded_as_one_in_chats_and_flagged_on_the_web():
+    from adapters.web.app import face_json
+    from bot import wording
+    from bot.messages import FaceSummary
+
+    guess = FaceSummary(7, 1, (10, 10, 50, 50), None, (("hatsune_miku", 0.4), ("gawr_gura", 0.2)), 0.0, True)
+    text = wording.faces_text([guess], can_name=True)
+    assert "couldn't find a face for sure" in text and "Hatsune Miku 40%" in text and "/wrong" in text
+    assert "I found" not in text
+    assert face_json(guess, manual=False)["guessed"] is True
+    found = FaceSummary(8, 1, (10, 10, 50, 50), "hatsune_miku", (("hatsune_miku", 0.9),), 0.9)
+    assert wording.faces_text([found], can_name=True).startswith("I found 1 face")
+    assert face_json(found, manual=False)["guessed"] is False
