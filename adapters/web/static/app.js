@@ -157,7 +157,10 @@
     el.overlay.setAttribute("preserveAspectRatio", "none");
     for (const face of answer.faces) addFace(face);
     const n = answer.faces.length;
-    if (answer.kind === "faces") {
+    if (answer.kind === "faces" && n === 1 && answer.faces[0].guessed) {
+      setStatus("I couldn't find a face for sure; the box is a guess at the likeliest place. " +
+                "Is it a face? Tell me who it is, or draw a box around the face.");
+    } else if (answer.kind === "faces") {
       setStatus(`Found ${n} face${n === 1 ? "" : "s"}. Point at a card or a face to see which is which; ` +
                 "missed one? Draw a box around it.");
     } else {
