@@ -16,6 +16,7 @@ import os
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 from sqlalchemy import select
@@ -84,6 +85,8 @@ async def test_upload_see_draw_and_correct_in_a_real_browser(chromium, served, s
     no_face = tmp_path / "no-face.png"  # a corner of the scene, without her face
     with Image.open(scene) as image:
         image.convert("RGB").crop((0, 300, 400, 700)).save(no_face)
+    busy = tmp_path / "busy.png"  # detail everywhere and no face: the likeliest place is offered as a guess
+    Image.fromarray(np.random.default_rng(3).integers(0, 255, (300, 400, 3), dtype=np.uint8)).save(busy)
     problems: list[str] = []
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     async with async_playwright() as playwright:
@@ -194,6 +197,13 @@ async def test_upload_see_draw_and_correct_in_a_real_browser(chromium, served, s
             assert abs(drawn_box[0] - 100) <= 3 and abs(drawn_box[1] - 200) <= 4  # picture pixels, not screen ones
             assert await page.evaluate("document.documentElement.scrollWidth") <= 390
             await page.screenshot(path=str(SCREENSHOTS / "aniface-web-phone-drawn.png"), full_page=True)
+
+            await page.set_input_files("#file", str(busy))
+            await expect(page.locator("#status")).to_contain_text("a guess at the likeliest place", timeout=60_000)
+            guess = page.locator("#faces .face")
+            await expect(guess).to_have_count(1)
+            await expect(guess.first).to_contain_text("No face found for sure")
+            await expect(guess.first.locator(".candidate")).to_have_count(5)
             await phone.close()
         finally:
             await browser.close()
