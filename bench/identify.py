@@ -90,6 +90,8 @@ def main() -> None:
     parser.add_argument("--detect-max-side", type=int, default=None, help="RecognizerSettings.detect_max_side")
     parser.add_argument("--scan", choices=("fast", "thorough"), default="thorough", help="animeface's scan density")
     parser.add_argument("--limit", type=int, default=None, help="only the first N scenes")
+    parser.add_argument("--compare-search", action="store_true",
+                        help="also time identify with one upright scan (no wide search) on each picture")
     parser.add_argument("--cascade", default=os.environ.get("ANIFACE_CASCADE"),
                         help="lbpcascade_animeface.xml: the LBP cascade as a second opinion in the wide search")
     parser.add_argument("--no-compare", action="store_true",
@@ -113,6 +115,15 @@ def main() -> None:
     totals, embed_times, bare_times, face_counts = [], [], [], []
     compare = not args.no_compare and isinstance(recognizer.detector, AnimeFaceDetector) and not args.detect_max_side
     libnvxs_times, scan_times = [], []
+    # the same model with one upright scan (no wide search), on the same pictures, for the ratio
+    narrow = None
+    if args.compare_search and recognizer.search is not None:
+        from dataclasses import replace
+
+        narrow = Recognizer(recognizer.model, settings=replace(recognizer.settings, wide_search=False),
+                            backbone=backbone, gallery=recognizer.gallery)
+        narrow.identify(warm)
+    narrow_times, narrow_faces = [], []
     for _, data in tqdm(scenes, desc="scenes", unit="img"):
         t0 = time.perf_counter()
         image = decode_image(data).pixels
@@ -126,6 +137,10 @@ def main() -> None:
             timings[name].append(seconds)
         totals.append(t3 - t0)
         face_counts.append(len(faces))
+        if narrow is not None:
+            n0 = time.perf_counter()
+            narrow_faces.append(len([f for f in narrow.identify(image) if not f.guessed]))
+            narrow_times.append(time.perf_counter() - n0)
         if compare:  # the same image through libnvxs' own scan, outside the timed pipeline
             step, scale_factor = SCANS[args.scan]
             c0 = time.perf_counter()
@@ -144,6 +159,12 @@ def main() -> None:
             backbone.keras_model.predict_on_batch(batch)
             bare_times.append(time.perf_counter() - b0)
 
+    if narrow_times:
+        wide_identify = [d + n for d, n in zip(timings["detect"], timings["name"])]
+        print(f"wide search / one upright scan, identify on the same pictures: "
+              f"{sum(wide_identify) / sum(narrow_times):.2f}x ({sum(wide_identify):.1f} s vs {sum(narrow_times):.1f} s; "
+              f"p95 {percentile(wide_identify, 95) * 1000:.0f} ms vs {percentile(narrow_times, 95) * 1000:.0f} ms); "
+              f"faces found {sum(face_counts)} vs {sum(narrow_faces)}")
     peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     spec = backbone.spec
     print(f"\n{len(scenes)} scenes (long side <= {args.max_side} px), {sum(face_counts)} faces; backbone "

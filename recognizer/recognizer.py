@@ -81,7 +81,10 @@ class Recognizer:
         if wide:
             cascade = (make_detector("lbpcascade", self.settings.cascade_path)
                        if self.settings.cascade_path and self.verifier is not None else None)
-            self.search = FaceSearch(self.detector, cascade, sure_likelihood=self.settings.min_likelihood)
+            other_passes = (make_detector("animeface", None, CANDIDATE_LIKELIHOOD, "fast")
+                            if detector is None and self.settings.scan == "thorough" else None)
+            self.search = FaceSearch(self.detector, cascade, other_passes=other_passes,
+                                     sure_likelihood=self.settings.min_likelihood)
         if backbone is None and model is not None:
             backbone = Backbone(model.manifest.backbone, model.backbone_weights or backbone_weights)
         if backbone is not None and model is not None and backbone.spec != model.manifest.backbone:
