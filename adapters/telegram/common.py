@@ -34,7 +34,6 @@ class AdapterOptions:
     retry_delay: float = 1.0
 
 
-
 def person_of(message: Message, is_chat_admin: bool = False) -> Person:
     """Who sent a message; an anonymous group admin is the group itself (Telegram hides who it was)."""
     private = message.chat.type == ChatType.PRIVATE
