@@ -68,7 +68,6 @@ def is_wrong_command(text: str) -> bool:
     return head == WRONG_COMMAND
 
 
-
 def chat_of(interaction: discord.Interaction) -> str:
     """The core's chat of an interaction."""
     return chat_key(interaction.guild_id, interaction.channel_id or 0)

@@ -45,7 +45,6 @@ class _Album:
     last: float = 0.0
 
 
-
 class Pictures:
     """The picture handlers, and the albums being collected."""
 
