@@ -13,7 +13,7 @@ import io
 import logging
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import AsyncIterator, Sequence
@@ -21,18 +21,17 @@ from typing import AsyncIterator, Sequence
 import numpy as np
 from PIL import Image
 from bot import chat_settings, wording
+from bot.correcting import Corrector, Outcome
 from bot.corrections import parse_wrong, reaction_meaning, read_answer
 from bot.export import ExportSummary, export_dataset
 from bot.messages import (Ack, AckReason, AnswerMode, ChatSettingsView, Correction, FaceSummary, FetchRefused,
                           IncomingImage, NotAllowed, Person, Reply, ReplyKind, SettingsChange, Status, Verdict)
-from bot.names import NameBook, NameStatus
+from bot.names import NameBook
 from bot.privacy import Hasher
 from bot.storage.db import Database
-from bot.storage.models import Character, Face
-from bot.storage.repository import NewFace, NewPrediction, Repository, VoteStore
+from bot.storage.repository import NewFace, NewPrediction, Repository
 from bot.worker import Busy, WorkerPool
 from recognizer import Box, DecodeLimits, ImageRejected, Recognizer, load_image
-from recognizer.labels import display_name, label_key
 
 log = logging.getLogger(__name__)
 
@@ -50,20 +49,6 @@ class _Recognition:
     manual: bool = False  # regions a person drew, not detections
 
 
-@dataclass
-class _Learned:
-    face_id: int
-    embedding: np.ndarray | None
-    label: str | None
-
-
-@dataclass
-class _Outcome:
-    ack: Ack
-    learned: list[_Learned] = field(default_factory=list)
-
-
-
 @dataclass(frozen=True)
 class ExportArchive:
     """A written export: where it lies (until its `Core.export_archive` block ends) and what it holds."""
@@ -72,6 +57,7 @@ class ExportArchive:
     filename: str
     size: int
     summary: ExportSummary
+
 
 class Core:
     def __init__(self, database: Database, recognizer: Recognizer, hasher: Hasher, *,
@@ -86,8 +72,7 @@ class Core:
         self.names = NameBook()
         self._embedding_key = recognizer.backbone.spec.cache_key() if recognizer.backbone else None
         self.store = Repository(database, self._embedding_key)
-        # (user_hash, face_id) -> key of a new name we answered "did you mean" to; sent again, it is accepted
-        self._offered: dict[tuple[str, int], str] = {}
+        self.corrector = Corrector(self.store, self.names, hasher, self._embedding_key)
 
     # --- start-up ------------------------------------------------------------------------------
 
@@ -233,7 +218,7 @@ class Core:
 
     async def correct(self, correction: Correction) -> Ack:
         """Store a correction (committed before this returns) and teach the gallery at once."""
-        outcome = await asyncio.to_thread(self._correct, correction)
+        outcome = await asyncio.to_thread(self.corrector.correct, correction)
         return self._learn(outcome)
 
     async def wrong_command(self, person: Person, chat_id: str, bot_message_id: str, arguments: str,
@@ -266,144 +251,27 @@ class Core:
     async def press(self, person: Person, chat_id: str, face_id: int, choice: int | None,
                     via: str = "button") -> Ack:
         """A button under an answer: candidate `choice` (1-based), or None for "none of these"."""
-        outcome = await asyncio.to_thread(self._press, person, chat_id, face_id, choice, via)
+        outcome = await asyncio.to_thread(self.corrector.press, person, chat_id, face_id, choice, via)
         return self._learn(outcome)
 
     async def name_face(self, person: Person, face_id: int, name: str, via: str = "web",
                         chat_id: str | None = None) -> Ack:
         """Say what a face is, by its id (the web page, a form under an answer): `name` as typed, so a
         bare number picks that guess, as everywhere."""
-        outcome = await asyncio.to_thread(self._name_face, person, face_id, name, via, chat_id)
+        outcome = await asyncio.to_thread(self.corrector.name_face, person, face_id, name, via, chat_id)
         return self._learn(outcome)
 
     async def answer_question(self, person: Person, chat_id: str, text: str) -> Ack | None:
         """A message from someone the bot asked for a name (a name, or a guess's number); None when
         nobody asked them."""
-        outcome = await asyncio.to_thread(self._answer_question, person, chat_id, text)
+        outcome = await asyncio.to_thread(self.corrector.answer_question, person, chat_id, text)
         return None if outcome is None else self._learn(outcome)
 
-    def _learn(self, outcome: _Outcome) -> Ack:
+    def _learn(self, outcome: Outcome) -> Ack:
         for learned in outcome.learned:
             if learned.embedding is not None:
                 self.recognizer.learn(learned.face_id, learned.embedding, learned.label)
         return outcome.ack
-
-    def _correct(self, correction: Correction) -> _Outcome:
-        person = correction.person
-        with self.store.votes() as session:
-            prediction = session.answered_by(person.platform, correction.chat_id, correction.bot_message_id)
-            if prediction is None:
-                return _Outcome(Ack(False, wording.NOT_A_PREDICTION, reason=AckReason.NOT_AN_ANSWER))
-            faces = prediction.faces
-            several = len(faces) > 1
-            if correction.face_number is None and several:
-                if correction.verdict == Verdict.RIGHT:
-                    return self._confirm_all(session, person, faces, correction.via)
-                return _Outcome(Ack(False, wording.which_face(len(faces)), reason=AckReason.WHICH_FACE))
-            number = correction.face_number or 1
-            face = next((f for f in faces if f.number == number), None)
-            if face is None:
-                return _Outcome(Ack(False, wording.no_such_face(number, len(faces)), reason=AckReason.NO_SUCH_FACE))
-            return self._vote(session, person, face, correction.verdict, correction.name, correction.candidate,
-                              correction.via, several)
-
-    def _press(self, person: Person, chat_id: str, face_id: int, choice: int | None, via: str) -> _Outcome:
-        with self.store.votes() as session:
-            face = session.face(face_id)
-            if face is None or face.prediction.chat_id != chat_id or face.prediction.platform != person.platform:
-                return _Outcome(Ack(False, wording.NOT_A_PREDICTION, reason=AckReason.NOT_AN_ANSWER))
-            several = len(face.prediction.faces) > 1
-            verdict = Verdict.WRONG if choice is None else Verdict.IS
-            return self._vote(session, person, face, verdict, None, choice, via, several)
-
-    def _name_face(self, person: Person, face_id: int, name: str, via: str, chat_id: str | None) -> _Outcome:
-        with self.store.votes() as session:
-            face = session.face(face_id)
-            if face is None or (chat_id is not None and face.prediction.chat_id != chat_id):
-                return _Outcome(Ack(False, wording.UNKNOWN_FACE, reason=AckReason.NOT_AN_ANSWER))
-            answer = read_answer(name)
-            return self._vote(session, person, face, Verdict.IS, answer.name, answer.candidate, via,
-                              len(face.prediction.faces) > 1)
-
-    def _answer_question(self, person: Person, chat_id: str, text: str) -> _Outcome | None:
-        user_hash = self.hasher(person.platform, person.user_id)
-        with self.store.votes() as session:
-            question = session.question(person.platform, chat_id, user_hash)
-            if question is None:
-                return None
-            face = session.face(question.face_id)
-            answer = read_answer(text)
-            outcome = self._vote(session, person, face, Verdict.IS, answer.name, answer.candidate, "reply",
-                                 len(face.prediction.faces) > 1)
-            if outcome.ack.ok:
-                session.forget_question(question)
-            return outcome
-
-    def _confirm_all(self, session: VoteStore, person: Person, faces: list[Face], via: str) -> _Outcome:
-        learned, confirmed = [], []
-        for face in faces:
-            if face.predicted_name:
-                outcome = self._vote(session, person, face, Verdict.RIGHT, None, None, via, True)
-                learned += outcome.learned
-                confirmed.append(f"{face.number}. {wording.shown(face.predicted_name)}")
-        if not confirmed:
-            return _Outcome(Ack(False, wording.which_face(len(faces)), reason=AckReason.WHICH_FACE))
-        return _Outcome(Ack(True, wording.confirmed_all(confirmed)), learned)
-
-    def _vote(self, session: VoteStore, person: Person, face: Face, verdict: Verdict, name: str | None,
-              candidate: int | None, via: str, several: bool) -> _Outcome:
-        user_hash = self.hasher(person.platform, person.user_id)
-        if verdict == Verdict.RIGHT:
-            guess = face.predicted_name or (face.candidates[0]["name"] if face.candidates else None)
-            if guess is None:
-                verdict = Verdict.WRONG
-            else:
-                verdict, name = Verdict.IS, guess
-        if verdict == Verdict.IS and candidate is not None:
-            if not 1 <= candidate <= len(face.candidates):
-                return _Outcome(Ack(False, wording.NO_SUCH_CANDIDATE, reason=AckReason.NO_SUCH_GUESS))
-            name = face.candidates[candidate - 1]["name"]
-        if verdict == Verdict.WRONG or name is None:
-            session.put_vote(face, person.platform, user_hash, "not", None, via)
-            session.ask(person.platform, face, user_hash)
-            return _Outcome(Ack(True, wording.ask_name(face.number, several), asks_for_name=True, face_id=face.id,
-                                reason=AckReason.ASK_NAME), [self._settled(session, face)])
-
-        character, refusal = self._character_for(session, name, user_hash, face.id, from_model=candidate is not None
-                                                 or name == face.predicted_name)
-        if character is None:
-            return _Outcome(refusal)
-        session.put_vote(face, person.platform, user_hash, "is", character.id, via)
-        self._offered.pop((user_hash, face.id), None)
-        text = (wording.confirmed if name == face.predicted_name else wording.thanks)(character.name, face.number,
-                                                                                      several)
-        return _Outcome(Ack(True, text, face_id=face.id), [self._settled(session, face)])
-
-    def _character_for(self, session: VoteStore, name: str, user_hash: str, face_id: int,
-                       from_model: bool) -> tuple[Character | None, Ack | None]:
-        match = self.names.resolve(name)
-        if match.status == NameStatus.INVALID:
-            return None, Ack(False, wording.bad_name(match.reason), reason=AckReason.BAD_NAME)
-        if match.status == NameStatus.SUGGEST and not from_model:
-            key = label_key(match.name)
-            if self._offered.get((user_hash, face_id)) != key:
-                self._offered[(user_hash, face_id)] = key
-                return None, Ack(False, wording.did_you_mean(match.suggestions, match.name), match.suggestions,
-                                 reason=AckReason.SUGGEST)
-        target = match.name if match.status == NameStatus.KNOWN else display_name(match.name)
-        key = label_key(target)
-        character = session.character(key)
-        if character is None:
-            character = session.add_character(target, key, "model" if from_model else "user")
-            self.names.add(character.name)
-        return character, None
-
-    def _settled(self, session: VoteStore, face: Face) -> _Learned:
-        label = session.settled_label(face)
-        embedding = None
-        if face.embedding is not None and face.embedding_key == self._embedding_key:
-            embedding = np.frombuffer(face.embedding, np.float32)
-        return _Learned(face.id, embedding, label)
 
     # --- settings and admin --------------------------------------------------------------------
 

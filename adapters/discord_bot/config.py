@@ -101,7 +101,7 @@ def _settings(settings: Any) -> DiscordSettings:
     return converted
 
 
-async def start_adapter(core: CorePortPort, settings: Settings) -> DiscordBot | None:
+async def start_adapter(core: CorePort, settings: Settings) -> DiscordBot | None:
     """For `aniface serve` (the `aniface.adapters` entry point): the adapter started in the running loop,
     or None when no DISCORD_TOKEN is configured; `await bot.stop()` finishes what is in flight."""
     if not (settings.discord_token or "").strip():

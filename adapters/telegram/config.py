@@ -122,7 +122,7 @@ class TelegramSettings:
         converted.check()
         return converted
 
-    def build(self, core: CorePortPort, options: AdapterOptions | None = None) -> Application:
+    def build(self, core: CorePort, options: AdapterOptions | None = None) -> Application:
         return build_application(core, self.token, base_url=self.base_url, base_file_url=self.base_file_url,
                                  local_mode=self.local_mode, bot_username=self.bot_username, options=options)
 
@@ -140,7 +140,7 @@ class TelegramRunning:
         await stop(self.app)
 
 
-async def start(core: CorePortPort, settings: Settings, options: AdapterOptions | None = None) -> TelegramRunning | None:
+async def start(core: CorePort, settings: Settings, options: AdapterOptions | None = None) -> TelegramRunning | None:
     """For `aniface serve` (the `aniface.adapters` entry point): start in the running loop (getMe,
     commands, then polling or the webhook); None when no TELEGRAM_TOKEN is configured."""
     try:
@@ -164,7 +164,7 @@ async def start(core: CorePortPort, settings: Settings, options: AdapterOptions 
     return TelegramRunning(app)
 
 
-async def serve(core: CorePortPort, settings: TelegramSettings, stop_event: asyncio.Event | None = None,
+async def serve(core: CorePort, settings: TelegramSettings, stop_event: asyncio.Event | None = None,
                 options: AdapterOptions | None = None) -> None:
     """Run the Telegram adapter in the current loop until `stop_event` is set (or the task is cancelled)."""
     app = settings.build(core, options)

@@ -1,0 +1,124 @@
+"""Sending the core's answers within Telegram's limits: a picture with its caption and buttons, an album,
+a text cut to size, an acknowledgement; and telling the core which message carries which prediction."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+from typing import Sequence
+
+from PIL import Image
+from telegram import Bot, ForceReply, InlineKeyboardMarkup, InputFile, InputMediaPhoto, Message, User
+from telegram.constants import ParseMode
+from telegram.error import BadRequest, Forbidden, NetworkError, TimedOut
+
+from adapters.telegram import render
+from adapters.telegram.common import PLATFORM, AdapterOptions, replying_to
+from bot import wording
+from bot.messages import Ack, Reply, ReplyKind
+from bot.ports import CorePort
+
+log = logging.getLogger(__name__)
+
+
+class Sender:
+    """Sends on the bot it is handed; remembers the messages that carry a prediction in the core."""
+
+    def __init__(self, core: CorePort, options: AdapterOptions) -> None:
+        self.core = core
+        self.options = options
+
+    async def reply(self, bot: Bot, chat_id: int, reply_to: int, reply: Reply) -> None:
+        """An answer to one picture: the annotated photo with its caption and buttons, or a text."""
+        try:
+            if reply.kind == ReplyKind.FACES and reply.annotated_png:
+                caption, rest = render.caption_and_rest(reply.text)
+                markup = render.keyboard(reply.faces, self.options.keyboard_faces)
+                sent = await self._send_picture(bot, chat_id, reply.annotated_png, caption, markup, reply_to)
+                await self._remember(reply, chat_id, sent)
+                for piece in rest:
+                    await self._remember(reply, chat_id, await self.text(bot, chat_id, piece, sent.message_id))
+            else:
+                for piece in render.split_text(reply.text, render.TEXT_LIMIT):
+                    await self._remember(reply, chat_id, await self.text(bot, chat_id, piece, reply_to))
+        except TimedOut:
+            log.warning("the answer in %s timed out: it may have been posted; not sending it again", chat_id)
+        except (Forbidden, NetworkError) as error:
+            log.warning("could not answer in %s: %s", chat_id, error)
+
+    async def _remember(self, reply: Reply, chat_id: int, sent: Message) -> None:
+        """Tell the core which message carries the prediction, so replies and reactions on it find it."""
+        if reply.prediction_id is not None:
+            await self.core.reply_sent(reply.prediction_id, PLATFORM, str(chat_id), str(sent.message_id))
+
+    async def text(self, bot: Bot, chat_id: int, text: str, reply_to: int | None, *,
+                   markup: object | None = None, quiet: bool = False, html_prefix: str = "") -> Message:
+        return await bot.send_message(
+            chat_id, html_prefix + render.escape(text), parse_mode=ParseMode.HTML, reply_markup=markup,
+            reply_parameters=replying_to(reply_to) if reply_to else None, disable_notification=quiet or None)
+
+    async def _photo_bytes(self, png: bytes) -> tuple[bytes, str]:
+        """PNG as is; over Telegram's 10 MB photo limit, a JPEG of it."""
+        if len(png) <= self.options.photo_limit:
+            return png, "faces.png"
+
+        def to_jpeg() -> bytes:
+            buffer = io.BytesIO()
+            Image.open(io.BytesIO(png)).convert("RGB").save(buffer, "JPEG", quality=90)
+            return buffer.getvalue()
+
+        return await asyncio.to_thread(to_jpeg), "faces.jpg"
+
+    async def _send_picture(self, bot: Bot, chat_id: int, png: bytes, caption: str,
+                            markup: InlineKeyboardMarkup | None, reply_to: int) -> Message:
+        data, filename = await self._photo_bytes(png)
+        try:
+            return await bot.send_photo(chat_id, InputFile(data, filename=filename), caption=render.escape(caption),
+                                        parse_mode=ParseMode.HTML, reply_markup=markup,
+                                        reply_parameters=replying_to(reply_to))
+        except BadRequest as error:  # a picture Telegram will not show as a photo (size, proportions): a file
+            log.info("sendPhoto refused (%s): sending the annotated picture as a file", error)
+            return await bot.send_document(chat_id, InputFile(png, filename="faces.png"),
+                                           caption=render.escape(caption), parse_mode=ParseMode.HTML,
+                                           reply_markup=markup, reply_parameters=replying_to(reply_to))
+
+    async def album(self, bot: Bot, chat_id: int, reply_to: int,
+                    answers: Sequence[tuple[int, Message, Reply]], notes: Sequence[str]) -> None:
+        captions, overflow = [], []
+        for position, (index, _, reply) in enumerate(answers):
+            text = wording.picture_note(index, reply.text)
+            if position == 0 and notes:
+                text = "\n".join([text, *notes])
+            caption, rest = render.caption_and_rest(text)
+            captions.append(caption)
+            overflow.append(rest)
+        photos = []
+        for (_, _, reply), caption in zip(answers, captions):
+            data, filename = await self._photo_bytes(reply.annotated_png)
+            photos.append(InputMediaPhoto(InputFile(data, filename=filename), caption=render.escape(caption),
+                                          parse_mode=ParseMode.HTML))
+        try:
+            sent: list[Message] = []
+            for start in range(0, len(photos), 10):  # at most 10 pictures in one media group
+                sent += await bot.send_media_group(chat_id, photos[start:start + 10],
+                                                   reply_parameters=replying_to(reply_to))
+            for (_, _, reply), message, rest in zip(answers, sent, overflow):
+                await self._remember(reply, chat_id, message)
+                for piece in rest:
+                    await self._remember(reply, chat_id, await self.text(bot, chat_id, piece, message.message_id))
+        except TimedOut:
+            log.warning("the album answer in %s timed out: it may have been posted; not sending it again", chat_id)
+        except (Forbidden, NetworkError) as error:
+            log.warning("could not answer an album in %s: %s", chat_id, error)
+
+    async def ack(self, bot: Bot, chat_id: int, reply_to: int, ack: Ack, mention: User | None = None) -> None:
+        """A short acknowledgement, silent; where the bot needs a name back, a ForceReply for that person."""
+        wants_answer = ack.wants_answer
+        markup = ForceReply(selective=True, input_field_placeholder="Name") if wants_answer else None
+        prefix = f"{render.mention(mention)}: " if (mention is not None and wants_answer) else ""
+        try:
+            await self.text(bot, chat_id, ack.text, reply_to, markup=markup, quiet=not wants_answer,
+                            html_prefix=prefix)
+        except TimedOut:
+            log.warning("an acknowledgement in %s timed out; not sending it again", chat_id)
