@@ -1,6 +1,6 @@
 """Harvesting face crops for a dataset: frames from videos, images from folders, faces cut out.
 
-    from recognizer.harvest import HarvestSettings, harvest
+    from recognizer.training.harvest import HarvestSettings, harvest
     report = harvest(["episode01.mkv", "screenshots/"], "crops", HarvestSettings(every=5.0))
 
 What it does, the seed's recipe without the manual steps:
@@ -50,11 +50,11 @@ import numpy as np
 from PIL import Image
 
 from recognizer.annotate import crop_face
-from recognizer.dataset import IMAGE_SUFFIXES
 from recognizer.decode import DecodeLimits, load_image
 from recognizer.detect import FaceDetector, detect_faces, make_detector
 from recognizer.errors import ImageRejected
 from recognizer.results import Box
+from recognizer.training.dataset import IMAGE_SUFFIXES
 
 __all__ = [
     "HarvestError", "HarvestReport", "HarvestSettings", "Harvester", "MANIFEST_FIELDS", "MANIFEST_NAME",
