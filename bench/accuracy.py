@@ -63,12 +63,12 @@ sys.path.insert(0, str(REPO))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from recognizer.backbone import BackboneSpec, file_sha256  # noqa: E402
-from recognizer.dataset import Dataset, load_datasets  # noqa: E402
-from recognizer.evaluate import evaluate_model, write_report  # noqa: E402
-from recognizer.feature_cache import FeatureCache  # noqa: E402
 from recognizer.labels import label_key  # noqa: E402
 from recognizer.model import ModelFiles, save_model  # noqa: E402
-from recognizer.train import DEFAULT_LAYERS, TrainConfig, train  # noqa: E402
+from recognizer.training.dataset import Dataset, load_datasets  # noqa: E402
+from recognizer.training.evaluate import evaluate_model, write_report  # noqa: E402
+from recognizer.training.feature_cache import FeatureCache  # noqa: E402
+from recognizer.training.train import DEFAULT_LAYERS, TrainConfig, train  # noqa: E402
 
 SHARED = Path(os.environ.get("ANIFACE_SHARED_DATA", REPO.parent / "shared" / "data"))
 DEFAULT_WEIGHTS = Path.home() / ".cache" / "animebot-backbones" / "inception_v3_notop.weights.h5"

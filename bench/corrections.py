@@ -75,13 +75,13 @@ sys.path.insert(0, str(REPO))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from recognizer.backbone import Backbone  # noqa: E402
-from recognizer.dataset import load_datasets  # noqa: E402
-from recognizer.evaluate import read_split  # noqa: E402
-from recognizer.feature_cache import FeatureCache, extract_features  # noqa: E402
 from recognizer.labels import display_name, label_key  # noqa: E402
 from recognizer.model import ModelFiles, read_model  # noqa: E402
 from recognizer.recognizer import Recognizer  # noqa: E402
-from recognizer.scenes import read_scenes  # noqa: E402
+from recognizer.training.dataset import load_datasets  # noqa: E402
+from recognizer.training.evaluate import read_split  # noqa: E402
+from recognizer.training.feature_cache import FeatureCache, extract_features  # noqa: E402
+from recognizer.training.scenes import read_scenes  # noqa: E402
 
 SHARED = Path(os.environ.get("ANIFACE_SHARED_DATA", REPO.parent / "shared" / "data"))
 BUILT_WEIGHTS = Path.home() / ".cache" / "animebot-backbones" / "inception_v3_notop.weights.h5"

@@ -29,12 +29,12 @@ import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from recognizer import (Backbone, BackboneSpec, Face, ModelManifest, Recognizer, RecognizerSettings,  # noqa: E402
-                        SoftmaxHead, decode_image, read_model)
-from recognizer import _nvxs  # noqa: E402
-from recognizer.backbone import DEFAULT_FEATURE_LAYERS  # noqa: E402
+from recognizer import Face, Recognizer, RecognizerSettings, _nvxs, read_model  # noqa: E402
+from recognizer.backbone import DEFAULT_FEATURE_LAYERS, Backbone, BackboneSpec  # noqa: E402
+from recognizer.decode import decode_image  # noqa: E402
 from recognizer.detect import SCANS, AnimeFaceDetector, Detection  # noqa: E402
-from recognizer.model import ModelFiles  # noqa: E402
+from recognizer.head import SoftmaxHead  # noqa: E402
+from recognizer.model import ModelFiles, ModelManifest  # noqa: E402
 
 DEFAULT_SCENES = Path(__file__).resolve().parents[2] / "shared" / "data" / "scenes"
 STAGES = ("decode", "detect", "name", "annotate")

@@ -19,7 +19,7 @@ from recognizer.errors import ModelError
 
 log = logging.getLogger(__name__)
 
-# mixed3..mixed6, globally average-pooled: the best layers found by bench/accuracy.py (see recognizer/train.py)
+# mixed3..mixed6, globally average-pooled: the best layers found by bench/accuracy.py (see recognizer/training/train.py)
 DEFAULT_FEATURE_LAYERS = ("mixed3", "mixed4", "mixed5", "mixed6")
 PREPROCESSING = ("inception", "unit")  # inception: pixels to [-1, 1] (Keras' ImageNet weights); unit: [0, 1]
 

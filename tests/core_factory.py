@@ -14,7 +14,9 @@ from typing import Any, Iterator
 from adapters.cli.runtime import build_core
 from bot.config import Settings, load_settings
 from bot.core import Core
-from recognizer import Backbone, Gallery, Recognizer, read_model
+from recognizer import Recognizer, read_model
+from recognizer.backbone import Backbone
+from recognizer.gallery import Gallery
 from recognizer.model import BACKBONE_WEIGHTS_FILE
 from tests.model_factory import TINY_SAVED_SPEC
 

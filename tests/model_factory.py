@@ -8,8 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
-from recognizer import Backbone, BackboneSpec, ModelManifest, SoftmaxHead, load_image, save_model
-from recognizer.model import BACKBONE_WEIGHTS_FILE
+from recognizer import load_image
+from recognizer.backbone import Backbone, BackboneSpec
+from recognizer.head import SoftmaxHead
+from recognizer.model import BACKBONE_WEIGHTS_FILE, ModelManifest, save_model
 
 TINY_CHARACTERS = ("hatsune_miku", "gawr_gura", "suzumiya_haruhi", "hakurei_reimu", "nishikino_maki")
 TINY_SPEC = BackboneSpec(weights="random", input_size=75)

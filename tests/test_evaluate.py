@@ -16,9 +16,9 @@ from PIL import Image
 
 from recognizer.backbone import Backbone, BackboneSpec
 from recognizer.errors import ModelError
-from recognizer.evaluate import confused_pairs, evaluate_predictions, threshold_analysis, write_report
 from recognizer.head import SoftmaxHead
 from recognizer.model import ModelManifest, read_model, save_model, set_unknown_threshold
+from recognizer.training.evaluate import confused_pairs, evaluate_predictions, threshold_analysis, write_report
 
 SPEC = BackboneSpec(weights="random", input_size=75)
 KNOWN = ("gawr_gura", "hakurei_reimu", "hatsune_miku")
@@ -118,7 +118,7 @@ def test_cli_evaluate_reports_known_and_unknown_faces(shared_data, backbone, tmp
     train_set = link_subset(faces, tmp_path / "train", KNOWN)
     strangers = link_subset(faces, tmp_path / "strangers", (STRANGER,))
     monkeypatch.setattr(train_cli, "spec_from_args", lambda args: SPEC)
-    monkeypatch.setattr("recognizer.feature_cache.Backbone", lambda spec, weights_path=None: backbone)
+    monkeypatch.setattr("recognizer.training.feature_cache.Backbone", lambda spec, weights_path=None: backbone)
     cache = ["--cache-dir", str(tmp_path / "cache")]
     model = tmp_path / "model"
     assert main(["train", str(train_set), "--out", str(model), "--seed", "5", "--val-fraction", "0.2",

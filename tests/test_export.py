@@ -368,7 +368,7 @@ def test_hostile_names_make_safe_entries_that_extract_inside(database, tmp_path)
     assert not (tmp_path / "etc").exists() and not Path("/abs/path").exists()
     assert (target / "manifest.csv").is_file()
 
-    from recognizer.dataset import load_datasets
+    from recognizer.training.dataset import load_datasets
 
     archive_path = tmp_path / "hostile.zip"
     archive_path.write_bytes(data)
@@ -419,7 +419,7 @@ def test_check_entry_name_refuses_unsafe_names(entry):
 
 
 def test_the_archive_reads_back_as_a_dataset(database, tmp_path):
-    from recognizer.dataset import load_datasets
+    from recognizer.training.dataset import load_datasets
 
     with database.transaction() as session:
         chino, rize = add_character(session, "Chino Kafu"), add_character(session, "Rize Tedeza")

@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from recognizer import Box, ModelError, Recognizer, RecognizerSettings, read_model, save_model
+from recognizer import Box, ModelError, Recognizer, RecognizerSettings, read_model
 from recognizer.detect import Detection
 from recognizer.face_search import Candidate, FaceSearch, merge_candidates, square_guess, turn, upright_crop
+from recognizer.model import save_model
 from recognizer.verify import FaceVerifier, fit_verifier
 
 

@@ -21,8 +21,8 @@ from adapters.cli import main
 from adapters.cli.harvest import parse_duration
 from recognizer import Box, load_image
 from recognizer.detect import make_detector
-from recognizer.harvest import (MANIFEST_FIELDS, MANIFEST_NAME, STATE_NAME, HarvestSettings, NearDuplicateIndex,
-                                SamplerStats, harvest, read_manifest, sample_video)
+from recognizer.training.harvest import (MANIFEST_FIELDS, MANIFEST_NAME, STATE_NAME, HarvestSettings,
+                                         NearDuplicateIndex, SamplerStats, harvest, read_manifest, sample_video)
 
 EMILIA, GOJO = "ao_emilia_rezero_Emilia_67.jpg", "ao_gojo_satoru_Gojo_Satoru_34.jpg"
 FOLDER_IMAGES = ("jy_detect_07.jpg", "ng_takimoto_hifumi_34.jpg")

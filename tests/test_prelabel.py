@@ -16,10 +16,10 @@ import pytest
 
 from adapters.cli import main
 from recognizer import Recognizer, read_model
-from recognizer.dataset import load_datasets
-from recognizer.harvest import MANIFEST_FIELDS, MANIFEST_NAME
-from recognizer.prelabel import REVIEW_NAME, UNSURE, PrelabelError, prelabel, safe_folder_name
-from recognizer.train import TrainConfig, train
+from recognizer.training.dataset import load_datasets
+from recognizer.training.harvest import MANIFEST_FIELDS, MANIFEST_NAME
+from recognizer.training.prelabel import REVIEW_NAME, UNSURE, PrelabelError, prelabel, safe_folder_name
+from recognizer.training.train import TrainConfig, train
 from tests.model_factory import TINY_SPEC
 
 CHARACTERS = ("hatsune_miku", "gawr_gura")

@@ -10,8 +10,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from recognizer import (Backbone, BackboneSpec, Box, ModelError, ModelManifest, Recognizer, SoftmaxHead,
-                        load_image, read_model, save_model)
+from recognizer import Box, ModelError, Recognizer, load_image, read_model
+from recognizer.backbone import Backbone, BackboneSpec
+from recognizer.head import SoftmaxHead
+from recognizer.model import ModelManifest, save_model
 from tests.model_factory import TINY_SPEC
 
 

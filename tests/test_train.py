@@ -19,12 +19,12 @@ import pytest
 
 from recognizer import Recognizer, read_model
 from recognizer.backbone import Backbone, BackboneSpec
-from recognizer.dataset import Sample, load_datasets
-from recognizer.feature_cache import (AUGMENTATIONS, NOT_FACE_VARIANTS, VARIANTS, FeatureCache, extract_features,
-                                      namespace_for)
 from recognizer.head import PowerSoftmaxHead, SoftmaxHead
-from recognizer.train import (TrainConfig, class_weights, fit_lda_heads, fit_logistic_head, fit_temperature,
-                              split_samples, train)
+from recognizer.training.dataset import Sample, load_datasets
+from recognizer.training.feature_cache import (AUGMENTATIONS, NOT_FACE_VARIANTS, VARIANTS, FeatureCache,
+                                               extract_features, namespace_for)
+from recognizer.training.train import (TrainConfig, class_weights, fit_lda_heads, fit_logistic_head,
+                                       fit_temperature, split_samples, train)
 
 CHARACTERS = ("gawr_gura", "hakurei_reimu", "hatsune_miku")
 PER_CLASS = 15
@@ -314,7 +314,7 @@ def test_cli_train_writes_model_split_and_summary(subset, backbone, tmp_path, mo
     from adapters.cli import train as train_cli
 
     monkeypatch.setattr(train_cli, "spec_from_args", lambda args: SPEC)
-    monkeypatch.setattr("recognizer.feature_cache.Backbone", lambda spec, weights_path=None: backbone.inner)
+    monkeypatch.setattr("recognizer.training.feature_cache.Backbone", lambda spec, weights_path=None: backbone.inner)
     out = tmp_path / "model"
     args = ["train", str(subset), "--out", str(out), "--cache-dir", str(tmp_path / "cache"), "--seed", "3",
             "--val-fraction", "0.2", "--test-fraction", "0.2", "--no-augment", "--recut", "--quiet"]

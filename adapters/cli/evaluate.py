@@ -87,11 +87,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run_crops(args: argparse.Namespace, print_json: bool) -> tuple[int, dict | None]:
-    from recognizer.dataset import DatasetError, load_datasets
     from recognizer.errors import ModelError
-    from recognizer.evaluate import evaluate_model, read_split, write_report
-    from recognizer.feature_cache import FeatureCache
     from recognizer.model import read_model
+    from recognizer.training.dataset import DatasetError, load_datasets
+    from recognizer.training.evaluate import evaluate_model, read_split, write_report
+    from recognizer.training.feature_cache import FeatureCache
 
     try:
         model = read_model(args.model)
@@ -136,7 +136,7 @@ def _run_crops(args: argparse.Namespace, print_json: bool) -> tuple[int, dict | 
 def _prepare_scenes(args: argparse.Namespace):  # -> (Recognizer, SceneManifest) | exit status
     """The recognizer and the scenes, or EXIT_USAGE (said why) when options, model or manifest are unusable."""
     from recognizer import ModelError, Recognizer
-    from recognizer.scenes import ScenesError, read_scenes
+    from recognizer.training.scenes import ScenesError, read_scenes
 
     settings = recognizer_settings(args)
     if isinstance(settings, str):
@@ -162,7 +162,7 @@ def _prepare_scenes(args: argparse.Namespace):  # -> (Recognizer, SceneManifest)
 
 def _run_scenes(args: argparse.Namespace, recognizer, scenes, out: Path | None,
                 print_json: bool) -> tuple[int, dict]:
-    from recognizer.scenes import evaluate_scenes, format_summary, write_scene_report
+    from recognizer.training.scenes import evaluate_scenes, format_summary, write_scene_report
 
     for problem in scenes.problems:
         note(f"{problem} (row set aside)")

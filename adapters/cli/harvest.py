@@ -96,7 +96,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from recognizer.errors import ModelError
-    from recognizer.harvest import HarvestError, HarvestSettings, Harvester
+    from recognizer.training.harvest import HarvestError, HarvestSettings, Harvester
 
     if args.max_side < 0:
         print("aniface: --max-side must be 0 (no shrinking) or a number of pixels", file=sys.stderr)

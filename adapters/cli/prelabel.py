@@ -42,7 +42,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from recognizer import ModelError, Recognizer
-    from recognizer.prelabel import PrelabelError, prelabel
+    from recognizer.training.prelabel import PrelabelError, prelabel
 
     if not args.model:
         print("aniface: prelabel needs a model: give one with --model DIR (or set $ANIFACE_MODEL)", file=sys.stderr)

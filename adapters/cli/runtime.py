@@ -10,7 +10,8 @@ from bot.privacy import Hasher, load_secret
 from bot.storage import migrate
 from bot.storage.db import Database
 from bot.worker import WorkerPool
-from recognizer import Backbone, BackboneSpec, DecodeLimits, Recognizer, RecognizerSettings, read_model
+from recognizer import DecodeLimits, Recognizer, RecognizerSettings, read_model
+from recognizer.backbone import Backbone, BackboneSpec
 
 log = logging.getLogger(__name__)
 

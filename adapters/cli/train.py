@@ -75,7 +75,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 def spec_from_args(args: argparse.Namespace):
     """The BackboneSpec the options describe (shared with `evaluate`)."""
     from recognizer.backbone import file_sha256
-    from recognizer.train import DEFAULT_FACE_RESOLUTION, DEFAULT_INPUT_SIZE, DEFAULT_LAYERS, default_spec
+    from recognizer.training.train import DEFAULT_FACE_RESOLUTION, DEFAULT_INPUT_SIZE, DEFAULT_LAYERS, default_spec
 
     layers = tuple(part.strip() for value in (args.feature_layers or []) for part in value.split(",") if part.strip())
     if args.backbone_weights:
@@ -90,11 +90,11 @@ def spec_from_args(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from recognizer.dataset import DatasetError, load_datasets
     from recognizer.errors import ModelError
-    from recognizer.feature_cache import FeatureCache
     from recognizer.model import save_model
-    from recognizer.train import TrainConfig, train
+    from recognizer.training.dataset import DatasetError, load_datasets
+    from recognizer.training.feature_cache import FeatureCache
+    from recognizer.training.train import TrainConfig, train
 
     say = (lambda message: print(message, file=sys.stderr, flush=True)) if not args.json else (lambda m: None)
     if args.backbone_weights and not os.path.isfile(args.backbone_weights):

@@ -2,7 +2,7 @@
 
 1. The dataset is split per class, deterministically from a seed and each image's content hash
    (8:1:1 train / validation / test by default), so the split does not depend on file names or order.
-2. Backbone features are read from the feature cache or computed once (`recognizer.feature_cache`);
+2. Backbone features are read from the feature cache or computed once (`recognizer.training.feature_cache`);
    training images also contribute augmented copies (mirror by default; never colour changes).
 3. The features are power-normalised (square root) and standardised, and a linear softmax head is fitted:
    - "lda" (default): linear discriminant analysis with a covariance shrunk towards the identity, in
@@ -31,11 +31,11 @@ from typing import Callable, Sequence
 import numpy as np
 
 from recognizer.backbone import DEFAULT_FEATURE_LAYERS, Backbone, BackboneSpec
-from recognizer.dataset import Dataset, Sample
-from recognizer.feature_cache import (AUGMENTATIONS, NOT_FACE_VARIANTS, FeatureCache, backbone_factory,
-                                      extract_features)
 from recognizer.head import PowerSoftmaxHead, SoftmaxHead, power_normalise, softmax
 from recognizer.model import ModelManifest
+from recognizer.training.dataset import Dataset, Sample
+from recognizer.training.feature_cache import (AUGMENTATIONS, NOT_FACE_VARIANTS, FeatureCache, backbone_factory,
+                                               extract_features)
 from recognizer.verify import FaceVerifier, fit_verifier
 
 log = logging.getLogger(__name__)
@@ -67,8 +67,8 @@ def default_spec(**changes) -> BackboneSpec:
 class TrainConfig:
     spec: BackboneSpec = field(default_factory=default_spec)
     augmentation: str = "sources"         # a key of feature_cache.AUGMENTATIONS
-    # Cut training crops again the way serving does (recognizer.recut). Off by default: on the shared scenes it
-    # named no more pictures right (24 of 44 either way, top-5 27 against 28) and crop accuracy fell 1.7 points.
+    # Cut training crops again the way serving does (recognizer.training.recut). Off by default: on the shared
+    # scenes it named no more pictures right (24 of 44 either way, top-5 27 against 28) and crop accuracy fell 1.7 points.
     recut: bool = False
     crop_margin: float = 0.3              # the margin serving (and so the re-cut) puts around a face
     verifier: bool = True                 # fit a face verifier (recognizer.verify) for the wide face search
@@ -477,7 +477,7 @@ VERIFIER_KEEP = 0.99
 def _recut_detector():
     """The serving detector, reporting every face down to the re-cut likelihood."""
     from recognizer.detect import AnimeFaceDetector
-    from recognizer.recut import RECUT_LIKELIHOOD
+    from recognizer.training.recut import RECUT_LIKELIHOOD
 
     return AnimeFaceDetector(min_likelihood=RECUT_LIKELIHOOD)
 

@@ -1,7 +1,7 @@
 """Pre-labelling face crops: a model sorts them into character folders for a person to check.
 
     from recognizer import Recognizer
-    from recognizer.prelabel import prelabel
+    from recognizer.training.prelabel import prelabel
     report = prelabel("crops", Recognizer.load("models/anime"), "sorted")
 
 - Every image under the crops folder (hidden entries skipped; the same bytes twice count once) is
@@ -34,9 +34,9 @@ from typing import Callable
 
 import numpy as np
 
-from recognizer.dataset import IMAGE_SUFFIXES
 from recognizer.decode import DecodeLimits, load_image
 from recognizer.errors import ImageRejected
+from recognizer.training.dataset import IMAGE_SUFFIXES
 
 __all__ = ["PrelabelError", "PrelabelReport", "Prelabelled", "REVIEW_NAME", "UNSURE", "find_crops", "prelabel",
            "safe_folder_name"]
@@ -277,7 +277,7 @@ def _move(source: Path, target: Path) -> None:
 
 def _provenance(crops_root: Path) -> dict[str, dict]:
     """sha256 -> harvest manifest row, when the crops folder was made by `aniface harvest`."""
-    from recognizer.harvest import MANIFEST_NAME, read_manifest
+    from recognizer.training.harvest import MANIFEST_NAME, read_manifest
 
     try:
         return {row["sha256"]: row for row in read_manifest(crops_root / MANIFEST_NAME)}

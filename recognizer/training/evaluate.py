@@ -22,10 +22,10 @@ from typing import Callable, Sequence
 import numpy as np
 
 from recognizer.backbone import Backbone
-from recognizer.dataset import Dataset
-from recognizer.feature_cache import FeatureCache, backbone_factory, extract_features
 from recognizer.labels import label_key
 from recognizer.model import ModelFiles
+from recognizer.training.dataset import Dataset
+from recognizer.training.feature_cache import FeatureCache, backbone_factory, extract_features
 
 SPLIT_FILE = "split.json"
 # Every 0.01, and finer near 1, where a calibrated head's confident answers crowd.

@@ -25,12 +25,12 @@ from typing import Callable, Sequence
 import numpy as np
 
 from recognizer.backbone import Backbone, BackboneSpec
-from recognizer.dataset import Sample
 from recognizer.decode import DecodeLimits, decode_image
 from recognizer.detect import FaceDetector
 from recognizer.errors import ImageRejected
-from recognizer.recut import face_in_crop, recutter
 from recognizer.results import Box
+from recognizer.training.dataset import Sample
+from recognizer.training.recut import face_in_crop, recutter
 
 log = logging.getLogger(__name__)
 
@@ -292,7 +292,7 @@ def extract_features(samples: Sequence[Sample], spec: BackboneSpec, variants: Se
     """Features of every sample under every variant, from the cache where possible.
 
     With `recut_detector`, each crop is first cut again the way serving cuts faces
-    (`recognizer.recut`): around the face that detector finds in it, with `recut_margin`.
+    (`recognizer.training.recut`): around the face that detector finds in it, with `recut_margin`.
 
     The backbone is built (by `make_backbone`, or from `spec` alone) only when something is missing from
     the cache. Images that cannot be decoded get `ok[i] = False` and zero rows. Memory stays bounded: at
