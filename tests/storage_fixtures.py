@@ -60,11 +60,30 @@ def fresh_postgres_database(admin_url: str) -> Iterator[str]:
         try:
             yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
         finally:
-            with admin.connect() as connection:
-                # FORCE (PostgreSQL 13+): a connection a failed test left open must not keep it alive
-                connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            _drop(admin, name)
     finally:
         admin.dispose()
+
+
+def _drop(admin, name: str, attempts: int = 20) -> None:  # noqa: ANN001 - a SQLAlchemy engine
+    """DROP DATABASE ... WITH (FORCE): a connection a failed test left open must not keep it alive.
+
+    FORCE may not end a server process of another role (an autovacuum worker that just started on the
+    new database answers "must be a member of the role whose process is being terminated"): such a
+    process finishes by itself within moments, so the drop is tried again."""
+    import time
+
+    from sqlalchemy.exc import DBAPIError
+
+    for attempt in range(attempts):
+        try:
+            with admin.connect() as connection:
+                connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            return
+        except DBAPIError as error:
+            if "InsufficientPrivilege" not in type(error.orig).__name__ or attempt == attempts - 1:
+                raise
+            time.sleep(0.25)
 
 
 @pytest.fixture(params=BACKENDS)
