@@ -27,10 +27,9 @@ The default recipe (`aniface train ../shared/data/faces`: 160 px, crops shrunk t
 histogram, one source copy per crop, face verifier; 280 s to train with a cold feature cache on a shared
 2-core CPU; test split top-1 90.9%), default search, then with `--cascade lbpcascade_animeface.xml`:
 
-    single_known: face found 36/44 (+8 only a guessed region), top-1 23/36, top-5 31/36, named 19/36
-    open_set given a name 1/18; detection (20 boxed scenes, 110 faces): IoU>=0.3 recall 95.5% precision 96.3%
-    per picture: total p50 0.26 s, p95 0.71 s
-    with the cascade: face found 37/44, top-1 23/36, top-5 31/36; open_set 2/18; recall 100% precision 94.8%
+    single_known: face found 37/44 (+7 only a guessed region), top-1 25/36, top-5 32/36
+    open_set given a name 1/18; detection (20 boxed scenes, 110 faces): IoU>=0.3 recall 99.1% precision 96.5%
+    with the cascade: face found 38/44, top-1 25/36, top-5 32/36; open_set 2/18; recall 99.1% precision 94.8%
 
 Before (the old recipe at 299 px, one upright scan at likelihood 0.7): face found 24/44, top-1 8, top-5 13.
 docs/recognition.md has the table of every option tried.
