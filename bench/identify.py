@@ -29,7 +29,7 @@ import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from recognizer import Face, Recognizer, RecognizerSettings, _nvxs, read_model  # noqa: E402
+from recognizer import Recognizer, RecognizerSettings, _nvxs, read_model  # noqa: E402
 from recognizer.backbone import DEFAULT_FEATURE_LAYERS, Backbone, BackboneSpec  # noqa: E402
 from recognizer.decode import decode_image  # noqa: E402
 from recognizer.detect import SCANS, AnimeFaceDetector, Detection  # noqa: E402

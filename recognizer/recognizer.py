@@ -17,7 +17,7 @@ from typing import Sequence
 import numpy as np
 
 from recognizer.annotate import annotate, crop_face
-from recognizer.backbone import Backbone, BackboneSpec
+from recognizer.backbone import Backbone
 from recognizer.decode import DecodedImage, DecodeLimits, load_image
 from recognizer.detect import (DEFAULT_DETECT_MAX_SIDE, Detection, FaceDetector, detect_faces, make_detector,
                                reading_order)

@@ -9,7 +9,6 @@ picked guess 2 on Discord and created a character named "2" on Telegram.
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 from dataclasses import dataclass
 

@@ -18,8 +18,9 @@ from adapters.cli import main
 from recognizer import Recognizer
 from recognizer.labels import label_key
 from recognizer.results import Box, Candidate, Face
+from recognizer.training.scene_report import write_scene_report
 from recognizer.training.scenes import (Scene, ScenesError, detection_counts, evaluate_scenes, match_boxes,
-                                        parse_boxes, read_scenes, score_scene, write_scene_report)
+                                        parse_boxes, read_scenes, score_scene)
 
 # (file, kind, known_characters, gt boxes): the characters are written by hand for the test, not all true
 GOOD_ROWS = [

@@ -23,8 +23,8 @@ from recognizer.head import PowerSoftmaxHead, SoftmaxHead
 from recognizer.training.dataset import Sample, load_datasets
 from recognizer.training.feature_cache import (AUGMENTATIONS, NOT_FACE_VARIANTS, VARIANTS, FeatureCache,
                                                extract_features, namespace_for)
-from recognizer.training.train import (TrainConfig, class_weights, fit_lda_heads, fit_logistic_head,
-                                       fit_temperature, split_samples, train)
+from recognizer.training.heads import class_weights, fit_lda_heads, fit_logistic_head, fit_temperature
+from recognizer.training.train import TrainConfig, split_samples, train
 
 CHARACTERS = ("gawr_gura", "hakurei_reimu", "hatsune_miku")
 PER_CLASS = 15

@@ -162,7 +162,8 @@ def _prepare_scenes(args: argparse.Namespace):  # -> (Recognizer, SceneManifest)
 
 def _run_scenes(args: argparse.Namespace, recognizer, scenes, out: Path | None,
                 print_json: bool) -> tuple[int, dict]:
-    from recognizer.training.scenes import evaluate_scenes, format_summary, write_scene_report
+    from recognizer.training.scene_report import format_summary, write_scene_report
+    from recognizer.training.scenes import evaluate_scenes
 
     for problem in scenes.problems:
         note(f"{problem} (row set aside)")
