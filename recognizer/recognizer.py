@@ -215,6 +215,8 @@ class Recognizer:
             elif _has_detail(image):
                 found, guessed = [(Detection(square_guess(image), 0.0), None)], True
         faces = self._name(image, [d for d, _ in found], [e for _, e in found], unknown_threshold, guessed)
+        if guessed and not faces[0].candidates:
+            faces = []  # a guess with no name to offer (an empty gallery) says nothing
         if timings is not None:
             timings["detect_s"] = detected - started
             timings["name_s"] = time.perf_counter() - detected

@@ -182,3 +182,12 @@ def test_a_guess_is_worded_as_one_in_chats_and_flagged_on_the_web():
     found = FaceSummary(8, 1, (10, 10, 50, 50), "hatsune_miku", (("hatsune_miku", 0.9),), 0.9)
     assert wording.faces_text([found], can_name=True).startswith("I found 1 face")
     assert face_json(found, manual=False)["guessed"] is False
+
+
+def test_no_guess_when_there_is_no_name_to_offer(shared_data):
+    """A bot with no model and an empty gallery has nothing to guess with: no face, not an empty guess."""
+    from tests.model_factory import tiny_backbone
+
+    recognizer = Recognizer(backbone=tiny_backbone())
+    busy = np.random.default_rng(1).integers(0, 255, (200, 300, 3), dtype=np.uint8)
+    assert recognizer.can_name and recognizer.identify(busy) == []
