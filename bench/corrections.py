@@ -83,14 +83,7 @@ from recognizer.training.evaluate import read_split  # noqa: E402
 from recognizer.training.feature_cache import FeatureCache, extract_features  # noqa: E402
 from recognizer.training.scenes import read_scenes  # noqa: E402
 
-SHARED = Path(os.environ.get("ANIFACE_SHARED_DATA", REPO.parent / "shared" / "data"))
-BUILT_WEIGHTS = Path.home() / ".cache" / "animebot-backbones" / "inception_v3_notop.weights.h5"
-
-
-def default_weights() -> Path | None:
-    if os.environ.get("ANIFACE_BACKBONE_WEIGHTS"):
-        return Path(os.environ["ANIFACE_BACKBONE_WEIGHTS"])
-    return BUILT_WEIGHTS if BUILT_WEIGHTS.is_file() else None
+from bench.local_data import SHARED, default_weights  # noqa: E402
 
 
 def stable_hash(text: str) -> int:

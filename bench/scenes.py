@@ -50,14 +50,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from adapters.cli import main as aniface  # noqa: E402
 
-SHARED = Path(os.environ.get("ANIFACE_SHARED_DATA", REPO.parent / "shared" / "data"))
-BUILT_WEIGHTS = Path.home() / ".cache" / "animebot-backbones" / "inception_v3_notop.weights.h5"
-
-
-def default_weights() -> Path | None:
-    if os.environ.get("ANIFACE_BACKBONE_WEIGHTS"):
-        return Path(os.environ["ANIFACE_BACKBONE_WEIGHTS"])
-    return BUILT_WEIGHTS if BUILT_WEIGHTS.is_file() else None
+from bench.local_data import SHARED, default_weights  # noqa: E402
 
 
 def main() -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from bot.messages import AnswerMode, ChatSettingsView, FaceSummary
-from recognizer.labels import display_name
+from recognizer.labels import readable_name
 
 
 def percent(probability: float) -> str:
@@ -18,10 +18,7 @@ def percent(probability: float) -> str:
 
 
 def shown(name: str) -> str:
-    try:
-        return display_name(name)
-    except ValueError:
-        return name
+    return readable_name(name)
 
 
 def faces_text(faces: Sequence[FaceSummary], can_name: bool) -> str:

@@ -20,7 +20,7 @@ from typing import Sequence
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from recognizer.labels import display_name
+from recognizer.labels import readable_name
 from recognizer.results import Box, Face
 
 RGB = tuple[int, int, int]
@@ -131,7 +131,7 @@ def label_parts(face: Face) -> tuple[str, str, str]:
     """The label as (number, name, percentage): ("2", "Chino Kafu", "87%"), ("2", "unknown", ""), ("2", "", "")."""
     number = str(face.number)
     if face.guessed and face.candidates:  # no face found for sure: the top guess, with a question mark
-        return number, clean_text(_readable(face.candidates[0].name)) + "?", ""
+        return number, clean_text(readable_name(face.candidates[0].name)) + "?", ""
     if face.name is None:
         return number, ("unknown" if face.candidates else ""), ""
     probability = top_probability(face)
@@ -141,15 +141,7 @@ def label_parts(face: Face) -> tuple[str, str, str]:
         if probability < 1 and value == 100:
             value = 99  # "100%" only when it is
         percent = f"{value}%"
-    return number, clean_text(_readable(face.name)), percent
-
-
-def _readable(name: str) -> str:
-    """A dataset label as a person reads it ("gawr_gura" -> "Gawr Gura")."""
-    try:
-        return display_name(name)
-    except ValueError:
-        return name
+    return number, clean_text(readable_name(face.name)), percent
 
 
 def label_text(face: Face) -> str:

@@ -40,6 +40,14 @@ def label_key(name: str) -> str:
     return " ".join(sorted(words))
 
 
+def readable_name(label: str) -> str:
+    """`display_name`, or the label as it is when it has nothing left to show once cleaned."""
+    try:
+        return display_name(label)
+    except ValueError:
+        return label
+
+
 def display_name(label: str) -> str:
     """How a name reads to a person: an all-lowercase one ("kafu_chino") is capitalised ("Kafu Chino");
     one with capitals of its own is kept as written."""

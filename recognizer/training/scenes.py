@@ -33,7 +33,7 @@ from typing import Callable, Iterable, Sequence
 
 from recognizer.decode import DecodeLimits
 from recognizer.errors import ImageRejected
-from recognizer.labels import display_name, label_key
+from recognizer.labels import label_key, readable_name
 from recognizer.results import Box, Face
 
 MANIFEST = "manifest.csv"
@@ -298,20 +298,13 @@ def face_said(face: Face) -> str:
     if not face.candidates:
         return "no name"
     best = face.candidates[0]
-    guess = f"{_readable(best.name)} {best.probability:.0%}"
+    guess = f"{readable_name(best.name)} {best.probability:.0%}"
     text = guess if face.name is not None else f"unknown ({guess})"
     return ("guess: " + text) if face.guessed else text
 
 
-def _readable(name: str) -> str:
-    try:
-        return display_name(name)
-    except ValueError:
-        return name
-
-
 def truth_text(result: SceneResult) -> str:
-    characters = ", ".join(_readable(c) for c in result.scene.characters) or "-"
+    characters = ", ".join(readable_name(c) for c in result.scene.characters) or "-"
     if result.scene.kind == "open_set":
         return f"unknown (open set: {characters})"
     return characters
