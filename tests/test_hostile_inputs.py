@@ -249,7 +249,7 @@ def test_a_4097x1_png_through_identify(tmp_path, capsys):
 # --- the CLI: odd names, failures in a batch ------------------------------------------------------------
 
 
-def test_one_unexpected_error_does_not_stop_the_batch(tmp_path, capsys, monkeypatch):
+def test_one_unexpected_error_does_not_stop_the_batch(tmp_path, capsys, monkeypatch, caplog):
     paths = []
     for name in ("a.png", "boom.png", "c.png"):
         paths.append(tmp_path / name)
@@ -271,8 +271,11 @@ def test_one_unexpected_error_does_not_stop_the_batch(tmp_path, capsys, monkeypa
     assert code == 1
     assert [line["image"] for line in lines] == list(map(str, paths))
     assert [bool(line.get("error")) for line in lines] == [False, True, False]
-    assert "RuntimeError: a bug" in captured.err and "Traceback" in captured.err  # a bug is still logged
+    assert "boom.png" in captured.err and "Traceback" not in captured.out
+    [logged] = [r for r in caplog.records if r.exc_info]  # a bug is still logged, with its traceback (on stderr)
+    assert "boom.png" in logged.getMessage() and str(logged.exc_info[1]) == "a bug"
 
+    identify.calls = 0
     assert main(["identify", *map(str, paths), "--out", str(tmp_path / "out")]) == 1
     captured = capsys.readouterr()
     assert "a.png" in captured.out and "c.png" in captured.out
