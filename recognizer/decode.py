@@ -27,6 +27,8 @@ import numpy as np
 from PIL import Image, ImageStat
 
 from recognizer.errors import (
+    BadDimensions,
+    EmptyFile,
     FileTooLarge,
     ImageRejected,
     TooManyFrames,
@@ -119,7 +121,7 @@ def decode_image(data: bytes, limits: DecodeLimits = DecodeLimits()) -> DecodedI
     if size > limits.max_bytes:
         raise FileTooLarge(size, limits.max_bytes)
     if size == 0:
-        raise UnreadableImage(detail="empty file")
+        raise EmptyFile()
     if not isinstance(data, bytes):
         data = bytes(data)
     kind, fmt = _sniff(data)
@@ -205,6 +207,10 @@ def _sniff(data: bytes) -> tuple[str | None, str]:
 
 
 def _decode_pillow(data: bytes, fmt: str, limits: DecodeLimits) -> DecodedImage:
+    if fmt == "BMP":
+        header_size = _bmp_header_size(data)
+        if header_size is not None:
+            _check_pixels(*header_size, limits)
     if fmt == "WEBP":
         # libwebp allocates the whole canvas when its decoder is created, so check first.
         header_size = _webp_header_size(data)
@@ -343,6 +349,19 @@ def _webp_header_size(data: bytes) -> tuple[int, int] | None:
     if chunk == b"VP8L" and len(data) >= 25 and data[20] == 0x2F:
         bits = int.from_bytes(data[21:25], "little")
         return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
+    return None
+
+
+def _bmp_header_size(data: bytes) -> tuple[int, int] | None:
+    """(width, |height|) as the BMP info header says, signed (Pillow reads a negative width as a huge one);
+    a negative height is a top-down picture."""
+    header = int.from_bytes(data[14:18], "little") if len(data) >= 18 else 0
+    if header >= 40 and len(data) >= 26:
+        width = int.from_bytes(data[18:22], "little", signed=True)
+        height = int.from_bytes(data[22:26], "little", signed=True)
+        return width, abs(height)
+    if header == 12 and len(data) >= 22:  # OS/2 BITMAPCOREHEADER: unsigned 16-bit sizes
+        return int.from_bytes(data[18:20], "little"), int.from_bytes(data[20:22], "little")
     return None
 
 
@@ -524,8 +543,8 @@ def _video_frame_to_rgb(frame) -> Image.Image:  # frame: av.VideoFrame
 
 
 def _check_pixels(width: int, height: int, limits: DecodeLimits) -> None:
-    if width <= 0 or height <= 0:
-        raise UnreadableImage(detail=f"bad dimensions {width}x{height}")
+    if width <= 0 or height <= 0 or width >= 1 << 31 or height >= 1 << 31:
+        raise BadDimensions(width, height)
     if width * height > limits.max_pixels:
         raise TooManyPixels(width * height, limits.max_pixels)
 
