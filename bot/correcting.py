@@ -7,7 +7,10 @@ the "did you mean" memory: a new name offered back once and sent again is accept
 
 from __future__ import annotations
 
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -44,13 +47,35 @@ class Corrector:
         self.embedding_key = embedding_key
         # (user_hash, face_id) -> key of a new name we answered "did you mean" to; sent again, it is accepted
         self._offered: dict[tuple[str, int], str] = {}
+        # what memory learns in the transaction under way (per thread): applied only once it has committed
+        self._local = threading.local()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[VoteStore]:
+        """`store.votes()`; the name book and the "did you mean" offers change only after its commit."""
+        pending: list[Callable[[], None]] = []
+        self._local.pending = pending
+        try:
+            with self.store.votes() as session:
+                yield session
+        finally:
+            self._local.pending = None
+        for change in pending:
+            change()
+
+    def _after_commit(self, change: Callable[[], None]) -> None:
+        pending = getattr(self._local, "pending", None)
+        if pending is None:
+            change()
+        else:
+            pending.append(change)
 
     # --- the ways a correction comes in --------------------------------------------------------
 
     def correct(self, correction: Correction) -> Outcome:
         """A correction of an answer, found by the bot message it replies to."""
         person = correction.person
-        with self.store.votes() as session:
+        with self._transaction() as session:
             prediction = session.answered_by(person.platform, correction.chat_id, correction.bot_message_id)
             if prediction is None:
                 return Outcome(Ack(False, wording.NOT_A_PREDICTION, reason=AckReason.NOT_AN_ANSWER))
@@ -69,7 +94,7 @@ class Corrector:
 
     def press(self, person: Person, chat_id: str, face_id: int, choice: int | None, via: str) -> Outcome:
         """A button under an answer: candidate `choice` (1-based), or None for "none of these"."""
-        with self.store.votes() as session:
+        with self._transaction() as session:
             face = session.face(face_id)
             if face is None or face.prediction.chat_id != chat_id or face.prediction.platform != person.platform:
                 return Outcome(Ack(False, wording.NOT_A_PREDICTION, reason=AckReason.NOT_AN_ANSWER))
@@ -79,7 +104,7 @@ class Corrector:
 
     def name_face(self, person: Person, face_id: int, name: str, via: str, chat_id: str | None) -> Outcome:
         """A face named by its id, `name` as typed (a bare number picks that guess)."""
-        with self.store.votes() as session:
+        with self._transaction() as session:
             face = session.face(face_id)
             if face is None or (chat_id is not None and face.prediction.chat_id != chat_id):
                 return Outcome(Ack(False, wording.UNKNOWN_FACE, reason=AckReason.NOT_AN_ANSWER))
@@ -90,7 +115,7 @@ class Corrector:
     def answer_question(self, person: Person, chat_id: str, text: str) -> Outcome | None:
         """The answer of someone the bot asked for a name; None when nobody asked them."""
         user_hash = self.hasher(person.platform, person.user_id)
-        with self.store.votes() as session:
+        with self._transaction() as session:
             question = session.question(person.platform, chat_id, user_hash)
             if question is None:
                 return None
@@ -139,7 +164,7 @@ class Corrector:
         if character is None:
             return Outcome(refusal)
         session.put_vote(face, person.platform, user_hash, "is", character.id, via)
-        self._offered.pop((user_hash, face.id), None)
+        self._after_commit(lambda: self._offered.pop((user_hash, face.id), None))
         text = (wording.confirmed if name == face.predicted_name else wording.thanks)(character.name, face.number,
                                                                                       several)
         return Outcome(Ack(True, text, face_id=face.id), [self._settled(session, face)])
@@ -152,7 +177,7 @@ class Corrector:
         if match.status == NameStatus.SUGGEST and not from_model:
             key = label_key(match.name)
             if self._offered.get((user_hash, face_id)) != key:
-                self._offered[(user_hash, face_id)] = key
+                self._after_commit(lambda: self._offered.__setitem__((user_hash, face_id), key))
                 return None, Ack(False, wording.did_you_mean(match.suggestions, match.name), match.suggestions,
                                  reason=AckReason.SUGGEST)
         target = match.name if match.status == NameStatus.KNOWN else display_name(match.name)
@@ -160,7 +185,7 @@ class Corrector:
         character = session.character(key)
         if character is None:
             character = session.add_character(target, key, "model" if from_model else "user")
-            self.names.add(character.name)
+            self._after_commit(lambda name=character.name: self.names.add(name))
         return character, None
 
     def _settled(self, session: VoteStore, face: Face) -> Learned:

@@ -20,6 +20,7 @@ NAME_LIMIT = MAX_NAME_LENGTH
 GUESSES = TOP_K
 
 _FACE_NUMBER = re.compile(r"^\s*#?(\d{1,3})[.):]?\s+(.+)$", re.DOTALL)
+_BARE_NUMBER = re.compile(r"^[0-9]{1,6}$")
 KEYCAPS = {f"{n}\ufe0f\u20e3": n for n in range(1, 6)} | {f"{n}\u20e3": n for n in range(1, 6)}
 RIGHT_EMOJI = {"\U0001f44d", "\u2705", "\u2714\ufe0f", "\u2714", "\U0001f44c", "\u2611\ufe0f"}
 WRONG_EMOJI = {"\U0001f44e", "\u274c", "\u2716\ufe0f", "\u2716", "\u274e"}
@@ -39,7 +40,7 @@ def parse_wrong(arguments: str) -> WrongCommand:
     match = _FACE_NUMBER.match(text)
     if match:
         return WrongCommand(int(match.group(1)), match.group(2).strip())
-    if text.isdigit():
+    if _BARE_NUMBER.match(text):  # ASCII digits only: "²" passes isdigit() but is no number int() reads
         return WrongCommand(int(text), None)
     return WrongCommand(None, text)
 

@@ -4,7 +4,8 @@ Stills (JPEG, PNG, BMP, TIFF, WebP, AVIF), animations (GIF, APNG, animated WebP)
 Telegram stickers (TGS, gzipped Lottie rendered with rlottie) and short videos
 (WEBM/VP8/VP9 with alpha, MP4/H.264, ...) all become a `DecodedImage` whose
 `pixels` is an (H, W, 3) uint8 RGB array: EXIF orientation applied, transparency
-flattened onto `BACKGROUND`, and for animations the first frame that is not blank.
+flattened onto `BACKGROUND`, and for animations the first frame that is not blank (searched up to the
+frame limit, within a budget of SCAN_PIXELS examined pixels).
 
 Every size limit is checked from the file's header before any pixel is decoded.
 Anything that is not a readable image raises `UnreadableImage`; the limits raise
@@ -27,6 +28,8 @@ import numpy as np
 from PIL import Image, ImageStat
 
 from recognizer.errors import (
+    BadDimensions,
+    EmptyFile,
     FileTooLarge,
     ImageRejected,
     TooManyFrames,
@@ -45,9 +48,9 @@ __all__ = [
 #: Transparent pixels are flattened onto this light grey, so that white sticker outlines stay visible.
 BACKGROUND: tuple[int, int, int] = (224, 224, 224)
 
-#: At most this many leading frames of an animation are examined for a non-blank one...
-SCAN_FRAMES = 30
-#: ...and no more frames once this many pixels have been examined (huge animations scan fewer frames).
+#: An animation's frames are examined in order for a non-blank one, up to the frame limit, until this many
+#: pixels have been examined: a 512x512 sticker is searched for 381 frames (over 12 s at 30 fps), a 4K
+#: video for 12 (huge animations scan fewer frames). None non-blank: the first frame is taken.
 SCAN_PIXELS = 100_000_000
 #: A frame whose grayscale standard deviation (after flattening) is below this is blank.
 BLANK_STD = 4.0
@@ -119,7 +122,7 @@ def decode_image(data: bytes, limits: DecodeLimits = DecodeLimits()) -> DecodedI
     if size > limits.max_bytes:
         raise FileTooLarge(size, limits.max_bytes)
     if size == 0:
-        raise UnreadableImage(detail="empty file")
+        raise EmptyFile()
     if not isinstance(data, bytes):
         data = bytes(data)
     kind, fmt = _sniff(data)
@@ -205,6 +208,10 @@ def _sniff(data: bytes) -> tuple[str | None, str]:
 
 
 def _decode_pillow(data: bytes, fmt: str, limits: DecodeLimits) -> DecodedImage:
+    if fmt == "BMP":
+        header_size = _bmp_header_size(data)
+        if header_size is not None:
+            _check_pixels(*header_size, limits)
     if fmt == "WEBP":
         # libwebp allocates the whole canvas when its decoder is created, so check first.
         header_size = _webp_header_size(data)
@@ -255,10 +262,10 @@ def _pillow_open(data: bytes, fmt: str) -> Image.Image:
 
 
 def _pick_pillow_frame(image: Image.Image, frame_count: int, limits: DecodeLimits) -> tuple[int, Image.Image]:
-    """The first non-blank frame among the first SCAN_FRAMES, else frame 0, as flattened RGB."""
+    """The first non-blank frame (within the SCAN_PIXELS budget), else frame 0, as flattened RGB."""
     first: Image.Image | None = None
     scanned = 0
-    for index in range(min(frame_count, SCAN_FRAMES)):
+    for index in range(min(frame_count, limits.max_frames)):
         if scanned >= SCAN_PIXELS:
             break
         try:
@@ -346,6 +353,19 @@ def _webp_header_size(data: bytes) -> tuple[int, int] | None:
     return None
 
 
+def _bmp_header_size(data: bytes) -> tuple[int, int] | None:
+    """(width, |height|) as the BMP info header says, signed (Pillow reads a negative width as a huge one);
+    a negative height is a top-down picture."""
+    header = int.from_bytes(data[14:18], "little") if len(data) >= 18 else 0
+    if header >= 40 and len(data) >= 26:
+        width = int.from_bytes(data[18:22], "little", signed=True)
+        height = int.from_bytes(data[22:26], "little", signed=True)
+        return width, abs(height)
+    if header == 12 and len(data) >= 22:  # OS/2 BITMAPCOREHEADER: unsigned 16-bit sizes
+        return int.from_bytes(data[18:20], "little"), int.from_bytes(data[20:22], "little")
+    return None
+
+
 def _count_gif_frames(data: bytes, cap: int) -> int:
     """Count image descriptors by walking the GIF's blocks (no LZW decoding); stops at `cap`."""
     size = len(data)
@@ -404,7 +424,7 @@ def _decode_tgs(data: bytes, fmt: str, limits: DecodeLimits) -> DecodedImage:
         if not animation.animation_p or animation.animation_p.value is None:
             raise UnreadableImage(detail="TGS: rlottie could not load the animation")
         first: Image.Image | None = None
-        scan = max(1, min(frame_count, SCAN_FRAMES, SCAN_PIXELS // (render_w * render_h)))
+        scan = max(1, min(frame_count, SCAN_PIXELS // (render_w * render_h)))
         for index in range(scan):  # frame 0 is the in-point `ip`
             buffer = animation.lottie_animation_render(frame_num=index, width=render_w, height=render_h)
             rgb = _flatten_premultiplied_bgra(buffer, render_w, render_h)
@@ -477,7 +497,8 @@ def _decode_video(data: bytes, fmt: str, limits: DecodeLimits) -> DecodedImage:
         index = -1
         scanned = 0
         packets = (packet for packet in container.demux(stream) if packet.size)  # PyAV flushes on empty ones
-        while index + 1 < SCAN_FRAMES and scanned < SCAN_PIXELS:
+        most = max(1, min(limits.max_frames, frame_count or limits.max_frames))
+        while index + 1 < most and scanned < SCAN_PIXELS:
             packet = next(packets, None)  # None at the end: drains the frames the decoder still holds
             for frame in decoder.decode(packet):
                 index += 1
@@ -488,7 +509,7 @@ def _decode_video(data: bytes, fmt: str, limits: DecodeLimits) -> DecodedImage:
                 if first is None:
                     first = rgb
                 scanned += frame.width * frame.height
-                if index + 1 >= SCAN_FRAMES or scanned >= SCAN_PIXELS:
+                if index + 1 >= most or scanned >= SCAN_PIXELS:
                     break
             if packet is None:
                 break
@@ -524,8 +545,8 @@ def _video_frame_to_rgb(frame) -> Image.Image:  # frame: av.VideoFrame
 
 
 def _check_pixels(width: int, height: int, limits: DecodeLimits) -> None:
-    if width <= 0 or height <= 0:
-        raise UnreadableImage(detail=f"bad dimensions {width}x{height}")
+    if width <= 0 or height <= 0 or width >= 1 << 31 or height >= 1 << 31:
+        raise BadDimensions(width, height)
     if width * height > limits.max_pixels:
         raise TooManyPixels(width * height, limits.max_pixels)
 

@@ -184,7 +184,8 @@ def detect_faces(image: np.ndarray, detector: FaceDetector | None = None,
         import cv2
 
         scale = max(height, width) / max_side
-        work = cv2.resize(image, (round(width / scale), round(height / scale)), interpolation=cv2.INTER_AREA)
+        size = (max(1, round(width / scale)), max(1, round(height / scale)))  # never 0: a 4097x1 line stays 1 px
+        work = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
     detections = detector.detect(np.ascontiguousarray(work))
     if scale != 1.0:
         detections = [Detection(_scaled(d.box, scale, width, height), d.score) for d in detections]

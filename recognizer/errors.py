@@ -12,9 +12,21 @@ class ImageRejected(ValueError):
 
 
 class UnreadableImage(ImageRejected):
-    def __init__(self, detail: str | None = None) -> None:
-        super().__init__("this file is not an image I can read")
+    def __init__(self, detail: str | None = None, user_message: str = "this file is not an image I can read") -> None:
+        super().__init__(user_message)
         self.detail = detail
+
+
+class EmptyFile(UnreadableImage):
+    def __init__(self) -> None:
+        super().__init__(detail="empty file", user_message="this file is empty (0 bytes)")
+
+
+class BadDimensions(UnreadableImage):
+    def __init__(self, width: int, height: int) -> None:
+        super().__init__(detail=f"bad dimensions {width}x{height}",
+                         user_message=f"this image's header gives impossible dimensions ({width}x{height})")
+        self.width, self.height = width, height
 
 
 class FileTooLarge(ImageRejected):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import logging
 import os
 import re
 import sys
@@ -70,6 +71,12 @@ def run(args: argparse.Namespace) -> int:
             message = error.user_message if isinstance(error, ImageRejected) else _os_error_message(error)
             _report_failure(image_path, message, args.json)
             continue
+        except Exception as error:  # a bug: logged with its traceback, and the batch goes on
+            failures += 1
+            logging.getLogger("aniface.identify").error("identify failed on %s", _shown(image_path), exc_info=True)
+            _report_failure(image_path, f"internal error ({type(error).__name__}); the others are still done",
+                            args.json)
+            continue
         if args.json:
             print(json.dumps(_as_json(image_path, faces, annotated_path, recognizer.model_version),
                              ensure_ascii=False), flush=True)
@@ -90,13 +97,20 @@ def _os_error_message(error: OSError) -> str:
 
 def _report_failure(image_path: str, message: str, as_json: bool) -> None:
     if as_json:
-        print(json.dumps({"image": image_path, "error": message, "faces": []}, ensure_ascii=False), flush=True)
-    print(f"aniface: {printable(image_path)}: {message}", file=sys.stderr, flush=True)
+        print(json.dumps({"image": _shown(image_path), "error": message, "faces": []}, ensure_ascii=False),
+              flush=True)
+    print(f"aniface: {printable(_shown(image_path))}: {message}", file=sys.stderr, flush=True)
+
+
+def _shown(image_path: str) -> str:
+    """The path as text that can be printed and written as UTF-8: bytes of a file name that are not valid
+    UTF-8 (surrogate-escaped by Python) are shown as \\xNN."""
+    return os.fsencode(image_path).decode("utf-8", "backslashreplace")
 
 
 def _as_json(image_path: str, faces, annotated_path: Path | None, model_version: str | None) -> dict:
     return {
-        "image": image_path,
+        "image": _shown(image_path),
         "model_version": model_version,
         "annotated": str(annotated_path) if annotated_path else None,
         "faces": [face.to_dict() for face in faces],
@@ -106,7 +120,7 @@ def _as_json(image_path: str, faces, annotated_path: Path | None, model_version:
 def _print_human(image_path: str, faces, annotated_path: Path | None, named: bool) -> None:
     guessed = len(faces) == 1 and faces[0].guessed
     count = "no face found for sure" if guessed else f"{len(faces)} face" + ("" if len(faces) == 1 else "s")
-    print(f"{printable(image_path)}: {count}" + (f" (annotated: {annotated_path})" if annotated_path else ""))
+    print(f"{printable(_shown(image_path))}: {count}" + (f" (annotated: {annotated_path})" if annotated_path else ""))
     if not faces:
         print("  no face found")
     if guessed:
@@ -129,7 +143,7 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 def _output_name(image_path: str, used: set[str]) -> str:
     """A safe, unique file name for an input's annotated PNG (never trusts the input's name)."""
     stem = unicodedata.normalize("NFKD", Path(image_path).stem).encode("ascii", "ignore").decode()
-    stem = _UNSAFE.sub("_", stem).strip("._-")[:80] or hashlib.sha256(image_path.encode()).hexdigest()[:12]
+    stem = _UNSAFE.sub("_", stem).strip("._-")[:80] or hashlib.sha256(os.fsencode(image_path)).hexdigest()[:12]
     name, counter = f"{stem}.annotated.png", 2
     while name in used:
         name, counter = f"{stem}-{counter}.annotated.png", counter + 1
