@@ -231,7 +231,7 @@ def _require_admin(request: web.Request) -> None:
     if token is None:
         raise ApiError(403, "admin_disabled", "the admin API is off: set ANIFACE_ADMIN_TOKEN to turn it on")
     scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
+    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode("utf-8", "surrogateescape"), token.encode()):
         raise ApiError(401, "unauthorized", "send the admin token as \u201cAuthorization: Bearer <token>\u201d",
                        {"WWW-Authenticate": 'Bearer realm="aniface admin"'})
 
