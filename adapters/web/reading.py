@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from adapters.web.context import MAX_BOXES, MAX_FIELD_BYTES, MAX_JSON_BYTES, SETTINGS, ApiError
 
@@ -74,6 +75,8 @@ async def read_upload(request: web.Request) -> tuple[bytes, list | None]:
                 raise too_large
     except (ValueError, AssertionError, UnicodeDecodeError) as error:
         raise ApiError(400, "bad_request", f"cannot read the upload: {error}") from None
+    except HttpProcessingError as error:  # malformed part headers (control characters, broken lines)
+        raise ApiError(400, "bad_request", f"cannot read the upload: {error.message or 'malformed part headers'}") from None
     if not image:
         raise ApiError(400, "no_image", "send the picture as a file in the multipart field \u201cimage\u201d")
     return image, (None if boxes_text is None else parse_boxes(boxes_text))
