@@ -22,7 +22,7 @@ from adapters.web.server import WebServer
 from tests.test_web_api import (ADMIN_TOKEN, DOCUMENT, build_core, client, core, open_client, scene,  # noqa: F401
                                 upload, web_backbone)
 
-NESTED = "[" * 15000 + "]" * 15000   # under the 16 KB body limit, far deeper than the recursion limit
+NESTED = "[" * 8000 + "]" * 8000   # under the 16 KB body limit, far deeper than the recursion limit
 BIG = 2 ** 63
 
 

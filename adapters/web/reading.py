@@ -26,7 +26,7 @@ async def read_json(request: web.Request) -> dict:
         raise ApiError(413, "too_large", f"the JSON body is too large (limit {MAX_JSON_BYTES} bytes)")
     try:
         document = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):  # RecursionError: nested far too deep
         raise ApiError(400, "bad_json", "the body is not valid JSON") from None
     if not isinstance(document, dict):
         raise ApiError(400, "bad_json", "the body must be a JSON object")
@@ -86,7 +86,7 @@ def parse_boxes(text: str) -> list[tuple[int, int, int, int]]:
     message = "boxes must be a JSON list of [x, y, width, height] lists, in the picture's pixels"
     try:
         value = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise ApiError(400, "bad_boxes", message) from None
     if not isinstance(value, list) or not value:
         raise ApiError(400, "bad_boxes", message)
