@@ -38,6 +38,8 @@ from bot.ports import GUESSES, NAME_LIMIT, CorePort
 
 log = logging.getLogger(__name__)
 
+MAX_ID = 2 ** 63 - 1  # every id is a signed 64-bit integer in the database; larger ones are no id
+
 
 # --- the app ---------------------------------------------------------------------------------------
 
@@ -185,7 +187,7 @@ async def corrections(request: web.Request) -> web.Response:
     _refuse_when_stopping(request)
     document = await read_json(request)
     face_id, name, candidate = document.get("face_id"), document.get("name"), document.get("candidate")
-    if isinstance(face_id, bool) or not isinstance(face_id, int) or face_id < 1:
+    if isinstance(face_id, bool) or not isinstance(face_id, int) or not 1 <= face_id <= MAX_ID:
         raise ApiError(400, "bad_request", "face_id must be the id of a face from /api/identify")
     if (name is None) == (candidate is None):
         raise ApiError(400, "bad_request",
