@@ -267,9 +267,10 @@ def _parse_since(text: str) -> datetime:
             moment = datetime.combine(datetime.strptime(value, "%Y-%m-%d").date(), time(0), timezone.utc)
         else:
             moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
+        # out of range once moved to UTC (year 1 or 9999 with an offset): OverflowError
+        return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).astimezone(timezone.utc)
+    except (ValueError, OverflowError):
         raise ApiError(400, "bad_request", "since must be a date (YYYY-MM-DD) or an ISO 8601 time") from None
-    return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).astimezone(timezone.utc)
 
 
 async def admin_export(request: web.Request) -> web.StreamResponse:
