@@ -98,9 +98,13 @@ async def test_an_out_of_range_since_is_a_400(client, since):
     assert response.status == 400 and (await response.json())["error"]["code"] == "bad_request"
 
 
-async def test_a_client_gone_mid_upload_is_one_info_line(client, caplog):
+@pytest.mark.parametrize("use_test_server", [False, True])
+async def test_a_client_gone_mid_upload_is_one_info_line(core, client, caplog, use_test_server):
     caplog.set_level(logging.INFO)
-    reader, writer = await asyncio.open_connection("127.0.0.1", client.port)
+    server = None if use_test_server else WebServer(core, "127.0.0.1", 0)
+    if server is not None:
+        await server.start()
+    reader, writer = await asyncio.open_connection("127.0.0.1", client.port if server is None else server.port)
     body = b'--XyZ\r\nContent-Disposition: form-data; name="image"; filename="a.png"\r\n\r\n' + b"x" * 1000
     writer.write(b"POST /api/identify HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                  b"Content-Type: multipart/form-data; boundary=XyZ\r\nContent-Length: 100000\r\n\r\n" + body)
@@ -108,6 +112,8 @@ async def test_a_client_gone_mid_upload_is_one_info_line(client, caplog):
     await asyncio.sleep(0.2)
     writer.transport.abort()
     await asyncio.sleep(0.3)
+    if server is not None:
+        await server.stop()
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text
     assert not [r for r in caplog.records if r.exc_info], caplog.text
     gone = [r for r in caplog.records if "went away" in r.getMessage()]
