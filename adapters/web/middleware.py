@@ -113,6 +113,8 @@ def _same_origin(request: web.Request, origin: str) -> bool:
     scheme, separator, host = origin.partition("://")
     if not separator or scheme not in ("http", "https"):
         return False  # "null" (sandboxed frames, file://) and anything odd
+    if scheme != request.scheme:
+        return False  # same host, other scheme: another origin (behind a TLS proxy, list it in allowed_origins)
     own = (request.host or "").lower()
     default_port = {"http": ":80", "https": ":443"}[scheme]
     return host == own or host + default_port == own or host == own + default_port
