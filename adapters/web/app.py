@@ -45,19 +45,21 @@ MAX_ID = 2 ** 63 - 1  # every id is a signed 64-bit integer in the database; lar
 
 def create_app(core: CorePort, *, admin_token: str | None = None, max_upload_bytes: int | None = None,
                rate_limit: RateLimit | None = None, allowed_origins: tuple[str, ...] = (),
-               annotated_cache_bytes: int = 64 * 1024 * 1024) -> web.Application:
+               annotated_cache_bytes: int = 64 * 1024 * 1024, body_timeout: float = 120.0) -> web.Application:
     """The web page and its API for `core` (a started `bot.core.Core`).
 
     admin_token: enables the admin API (`Authorization: Bearer <token>`); None turns it off.
     max_upload_bytes: the largest picture accepted (default: the core's decode limit).
     rate_limit: per client address, for every POST and every admin request.
+    body_timeout: the seconds a client has to send a whole request body (an upload); slower ones get a 408.
     allowed_origins: other origins allowed to POST (e.g. "https://example.org" behind a proxy that
     rewrites Host); the page's own origin is always allowed.
     """
     if max_upload_bytes is None:
         max_upload_bytes = core.max_image_bytes
     settings = WebSettings(admin_token or None, int(max_upload_bytes), rate_limit or RateLimit(),
-                           frozenset(o.rstrip("/").lower() for o in allowed_origins), annotated_cache_bytes)
+                           frozenset(o.rstrip("/").lower() for o in allowed_origins), annotated_cache_bytes,
+                           float(body_timeout))
     app = web.Application(
         client_max_size=settings.max_upload_bytes + 256 * 1024,
         middlewares=[headers_middleware, errors_middleware, identity_middleware, csrf_middleware,

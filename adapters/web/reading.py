@@ -3,6 +3,8 @@ boxes a person drew."""
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import json
 
 from aiohttp import web
@@ -12,11 +14,26 @@ from adapters.web.context import MAX_BOXES, MAX_FIELD_BYTES, MAX_JSON_BYTES, SET
 
 
 
+def body_deadline(read):
+    """The body must arrive within the app's body_timeout (slow clients get a 408, and let go)."""
+    @functools.wraps(read)
+    async def reader(request: web.Request, *args, **kwargs):
+        seconds = request.app[SETTINGS].body_timeout
+        try:
+            async with asyncio.timeout(seconds):
+                return await read(request, *args, **kwargs)
+        except TimeoutError:
+            raise ApiError(408, "timeout", f"the request body did not arrive within {seconds:.0f} s",
+                           {"Connection": "close"}) from None
+    return reader
+
+
 def require_content_type(request: web.Request, expected: str) -> None:
     if request.content_type != expected:
         raise ApiError(415, "unsupported_media_type", f"send {expected} (got {request.content_type or 'nothing'})")
 
 
+@body_deadline
 async def read_json(request: web.Request) -> dict:
     require_content_type(request, "application/json")
     if request.content_length is not None and request.content_length > MAX_JSON_BYTES:
@@ -49,6 +66,7 @@ async def read_part(part, limit: int, too_large: ApiError) -> bytes:
         chunks.append(chunk)
 
 
+@body_deadline
 async def read_upload(request: web.Request) -> tuple[bytes, list | None]:
     """The `image` file and the optional `boxes` field of a multipart upload, within the size limit."""
     require_content_type(request, "multipart/form-data")
