@@ -184,3 +184,73 @@ async def test_stop_with_a_stalled_upload_is_bounded_by_one_timeout(core):
 
 def test_the_default_shutdown_bound_fits_a_90_s_systemd_stop():
     assert WebServer.__init__.__kwdefaults__["shutdown_timeout"] + 5 < 90
+
+
+# --- every route, malformed requests; property tests of the request parsing ---------------------------
+
+MALFORMED_BODIES = [b"", b"{", b"[]", b"null", b'"x"', b"\xff\xfe", NESTED.encode(), b'{"face_id": 1e999}',
+                    json.dumps({"face_id": 10 ** 30, "name": "x"}).encode(), b'{"face_id": "1", "candidate": []}',
+                    json.dumps({"face_id": 1, "name": {"a": [1]}}).encode(), b'{"face_id": -1, "candidate": 99}']
+MALFORMED_QUERIES = ["limit=99999999999999999999999", "limit=-5", "limit=x", "q=%ff", "since=9999-12-31T23:59-23:59",
+                     "since=" + "9" * 5000, "min_votes=" + "9" * 30, "min_votes=abc", "limit=1e999"]
+
+
+def concrete(path: str) -> list[str]:
+    return [path.replace("{prediction_id}", v).replace("{face_id}", v)
+            for v in ("1", "999999999999999999")] if "{" in path else [path]
+
+
+async def test_every_route_answers_malformed_requests_without_a_500(client):
+    auth = f"Authorization: Bearer {ADMIN_TOKEN}\r\n".encode()
+    for template, operations in DOCUMENT["paths"].items():
+        for method in operations:
+            for path in concrete(template):
+                requests = [f"{path}?{query}" for query in MALFORMED_QUERIES]
+                for target in requests:
+                    for extra in (b"", auth, b"Authorization: Bearer \xff\r\n"):
+                        status, body = await raw(client.port, f"{method.upper()} {target} HTTP/1.1\r\nHost: 127.0.0.1"
+                                                 f"\r\nConnection: close\r\n".encode() + extra + b"\r\n")
+                        assert status < 500, (method, target, status, body)
+                for content in MALFORMED_BODIES:
+                    for content_type in (b"application/json", b"multipart/form-data; boundary=XyZ", b"text/plain"):
+                        request = (f"{method.upper()} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+                                   .encode() + auth + b"Content-Type: " + content_type
+                                   + f"\r\nContent-Length: {len(content)}\r\n\r\n".encode() + content)
+                        status, body = await raw(client.port, request)
+                        assert status < 500, (method, path, content[:40], status, body)
+                        if status >= 400 and path.startswith("/api/"):
+                            assert body is not None and body["error"]["code"], (method, path, status)
+    status, body = await raw(client.port, multipart(b'Content-Disposition: form-data; name="boxes"', NESTED.encode()))
+    assert 400 <= status < 500 and body["error"]["code"]
+
+
+json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+                           lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=5), inner,
+                                                                                       max_size=5), max_leaves=30)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(json_values.map(json.dumps), st.text(max_size=200)))
+def test_parse_boxes_accepts_boxes_or_answers_a_400(text):
+    from adapters.web.context import ApiError
+    try:
+        boxes = parse_boxes(text)
+    except ApiError as error:
+        assert error.status == 400 and error.code == "bad_boxes"
+    else:
+        assert all(len(box) == 4 and box[2] > 0 and box[3] > 0 for box in boxes)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=40) | st.datetimes().map(lambda d: d.isoformat()) | st.builds(
+    lambda d, h, m, sign: f"{d.isoformat()}{sign}{h:02d}:{m:02d}", st.datetimes(), st.integers(0, 23),
+    st.integers(0, 59), st.sampled_from("+-")))
+def test_parse_since_is_a_time_or_a_400(text):
+    from adapters.web.app import _parse_since
+    from adapters.web.context import ApiError
+    try:
+        moment = _parse_since(text)
+    except ApiError as error:
+        assert error.status == 400
+    else:
+        assert moment.tzinfo is not None
