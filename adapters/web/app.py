@@ -38,24 +38,28 @@ from bot.ports import GUESSES, NAME_LIMIT, CorePort
 
 log = logging.getLogger(__name__)
 
+MAX_ID = 2 ** 63 - 1  # every id is a signed 64-bit integer in the database; larger ones are no id
+
 
 # --- the app ---------------------------------------------------------------------------------------
 
 def create_app(core: CorePort, *, admin_token: str | None = None, max_upload_bytes: int | None = None,
                rate_limit: RateLimit | None = None, allowed_origins: tuple[str, ...] = (),
-               annotated_cache_bytes: int = 64 * 1024 * 1024) -> web.Application:
+               annotated_cache_bytes: int = 64 * 1024 * 1024, body_timeout: float = 120.0) -> web.Application:
     """The web page and its API for `core` (a started `bot.core.Core`).
 
     admin_token: enables the admin API (`Authorization: Bearer <token>`); None turns it off.
     max_upload_bytes: the largest picture accepted (default: the core's decode limit).
     rate_limit: per client address, for every POST and every admin request.
+    body_timeout: the seconds a client has to send a whole request body (an upload); slower ones get a 408.
     allowed_origins: other origins allowed to POST (e.g. "https://example.org" behind a proxy that
     rewrites Host); the page's own origin is always allowed.
     """
     if max_upload_bytes is None:
         max_upload_bytes = core.max_image_bytes
     settings = WebSettings(admin_token or None, int(max_upload_bytes), rate_limit or RateLimit(),
-                           frozenset(o.rstrip("/").lower() for o in allowed_origins), annotated_cache_bytes)
+                           frozenset(o.rstrip("/").lower() for o in allowed_origins), annotated_cache_bytes,
+                           float(body_timeout))
     app = web.Application(
         client_max_size=settings.max_upload_bytes + 256 * 1024,
         middlewares=[headers_middleware, errors_middleware, identity_middleware, csrf_middleware,
@@ -185,7 +189,7 @@ async def corrections(request: web.Request) -> web.Response:
     _refuse_when_stopping(request)
     document = await read_json(request)
     face_id, name, candidate = document.get("face_id"), document.get("name"), document.get("candidate")
-    if isinstance(face_id, bool) or not isinstance(face_id, int) or face_id < 1:
+    if isinstance(face_id, bool) or not isinstance(face_id, int) or not 1 <= face_id <= MAX_ID:
         raise ApiError(400, "bad_request", "face_id must be the id of a face from /api/identify")
     if (name is None) == (candidate is None):
         raise ApiError(400, "bad_request",
@@ -231,7 +235,7 @@ def _require_admin(request: web.Request) -> None:
     if token is None:
         raise ApiError(403, "admin_disabled", "the admin API is off: set ANIFACE_ADMIN_TOKEN to turn it on")
     scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
+    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode("utf-8", "surrogateescape"), token.encode()):
         raise ApiError(401, "unauthorized", "send the admin token as \u201cAuthorization: Bearer <token>\u201d",
                        {"WWW-Authenticate": 'Bearer realm="aniface admin"'})
 
@@ -265,9 +269,10 @@ def _parse_since(text: str) -> datetime:
             moment = datetime.combine(datetime.strptime(value, "%Y-%m-%d").date(), time(0), timezone.utc)
         else:
             moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
+        # out of range once moved to UTC (year 1 or 9999 with an offset): OverflowError
+        return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).astimezone(timezone.utc)
+    except (ValueError, OverflowError):
         raise ApiError(400, "bad_request", "since must be a date (YYYY-MM-DD) or an ISO 8601 time") from None
-    return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).astimezone(timezone.utc)
 
 
 async def admin_export(request: web.Request) -> web.StreamResponse:

@@ -39,7 +39,8 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 class WebSettings:
     def __init__(self, admin_token: str | None, max_upload_bytes: int, rate_limit: RateLimit,
-                 allowed_origins: frozenset[str], annotated_cache_bytes: int) -> None:
+                 allowed_origins: frozenset[str], annotated_cache_bytes: int, body_timeout: float = 120.0) -> None:
+        self.body_timeout = body_timeout
         self.admin_token = admin_token
         self.max_upload_bytes = max_upload_bytes
         self.rate_limit = rate_limit

@@ -35,7 +35,12 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
                    413: "the request is too large"}.get(error.status, error.reason)
         headers = {k: v for k, v in error.headers.items() if k.lower() == "allow"}
         return error_response(error.status, code, message, headers)
-    except (asyncio.CancelledError, ConnectionResetError):
+    except ConnectionError:  # the client went away mid-request (e.g. mid-upload): no one to answer
+        _client_gone(request)
+        return web.Response(status=499)  # never sent; keeps aiohttp from logging a traceback
+    except asyncio.CancelledError:
+        if request.transport is None or request.transport.is_closing():
+            _client_gone(request)
         raise
     except Exception:  # noqa: BLE001 - a bug: logged in full, answered plainly
         log.exception("%s %s failed", request.method, request.path)
@@ -44,6 +49,10 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         return error_response(500, "internal", "something went wrong on the server; it has been logged")
     finally:
         state.in_flight -= 1
+
+
+def _client_gone(request: web.Request) -> None:
+    log.info("%s %s: the client went away mid-request", request.method, request.path)
 
 
 @web.middleware
@@ -104,6 +113,8 @@ def _same_origin(request: web.Request, origin: str) -> bool:
     scheme, separator, host = origin.partition("://")
     if not separator or scheme not in ("http", "https"):
         return False  # "null" (sandboxed frames, file://) and anything odd
+    if scheme != request.scheme:
+        return False  # same host, other scheme: another origin (behind a TLS proxy, list it in allowed_origins)
     own = (request.host or "").lower()
     default_port = {"http": ":80", "https": ":443"}[scheme]
     return host == own or host + default_port == own or host == own + default_port

@@ -3,12 +3,29 @@ boxes a person drew."""
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import json
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from adapters.web.context import MAX_BOXES, MAX_FIELD_BYTES, MAX_JSON_BYTES, SETTINGS, ApiError
 
+
+
+def body_deadline(read):
+    """The body must arrive within the app's body_timeout (slow clients get a 408, and let go)."""
+    @functools.wraps(read)
+    async def reader(request: web.Request, *args, **kwargs):
+        seconds = request.app[SETTINGS].body_timeout
+        try:
+            async with asyncio.timeout(seconds):
+                return await read(request, *args, **kwargs)
+        except TimeoutError:
+            raise ApiError(408, "timeout", f"the request body did not arrive within {seconds:.0f} s",
+                           {"Connection": "close"}) from None
+    return reader
 
 
 def require_content_type(request: web.Request, expected: str) -> None:
@@ -16,6 +33,7 @@ def require_content_type(request: web.Request, expected: str) -> None:
         raise ApiError(415, "unsupported_media_type", f"send {expected} (got {request.content_type or 'nothing'})")
 
 
+@body_deadline
 async def read_json(request: web.Request) -> dict:
     require_content_type(request, "application/json")
     if request.content_length is not None and request.content_length > MAX_JSON_BYTES:
@@ -25,7 +43,7 @@ async def read_json(request: web.Request) -> dict:
         raise ApiError(413, "too_large", f"the JSON body is too large (limit {MAX_JSON_BYTES} bytes)")
     try:
         document = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):  # RecursionError: nested far too deep
         raise ApiError(400, "bad_json", "the body is not valid JSON") from None
     if not isinstance(document, dict):
         raise ApiError(400, "bad_json", "the body must be a JSON object")
@@ -48,6 +66,7 @@ async def read_part(part, limit: int, too_large: ApiError) -> bytes:
         chunks.append(chunk)
 
 
+@body_deadline
 async def read_upload(request: web.Request) -> tuple[bytes, list | None]:
     """The `image` file and the optional `boxes` field of a multipart upload, within the size limit."""
     require_content_type(request, "multipart/form-data")
@@ -74,6 +93,8 @@ async def read_upload(request: web.Request) -> tuple[bytes, list | None]:
                 raise too_large
     except (ValueError, AssertionError, UnicodeDecodeError) as error:
         raise ApiError(400, "bad_request", f"cannot read the upload: {error}") from None
+    except HttpProcessingError as error:  # malformed part headers (control characters, broken lines)
+        raise ApiError(400, "bad_request", f"cannot read the upload: {error.message or 'malformed part headers'}") from None
     if not image:
         raise ApiError(400, "no_image", "send the picture as a file in the multipart field \u201cimage\u201d")
     return image, (None if boxes_text is None else parse_boxes(boxes_text))
@@ -83,7 +104,7 @@ def parse_boxes(text: str) -> list[tuple[int, int, int, int]]:
     message = "boxes must be a JSON list of [x, y, width, height] lists, in the picture's pixels"
     try:
         value = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise ApiError(400, "bad_boxes", message) from None
     if not isinstance(value, list) or not value:
         raise ApiError(400, "bad_boxes", message)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from aiohttp import web
+from aiohttp.web_protocol import RequestHandler
 
 from adapters.web.app import create_app, stop_accepting, wait_idle
 from bot.config import Settings
@@ -13,22 +14,85 @@ from bot.ports import CorePort, StartError
 log = logging.getLogger(__name__)
 
 
+CLOSE_GRACE_S = 0.5  # after the drain: how long aiohttp may take to cancel what is left and close
+
+
+class _HeaderDeadlineHandler(RequestHandler):
+    """aiohttp's connection handler, plus a deadline for a request's headers: a client that has not sent
+    a whole request line and headers `header_timeout` seconds after its first byte (or after
+    connecting) is cut off. (Idle keep-alive connections are aiohttp's `keepalive_timeout`; bodies have
+    their own deadline where they are read, adapters/web/reading.py.)"""
+
+    __slots__ = ("_header_timeout", "_header_timer")
+
+    def __init__(self, manager: web.Server, *, header_timeout: float, **kwargs) -> None:
+        super().__init__(manager, **kwargs)
+        self._header_timeout = header_timeout
+        self._header_timer = None
+
+    def _arm(self) -> None:
+        if self._header_timer is None:
+            self._header_timer = self._loop.call_later(self._header_timeout, self._headers_too_slow)
+
+    def _disarm(self) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
+
+    def _headers_too_slow(self) -> None:
+        self._header_timer = None
+        if not self._request_in_progress and not self._messages:
+            log.info("web: closing a connection whose request headers came too slowly (%.0f s)", self._header_timeout)
+            self.force_close()
+
+    def connection_made(self, transport) -> None:
+        super().connection_made(transport)
+        self._arm()
+
+    def data_received(self, data: bytes) -> None:
+        requests = self._request_count
+        super().data_received(data)
+        if self._request_count != requests or self._request_in_progress or self._messages:
+            self._disarm()  # a whole request head arrived (its body has its own deadline)
+        elif data:
+            self._arm()  # the first bytes of the next request on this connection
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+
+class _Server(web.Server):
+    header_timeout = 15.0
+
+    def __call__(self) -> RequestHandler:
+        return _HeaderDeadlineHandler(self, loop=self._loop, header_timeout=self.header_timeout, **self._kwargs)
+
+
 class WebServer:
     """The page and the API on host:port. `stop()` stops listening, lets the requests in flight finish
-    (up to `shutdown_timeout` seconds) and closes the connections."""
+    and closes the connections, all within `shutdown_timeout` seconds (plus a half-second grace): one
+    bound, well inside a 90 s systemd stop timeout. Slow clients are cut off: `header_timeout` seconds
+    for a request's headers, `body_timeout` for its body (an upload), `keepalive_timeout` when idle."""
 
-    def __init__(self, core: CorePort, host: str = "127.0.0.1", port: int = 8080, *, shutdown_timeout: float = 60.0,
-                 **app_options) -> None:
+    def __init__(self, core: CorePort, host: str = "127.0.0.1", port: int = 8080, *, shutdown_timeout: float = 30.0,
+                 header_timeout: float = 15.0, keepalive_timeout: float = 75.0, **app_options) -> None:
         self.host, self.port = host, port
         self.shutdown_timeout = shutdown_timeout
+        self.header_timeout = header_timeout
+        self.keepalive_timeout = keepalive_timeout
         self.app = create_app(core, **app_options)
         self._runner: web.AppRunner | None = None
 
     async def start(self) -> None:
         """Listen (raises OSError when the address is taken)."""
-        runner = web.AppRunner(self.app, shutdown_timeout=self.shutdown_timeout, access_log=None,
-                               handle_signals=False)
+        # the drain is bounded in stop(); aiohttp's own shutdown only gets the short grace after it (it
+        # applies its timeout twice per connection: waiting for the handler, then cancelling it)
+        runner = web.AppRunner(self.app, shutdown_timeout=CLOSE_GRACE_S / 2, access_log=None,
+                               handle_signals=False, keepalive_timeout=self.keepalive_timeout)
         await runner.setup()
+        runner.server.__class__ = _Server  # its connections get the header deadline
+        runner.server.header_timeout = self.header_timeout
         site = web.TCPSite(runner, self.host, self.port)
         try:
             await site.start()
@@ -59,7 +123,7 @@ class WebServer:
         runner, self._runner = self._runner, None
         for site in list(runner.sites):  # stop listening first; open requests go on
             await site.stop()
-        if not await wait_idle(self.app, self.shutdown_timeout):
+        if not await wait_idle(self.app, max(0.0, self.shutdown_timeout - CLOSE_GRACE_S)):
             log.warning("web: requests still running after %.0f s; closing them", self.shutdown_timeout)
         await runner.cleanup()
 
