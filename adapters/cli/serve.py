@@ -166,6 +166,7 @@ def _build(settings: Settings) -> Any:
                      "and correction, so it does not start on a database it cannot write: check the file's "
                      "and its folder's permissions, the free disk space, or the server's read-only mode "
                      "(DATABASE_URL, ANIFACE_DATA_DIR).")
+    return core
 
 
 def adapter_registry() -> dict[str, str]:
