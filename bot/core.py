@@ -28,7 +28,7 @@ from bot.messages import (Ack, AckReason, AnswerMode, ChatSettingsView, Correcti
                           IncomingImage, NotAllowed, Person, Reply, ReplyKind, SettingsChange, Status, Verdict)
 from bot.names import NameBook
 from bot.privacy import Hasher
-from bot.storage.db import Database
+from bot.storage.db import STORAGE_ERRORS, Database
 from bot.storage.repository import NewFace, NewPrediction, Repository
 from bot.worker import Busy, WorkerPool
 from recognizer import Box, DecodeLimits, ImageRejected, Recognizer, load_image
@@ -139,7 +139,18 @@ class Core:
             return await self._stored_reply(image, result)
 
     async def _stored_reply(self, image: IncomingImage, result: _Recognition) -> Reply:
-        prediction_id, face_ids = await asyncio.to_thread(self._store_prediction, image, result)
+        try:
+            prediction_id, face_ids = await asyncio.to_thread(self._store_prediction, image, result)
+        except STORAGE_ERRORS:
+            # answered all the same, but nothing refers to it: no buttons, and a note why
+            log.error("storing a prediction failed; answering without the means to correct it", exc_info=True)
+            summaries = tuple(
+                FaceSummary(0, face.number, tuple(face.box.as_list()), face.name,
+                            tuple((c.name, c.probability) for c in face.candidates), float(face.detection_score),
+                            face.guessed)
+                for face in result.faces)
+            return Reply(ReplyKind.FACES, wording.unstored_faces_text(summaries, self.recognizer.can_name), None,
+                         result.annotated_png, tuple(result.crops_png), (), (result.width, result.height))
         summaries = tuple(
             FaceSummary(face_id, face.number, tuple(face.box.as_list()), face.name,
                         tuple((c.name, c.probability) for c in face.candidates), float(face.detection_score),
@@ -218,8 +229,7 @@ class Core:
 
     async def correct(self, correction: Correction) -> Ack:
         """Store a correction (committed before this returns) and teach the gallery at once."""
-        outcome = await asyncio.to_thread(self.corrector.correct, correction)
-        return self._learn(outcome)
+        return await self._corrected(self.corrector.correct, correction)
 
     async def wrong_command(self, person: Person, chat_id: str, bot_message_id: str, arguments: str,
                             via: str = "command") -> Ack:
@@ -251,21 +261,31 @@ class Core:
     async def press(self, person: Person, chat_id: str, face_id: int, choice: int | None,
                     via: str = "button") -> Ack:
         """A button under an answer: candidate `choice` (1-based), or None for "none of these"."""
-        outcome = await asyncio.to_thread(self.corrector.press, person, chat_id, face_id, choice, via)
-        return self._learn(outcome)
+        return await self._corrected(self.corrector.press, person, chat_id, face_id, choice, via)
 
     async def name_face(self, person: Person, face_id: int, name: str, via: str = "web",
                         chat_id: str | None = None) -> Ack:
         """Say what a face is, by its id (the web page, a form under an answer): `name` as typed, so a
         bare number picks that guess, as everywhere."""
-        outcome = await asyncio.to_thread(self.corrector.name_face, person, face_id, name, via, chat_id)
-        return self._learn(outcome)
+        return await self._corrected(self.corrector.name_face, person, face_id, name, via, chat_id)
 
     async def answer_question(self, person: Person, chat_id: str, text: str) -> Ack | None:
         """A message from someone the bot asked for a name (a name, or a guess's number); None when
         nobody asked them."""
-        outcome = await asyncio.to_thread(self.corrector.answer_question, person, chat_id, text)
+        try:
+            outcome = await asyncio.to_thread(self.corrector.answer_question, person, chat_id, text)
+        except STORAGE_ERRORS:
+            return _storage_failed()
         return None if outcome is None else self._learn(outcome)
+
+    async def _corrected(self, take, *args) -> Ack:  # noqa: ANN001
+        """Run a `Corrector` call in a thread and learn from it; a database that cannot be written
+        (disk full, read-only) stores nothing and says so."""
+        try:
+            outcome = await asyncio.to_thread(take, *args)
+        except STORAGE_ERRORS:
+            return _storage_failed()
+        return self._learn(outcome)
 
     def _learn(self, outcome: Outcome) -> Ack:
         for learned in outcome.learned:
@@ -299,9 +319,12 @@ class Core:
             return Ack(False, wording.BAD_MODE, reason=AckReason.BAD_SETTING)
         if unknown_threshold is not None and not 0.0 <= unknown_threshold <= 1.0:
             return Ack(False, wording.BAD_THRESHOLD, reason=AckReason.BAD_SETTING)
-        view = await asyncio.to_thread(self.store.update_chat_settings, person.platform, chat_id,
-                                       self.hasher(person.platform, person.user_id), answer_mode,
-                                       unknown_threshold, reset_threshold)
+        try:
+            view = await asyncio.to_thread(self.store.update_chat_settings, person.platform, chat_id,
+                                           self.hasher(person.platform, person.user_id), answer_mode,
+                                           unknown_threshold, reset_threshold)
+        except STORAGE_ERRORS:
+            return _storage_failed()
         return Ack(True, wording.settings_saved(view), reason=AckReason.SAVED)
 
     def known_characters(self) -> list[str]:
@@ -330,6 +353,12 @@ class Core:
                                               min_votes=min_votes)
             yield ExportArchive(path, filename, path.stat().st_size, summary)
 
+    async def readiness(self) -> str | None:
+        """None when the bot can take work, else why not (for a readiness check): the database must be
+        writable, or every correction fails."""
+        reason = await asyncio.to_thread(self.database.unwritable_reason)
+        return None if reason is None else f"the database cannot be written: {reason}"
+
     def status(self) -> Status:
         """What a health check reports: the model, and how many characters the bot knows."""
         return Status(self.recognizer.model_version, bool(self.recognizer.can_name), len(self.names.names()))
@@ -355,6 +384,11 @@ class Core:
         """Finish the work in flight, then close the database's connections."""
         await asyncio.to_thread(self.pool.shutdown, True)
         self.database.dispose()
+
+
+def _storage_failed() -> Ack:
+    log.error("a correction could not be stored", exc_info=True)
+    return Ack(False, wording.CANT_SAVE, reason=AckReason.STORAGE_UNAVAILABLE)
 
 
 def _png(pixels: np.ndarray) -> bytes:

@@ -126,6 +126,7 @@ class AckReason(str, Enum):
     NOT_ALLOWED = "not_allowed"      # not an admin
     SAVED = "saved"                  # settings saved
     BAD_SETTING = "bad_setting"      # a setting that cannot be used
+    STORAGE_UNAVAILABLE = "storage_unavailable"  # the database cannot be written (disk full, read-only): nothing stored
 
 
 @dataclass(frozen=True)

@@ -82,6 +82,20 @@ def which_face(count: int) -> str:
     return f"This picture has {count} faces: say which one, e.g. /wrong 2 <name>."
 
 
+CANT_SAVE = "I can't save corrections right now; please try again later."
+NOT_STORED_NOTE = "(I can't save corrections right now, so this answer can't be corrected.)"
+
+
+def unstored_faces_text(faces: Sequence[FaceSummary], can_name: bool) -> str:
+    """An answer that could not be stored: the faces as usual, without the way to correct them."""
+    lines = faces_text(faces, can_name).split("\n")
+    if can_name and not (len(faces) == 1 and faces[0].guessed):
+        lines = lines[:-1]  # "Wrong? Reply /wrong ...": nothing to correct
+    else:
+        lines = [line.split("\nRight or wrong?")[0] for line in lines if not line.startswith("Right or wrong?")]
+    return "\n".join(lines + [NOT_STORED_NOTE])
+
+
 NOT_A_PREDICTION = "I can only take corrections in reply to one of my answers."
 NO_SUCH_CANDIDATE = "That answer has no such guess."
 NOT_ADMIN = "Only admins can do that."

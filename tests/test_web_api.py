@@ -407,7 +407,7 @@ async def test_health_characters_page_and_openapi(client):
     assert document == DOCUMENT and document["openapi"].startswith("3.")
     # every API route is documented, and every documented path is a route
     routes = {resource.canonical for resource in client.server.app.router.resources()
-              if resource.canonical.startswith(("/api/", "/healthz"))}
+              if resource.canonical.startswith(("/api/", "/healthz", "/readyz"))}
     assert {r.replace("{prediction_id:\\d{1,18}}", "{prediction_id}").replace("{face_id:\\d{1,18}}", "{face_id}")
             for r in routes} == set(DOCUMENT["paths"])
 

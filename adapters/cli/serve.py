@@ -151,13 +151,22 @@ def _build(settings: Settings) -> Any:
         return _fail("no backbone could be built; set ANIFACE_BACKBONE_WEIGHTS to an Inception-v3 weights file.")
     try:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        return build_core(settings, recognizer)
+        core = build_core(settings, recognizer)
+        reason = core.database.unwritable_reason()
     except Exception as error:  # noqa: BLE001 - a driver, a migration, a permission: said plainly
         log.debug("opening the database failed", exc_info=True)
         detail = str(getattr(error, "orig", None) or error).strip().splitlines()
         return _fail(f"cannot open the database or the data folder {settings.data_dir}: "
                      f"{type(error).__name__}: {detail[0] if detail else ''}. Check DATABASE_URL and "
                      "ANIFACE_DATA_DIR.")
+    if reason is not None:
+        display = core.database.display_url
+        core.database.dispose()
+        return _fail(f"the database {display} cannot be written: {reason}. aniface stores every answer "
+                     "and correction, so it does not start on a database it cannot write: check the file's "
+                     "and its folder's permissions, the free disk space, or the server's read-only mode "
+                     "(DATABASE_URL, ANIFACE_DATA_DIR).")
+    return core
 
 
 def adapter_registry() -> dict[str, str]:

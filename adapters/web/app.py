@@ -33,7 +33,7 @@ from adapters.web.openapi import openapi_document
 from adapters.web.ratelimit import RateLimit
 from adapters.web.reading import read_json, read_upload
 from bot import wording
-from bot.messages import FaceSummary, IncomingImage, Person, Reply, ReplyKind
+from bot.messages import AckReason, FaceSummary, IncomingImage, Person, Reply, ReplyKind
 from bot.ports import GUESSES, NAME_LIMIT, CorePort
 
 log = logging.getLogger(__name__)
@@ -70,6 +70,7 @@ def create_app(core: CorePort, *, admin_token: str | None = None, max_upload_byt
     app.router.add_get("/", page("index.html"))
     app.router.add_get("/admin", page("admin.html"))
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
     app.router.add_get("/api/openapi.json", openapi)
     app.router.add_post("/api/identify", identify)
     app.router.add_post("/api/corrections", corrections)
@@ -148,6 +149,17 @@ async def healthz(request: web.Request) -> web.Response:
                               "known_characters": status.known_characters})
 
 
+async def readyz(request: web.Request) -> web.Response:
+    """Readiness, unlike /healthz (liveness): 503 with the reason while the database cannot be written."""
+    if request.app[STATE].stopping:
+        return web.json_response({"status": "stopping"}, status=503)
+    reason = await request.app[CORE].readiness()
+    if reason is not None:
+        return web.json_response({"status": "unavailable", "reason": reason}, status=503,
+                                 headers={"Cache-Control": "no-store"})
+    return web.json_response({"status": "ready"}, headers={"Cache-Control": "no-store"})
+
+
 async def openapi(request: web.Request) -> web.Response:
     return web.json_response(openapi_document(), headers={"Cache-Control": "no-cache"})
 
@@ -204,6 +216,8 @@ async def corrections(request: web.Request) -> web.Response:
         if isinstance(candidate, bool) or not isinstance(candidate, int) or not 1 <= candidate <= GUESSES:
             raise ApiError(400, "bad_request", f"candidate must be a whole number from 1 to {GUESSES}")
         ack = await core.press(who, who.user_id, face_id, candidate, via=PLATFORM)
+    if ack.reason == AckReason.STORAGE_UNAVAILABLE:
+        raise ApiError(503, "storage_unavailable", ack.text, {"Retry-After": str(BUSY_RETRY_AFTER_S)})
     return web.json_response({"ok": ack.ok, "message": ack.text, "suggestions": list(ack.suggestions),
                               "face_id": face_id})
 

@@ -94,7 +94,9 @@ _DOCUMENT = {
                     "413": _error("the body is too large"),
                     "415": _error("not application/json"),
                     "429": _error("too many requests from this address", _RETRY_AFTER),
-                    "503": _error("the server is stopping", _RETRY_AFTER),
+                    "503": _error("the server is stopping, or the correction cannot be stored now (error "
+                                  "storage_unavailable: disk full, read-only database); nothing was stored",
+                                  _RETRY_AFTER),
                 },
             },
         },
@@ -130,10 +132,22 @@ _DOCUMENT = {
         "/healthz": {
             "get": {
                 "operationId": "health",
-                "summary": "Whether the server is up",
+                "summary": "Liveness: whether the server is up (it says nothing of the database; see /readyz)",
                 "responses": {
                     "200": _json({"$ref": "#/components/schemas/Health"}, "up"),
                     "503": _json({"$ref": "#/components/schemas/Health"}, "stopping"),
+                },
+            },
+        },
+        "/readyz": {
+            "get": {
+                "operationId": "ready",
+                "summary": "Readiness: whether the server can take work, the database writable (a write in a "
+                           "transaction that is rolled back)",
+                "responses": {
+                    "200": _json({"$ref": "#/components/schemas/Ready"}, "ready"),
+                    "503": _json({"$ref": "#/components/schemas/Ready"},
+                                 "stopping, or the database cannot be written (reason says why)"),
                 },
             },
         },
@@ -301,6 +315,15 @@ _DOCUMENT = {
                 "properties": {
                     "characters": {"type": "array", "items": {"type": "string"}},
                     "total": {"type": "integer", "description": "how many matched, before the limit"},
+                },
+            },
+            "Ready": {
+                "type": "object",
+                "required": ["status"],
+                "additionalProperties": False,
+                "properties": {
+                    "status": {"type": "string", "enum": ["ready", "unavailable", "stopping"]},
+                    "reason": {"type": "string"},
                 },
             },
             "Health": {

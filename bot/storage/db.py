@@ -10,9 +10,16 @@ from __future__ import annotations
 from contextlib import contextmanager
 from typing import Iterator
 
+from sqlalchemy import text
+from sqlalchemy.exc import InternalError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.storage.engine import make_engine, normalise_url
+
+#: what a database that cannot be written raises (disk full, a read-only file or server, lost connection):
+#: the core answers "I can't save corrections right now" instead of failing
+STORAGE_ERRORS = (OperationalError, InternalError)
+
 
 class Database:
     """An engine and a session factory; `transaction()` commits on success, rolls back on error."""
@@ -33,6 +40,19 @@ class Database:
     def transaction(self) -> Iterator[Session]:
         with self._sessions() as session, session.begin():
             yield session
+
+    def unwritable_reason(self) -> str | None:
+        """Why this database cannot be written now, or None when it can: a real write (the schema
+        version set to itself) in a transaction that is rolled back, so nothing changes."""
+        try:
+            with self.engine.connect() as connection:
+                with connection.begin() as transaction:
+                    connection.execute(text("UPDATE alembic_version SET version_num = version_num"))
+                    transaction.rollback()
+        except STORAGE_ERRORS as error:
+            detail = str(getattr(error, "orig", None) or error).strip().splitlines()
+            return detail[0] if detail else type(error).__name__
+        return None
 
     def session(self) -> Session:
         return self._sessions()

@@ -1,0 +1,149 @@
+"""Storage that cannot be written (issue 15, defect 9): a full disk, a read-only database.
+
+Corrections get a clear "I can't save corrections right now" (the web: 503 storage_unavailable), pictures
+are still answered, /readyz says what is wrong while /healthz stays liveness, and `aniface serve` refuses
+a database it cannot write, with exit status 2.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import uuid
+from contextlib import contextmanager
+
+import pytest
+from sqlalchemy import event
+from sqlalchemy.exc import OperationalError
+
+from adapters.cli import main
+from bot import wording
+from bot.messages import AckReason, IncomingImage, Person, ReplyKind
+from tests import core_factory
+from tests.test_web_api import (SINGLE, build_core, client, core, correct, documented, identify,  # noqa: F401
+                                open_client, scene, web_backbone)
+
+ALICE = Person("telegram", "1001", in_private=True)
+
+
+@contextmanager
+def disk_full(core):
+    """Every commit of a transaction that wrote fails, as SQLite's do with a full disk (reads go on)."""
+    sessions = core.database._sessions
+
+    def wrote(session, _context):  # noqa: ANN001
+        session.info["wrote"] = True
+
+    def fail(session):  # noqa: ANN001
+        if session.new or session.dirty or session.deleted or session.info.pop("wrote", False):
+            raise OperationalError("COMMIT", {}, sqlite3.OperationalError("database or disk is full"))
+
+    event.listen(sessions, "after_flush", wrote)
+    event.listen(sessions, "before_commit", fail)
+    try:
+        yield
+    finally:
+        event.remove(sessions, "before_commit", fail)
+        event.remove(sessions, "after_flush", wrote)
+
+
+def read_only_url(tmp_path) -> str:
+    return f"sqlite:///file:{tmp_path / 'web.sqlite3'}?mode=ro&uri=true"
+
+
+async def test_a_correction_on_a_full_disk_is_a_clear_ack_and_a_503_on_the_web(client, core, scene):  # noqa: F811
+    _, body = await identify(client, scene)
+    face_id = body["faces"][0]["id"]
+    with disk_full(core):
+        assert wording.CANT_SAVE == "I can't save corrections right now; please try again later."
+        answer = await correct(client, {"face_id": face_id, "name": "Emilia"}, expect=503)
+        assert answer["error"] == {"code": "storage_unavailable", "message": wording.CANT_SAVE}
+        answer = await correct(client, {"face_id": face_id, "candidate": 1}, expect=503)
+        assert answer["error"]["code"] == "storage_unavailable"
+    answer = await correct(client, {"face_id": face_id, "name": "Emilia"})
+    assert answer["ok"]
+
+
+async def test_chat_corrections_on_a_full_disk_say_so(tmp_path, web_backbone, tiny_model, shared_data):  # noqa: F811
+    core = build_core(tmp_path, web_backbone, tiny_model.path)
+    await core.start()
+    try:
+        data = (shared_data / "scenes" / SINGLE).read_bytes()
+        reply = await core.identify(IncomingImage("telegram", "chat", "m1", ALICE, data, asked=True))
+        await core.reply_sent(reply.prediction_id, "telegram", "chat", "b1")
+        with disk_full(core):
+            ack = await core.wrong_command(ALICE, "chat", "b1", "Emilia")
+            assert (ack.ok, ack.reason, ack.text) == (False, AckReason.STORAGE_UNAVAILABLE, wording.CANT_SAVE)
+            ack = await core.react(ALICE, "chat", "b1", "\U0001F44D")
+            assert ack.reason == AckReason.STORAGE_UNAVAILABLE
+            ack = await core.press(ALICE, "chat", reply.faces[0].face_id, 1)
+            assert ack.reason == AckReason.STORAGE_UNAVAILABLE
+            ack = await core.update_settings(ALICE, "chat", answer_mode="asked")
+            assert ack.reason == AckReason.STORAGE_UNAVAILABLE
+            # a picture whose prediction cannot be stored is still answered, without buttons
+            unstored = await core.identify(IncomingImage("telegram", "chat", "m2", ALICE, data, asked=True))
+            assert unstored.kind == ReplyKind.FACES and unstored.prediction_id is None and unstored.faces == ()
+            assert wording.NOT_STORED_NOTE in unstored.text and "/wrong" not in unstored.text
+        ack = await core.wrong_command(ALICE, "chat", "b1", "Emilia")
+        assert ack.ok
+    finally:
+        await core.close()
+
+
+async def test_a_picture_on_a_full_disk_is_still_answered_on_the_web(client, core, scene):  # noqa: F811
+    with disk_full(core):
+        response, body = await identify(client, scene)
+    assert body["kind"] == "faces" and body["prediction_id"] is None and body["faces"] == []
+    assert wording.NOT_STORED_NOTE in body["message"]
+
+
+async def test_readyz_checks_writability_and_healthz_stays_liveness(tmp_path, web_backbone, tiny_model):  # noqa: F811
+    writable = build_core(tmp_path, web_backbone, tiny_model.path)
+    await writable.start()
+    client = await open_client(writable)
+    try:
+        response = await client.get("/readyz")
+        body = await response.json()
+        assert response.status == 200 and body == {"status": "ready"}
+        documented("GET", "/readyz", 200, body)
+    finally:
+        await client.close()
+        await writable.close()
+
+    read_only = core_factory.make_core(read_only_url(tmp_path), tmp_path,
+                                       core_factory.tiny_recognizer(web_backbone, tiny_model.path),
+                                       secret="web-test-secret")
+    client = await open_client(read_only)
+    try:
+        response = await client.get("/readyz")
+        body = await response.json()
+        assert response.status == 503 and body["status"] == "unavailable", body
+        assert "readonly" in body["reason"] or "read-only" in body["reason"], body
+        documented("GET", "/readyz", 503, body)
+        response = await client.get("/healthz")
+        assert response.status == 200 and (await response.json())["status"] == "ok"
+        # and every correction says so
+        ack = await read_only.name_face(Person("web", "x"), 1, "Emilia")
+        assert ack.reason in (AckReason.STORAGE_UNAVAILABLE, AckReason.NOT_AN_ANSWER)
+        ack = await read_only.update_settings(ALICE, "chat", answer_mode="asked")
+        assert ack.reason == AckReason.STORAGE_UNAVAILABLE and ack.text == wording.CANT_SAVE
+    finally:
+        await client.close()
+        await read_only.close()
+
+
+def test_serve_refuses_a_database_it_cannot_write(tmp_path, capsys, monkeypatch, web_backbone, tiny_model):  # noqa: F811
+    from tests.test_serve import clear_settings
+
+    core = build_core(tmp_path, web_backbone, tiny_model.path)
+    core.database.dispose()
+    clear_settings(monkeypatch)
+    monkeypatch.setenv("ANIFACE_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("ANIFACE_SECRET", "web-test-secret")
+    monkeypatch.setenv("DATABASE_URL", read_only_url(tmp_path))
+    monkeypatch.setenv("ANIFACE_MODEL", str(tiny_model.path))
+    monkeypatch.setattr("adapters.cli.runtime.build_recognizer",
+                        lambda settings: core_factory.tiny_recognizer(web_backbone, tiny_model.path))
+    assert main(["serve", "--port", "0"]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "Traceback" not in err
+    assert "cannot be written" in err and "readonly" in err, err
