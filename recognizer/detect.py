@@ -178,18 +178,23 @@ def detect_faces(image: np.ndarray, detector: FaceDetector | None = None,
     """
     detector = detector or _default_detector()
     height, width = image.shape[:2]
-    scale = 1.0
-    work = image
-    if max_side and max(height, width) > max_side:
-        import cv2
-
-        scale = max(height, width) / max_side
-        size = (max(1, round(width / scale)), max(1, round(height / scale)))  # never 0: a 4097x1 line stays 1 px
-        work = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
-    detections = detector.detect(np.ascontiguousarray(work))
+    work, scale = detection_copy(image, max_side)
+    detections = detector.detect(work)
     if scale != 1.0:
         detections = [Detection(_scaled(d.box, scale, width, height), d.score) for d in detections]
     return reading_order(merge_overlapping(detections))
+
+
+def detection_copy(image: np.ndarray, max_side: int | None) -> tuple[np.ndarray, float]:
+    """The image shrunk to `max_side` (long side) when larger, and the factor from it back to the image."""
+    height, width = image.shape[:2]
+    if not max_side or max(height, width) <= max_side:
+        return np.ascontiguousarray(image), 1.0
+    import cv2
+
+    scale = max(height, width) / max_side
+    size = (max(1, round(width / scale)), max(1, round(height / scale)))  # never 0: a 4097x1 line stays 1 px
+    return np.ascontiguousarray(cv2.resize(image, size, interpolation=cv2.INTER_AREA)), scale
 
 
 def _scaled(box: Box, scale: float, width: int, height: int) -> Box:

@@ -28,7 +28,7 @@ from typing import Sequence
 
 import numpy as np
 
-from recognizer.detect import Detection, FaceDetector, merge_overlapping
+from recognizer.detect import Detection, FaceDetector, detection_copy, merge_overlapping
 from recognizer.results import Box
 
 TURN_DEGREES = (-20.0, 20.0)
@@ -99,17 +99,16 @@ class FaceSearch:
             big = _resized(image, self.enlarge)
             found += [Candidate(_scaled_back(d, 1 / self.enlarge, image), "enlarged", False)
                       for d in self.other_passes.detect(big)]
-        small, scale = _at_most(image, self.turned_max_side)
+        small, scale = detection_copy(image, self.turned_max_side)
         for degrees in self.turns:
-            turned, matrix = turn(small, degrees)
+            turned, matrix = turn(small, degrees)  # turned once, scanned by each detector
             found += [Candidate(_turned_back(d, matrix, degrees, scale, image), "turned", False)
                       for d in self.other_passes.detect(turned)]
-        if self.cascade is not None:
-            found += [Candidate(d, "cascade", False) for d in self.cascade.detect(image)]
-            for degrees in self.turns:
-                turned, matrix = turn(small, degrees)
+            if self.cascade is not None:
                 found += [Candidate(_turned_back(d, matrix, degrees, scale, image), "cascade-turned", False)
                           for d in self.cascade.detect(turned)]
+        if self.cascade is not None:
+            found += [Candidate(d, "cascade", False) for d in self.cascade.detect(image)]
         return merge_candidates(found)
 
 
@@ -163,14 +162,6 @@ def _resized(image: np.ndarray, factor: float) -> np.ndarray:
     height, width = image.shape[:2]
     size = (max(1, round(width * factor)), max(1, round(height * factor)))
     return np.ascontiguousarray(cv2.resize(image, size, interpolation=cv2.INTER_AREA))
-
-
-def _at_most(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
-    """The image shrunk to `max_side` if larger, and the factor from it back to the image."""
-    longest = max(image.shape[:2])
-    if longest <= max_side:
-        return image, 1.0
-    return _resized(image, max_side / longest), longest / max_side
 
 
 def _centred_box(centre_x: float, centre_y: float, width: float, height: float,

@@ -1,10 +1,11 @@
 """`Recognizer`: decode -> find faces -> embed (one batched call) -> classify, plus annotation.
 
-Finding faces: with a model that carries a face verifier, the search is wide (`recognizer.face_search`:
-animeface down to likelihood 0.5, on half-size and turned copies, plus the LBP cascade when its file is
-given); every candidate is embedded in the same batched call that names the faces, and the verifier keeps
-the faces among the unsure ones. Without a verifier, only candidates above the detector's own threshold
-count. When no face is found at all, the likeliest place for one is named as a guess (`Face.guessed`).
+Finding faces: the search is wide (`recognizer.face_search`: animeface down to likelihood 0.5 on the
+picture and on mirrored, half-size, enlarged and turned copies, plus the LBP cascade when its file is given
+and the model has a verifier). With a model that carries a face verifier, every candidate is embedded in
+the same batched call that names the faces, and the verifier keeps the faces among the unsure ones;
+without one, only candidates above the detector's own threshold count. When no face is found at all, the
+likeliest place for one is offered as a guess (`Face.guessed`), never named outright.
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ import numpy as np
 from recognizer.annotate import annotate, crop_face
 from recognizer.backbone import Backbone
 from recognizer.decode import DecodedImage, DecodeLimits, load_image
-from recognizer.detect import (DEFAULT_DETECT_MAX_SIDE, Detection, FaceDetector, detect_faces, make_detector,
-                               reading_order)
+from recognizer.detect import (DEFAULT_DETECT_MAX_SIDE, Detection, FaceDetector, detect_faces, detection_copy,
+                               make_detector, reading_order)
 from recognizer.face_search import CANDIDATE_LIKELIHOOD, FaceSearch, square_guess, upright_crop
 from recognizer.errors import ModelError
 from recognizer.gallery import Gallery, combine
@@ -50,7 +51,7 @@ class RecognizerSettings:
     # Look for faces on shrunk and turned copies too, below the detector's threshold, and let the model's
     # face verifier sort the candidates (only with a model that has one); otherwise one upright scan.
     wide_search: bool = True
-    # When no face is found, name the likeliest place for one as a guess (only when faces can be named).
+    # When no face is found, offer the likeliest place for one as a guess (only when faces can be named).
     guess_when_none: bool = True
 
 
@@ -145,15 +146,14 @@ class Recognizer:
         verifier rejected that looked most like a face (the likeliest place for one), if any."""
         if self.search is None:
             return [(d, None) for d in detect_faces(image, self.detector, self.settings.detect_max_side)], None
-        work, scale = _detection_copy(image, self.settings.detect_max_side)
+        work, scale = detection_copy(image, self.settings.detect_max_side)
         candidates = self.search.candidates(work)
         if scale != 1.0:
             candidates = [c.rescaled(scale, image.shape[1], image.shape[0]) for c in candidates]
         best_rejected = None
         if self.verifier is None or self.backbone is None:
-            # no one to ask: only what the detector itself is sure of, upright or turned
-            kept = [(c.detection, None) for c in candidates
-                    if not c.found_by.startswith("cascade") and c.detection.score >= self.settings.min_likelihood]
+            # no one to ask (and no cascade): only what animeface is sure of, in any pass
+            kept = [(c.detection, None) for c in candidates if c.detection.score >= self.settings.min_likelihood]
         else:
             embeddings = self.embed(self.crops(image, [c.detection for c in candidates])) if candidates else None
             scores = self.verifier.scores(embeddings) if candidates else np.zeros(0)
@@ -200,8 +200,8 @@ class Recognizer:
                  timings: dict[str, float] | None = None) -> list[Face]:
         """Every face in the image, numbered in reading order, with its top-5 names when a model is loaded.
 
-        When none is found and faces can be named, the likeliest place for a face is named instead,
-        marked `guessed`. `timings`, when given, receives the seconds spent finding faces ("detect_s")
+        When none is found and faces can be named, the likeliest place for a face is offered instead,
+        marked `guessed`, with its candidates and no name. `timings`, when given, receives the seconds spent finding faces ("detect_s")
         and naming them ("name_s").
         """
         image = self.read(source)
@@ -265,18 +265,6 @@ def _has_detail(image: np.ndarray) -> bool:
     """Whether the picture has anything in it (not one flat colour), judged on a small copy."""
     step = max(1, max(image.shape[:2]) // 256)
     return float(image[::step, ::step].mean(axis=2).std()) >= MIN_DETAIL
-
-
-def _detection_copy(image: np.ndarray, max_side: int | None) -> tuple[np.ndarray, float]:
-    """The image shrunk to `max_side` for the search when larger, and the factor back to the image."""
-    height, width = image.shape[:2]
-    if not max_side or max(height, width) <= max_side:
-        return image, 1.0
-    import cv2
-
-    scale = max(height, width) / max_side
-    size = (max(1, round(width / scale)), max(1, round(height / scale)))
-    return np.ascontiguousarray(cv2.resize(image, size, interpolation=cv2.INTER_AREA)), scale
 
 
 def background_patches(image: np.ndarray, count: int) -> list[np.ndarray]:
