@@ -119,6 +119,8 @@ class Picture:
     embeddings: np.ndarray    # (faces, D), in the order identify numbered them
     scores: np.ndarray        # (faces,) detection scores
     known: bool               # whether the model's head knows the character
+    kind: str = "single_known"  # or "open_set": a character nobody taught; "" truth
+    guessed: np.ndarray | None = None  # (faces,) the likeliest place offered when no face was found: never named
 
     @property
     def taught_face(self) -> int | None:
@@ -148,20 +150,22 @@ def truth_name(folder: str, model_labels: Sequence[str]) -> str:
 
 def scene_pictures(recognizer: Recognizer, scenes_dir: Path, cache_dir: Path | None,
                    say: Callable[[str], None]) -> list[Picture]:
-    """Every single_known scene through identify (embeddings cached under cache_dir by model version)."""
+    """Every single_known and open_set scene through identify (embeddings cached under cache_dir by model
+    version). An open_set picture's truth is "": nobody teaches it; it must stay unnamed."""
     manifest = read_scenes(scenes_dir)
-    scenes = [s for s in manifest.scenes if s.kind == "single_known" and s.characters]
+    scenes = [s for s in manifest.scenes if (s.kind == "single_known" and s.characters) or s.kind == "open_set"]
     labels = recognizer.model.manifest.labels
     known = {label_key(label) for label in labels}
     cache_file = None
-    stored: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    stored: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
     if cache_dir is not None:
         cache_file = cache_dir / "corrections-bench" / f"{recognizer.model.manifest.version}.npz"
         if cache_file.is_file():
             with np.load(cache_file, allow_pickle=False) as data:
                 files = json.loads(str(data["files"]))
                 for i, file in enumerate(files):
-                    stored[file] = (data[f"e{i}"], data[f"s{i}"])
+                    if f"g{i}" in data:  # older caches did not keep which faces were guessed
+                        stored[file] = (data[f"e{i}"], data[f"s{i}"], data[f"g{i}"])
     pictures, computed = [], 0
     started = time.perf_counter()
     for scene in scenes:
@@ -171,11 +175,16 @@ def scene_pictures(recognizer: Recognizer, scenes_dir: Path, cache_dir: Path | N
             stored[scene.file] = (
                 np.stack([f.embedding for f in faces]).astype(np.float32) if faces else np.zeros((0, dimension),
                                                                                                 np.float32),
-                np.array([f.detection_score for f in faces], np.float32))
+                np.array([f.detection_score for f in faces], np.float32),
+                np.array([f.guessed for f in faces], bool))
             computed += 1
-        embeddings, scores = stored[scene.file]
+        embeddings, scores, guessed = stored[scene.file]
+        if scene.kind == "open_set":
+            pictures.append(Picture(scene.file, "", embeddings, scores, False, scene.kind, guessed))
+            continue
         folder = scene.characters[0]
-        pictures.append(Picture(scene.file, truth_name(folder, labels), embeddings, scores, label_key(folder) in known))
+        pictures.append(Picture(scene.file, truth_name(folder, labels), embeddings, scores, label_key(folder) in known,
+                                scene.kind, guessed))
     if computed:
         say(f"identified {computed} scenes in {time.perf_counter() - started:.0f} s")
         if cache_file is not None:
@@ -183,6 +192,7 @@ def scene_pictures(recognizer: Recognizer, scenes_dir: Path, cache_dir: Path | N
             files = sorted(stored)
             arrays = {f"e{i}": stored[f][0] for i, f in enumerate(files)}
             arrays.update({f"s{i}": stored[f][1] for i, f in enumerate(files)})
+            arrays.update({f"g{i}": stored[f][2] for i, f in enumerate(files)})
             temporary = cache_file.with_suffix(".tmp.npz")
             np.savez(temporary, files=json.dumps(files), **arrays)
             os.replace(temporary, cache_file)
@@ -225,6 +235,17 @@ def picture_hits(recognizer: Recognizer, pictures: Sequence[Picture]) -> tuple[n
     return top1, top5
 
 
+def unnamed(recognizer: Recognizer, pictures: Sequence[Picture]) -> np.ndarray:
+    """Per picture: no face is given a name (every name below the "unknown" threshold; a guessed face is
+    never named)."""
+    result = np.ones(len(pictures), bool)
+    for i, picture in enumerate(pictures):
+        found = np.flatnonzero(~picture.guessed) if picture.guessed is not None else np.arange(len(picture.embeddings))
+        if len(found):
+            result[i] = all(name is None for _, name in recognizer.classify(picture.embeddings[found]))
+    return result
+
+
 def crop_hits(recognizer: Recognizer, crops: Crops, rows: np.ndarray | None = None) -> np.ndarray:
     rows = np.arange(len(crops.names)) if rows is None else rows
     keys = crops.keys
@@ -260,11 +281,13 @@ class Tally:
 # --- protocol 1: pictures -----------------------------------------------------------------------
 
 def pictures_protocol(model: ModelFiles, fresh: Fresh, pictures: list[Picture], crops: Crops) -> dict:
+    open_set = [p for p in pictures if p.kind == "open_set"]
+    pictures = [p for p in pictures if p.kind != "open_set"]
     halves = {"A": [p for p in pictures if stable_hash(p.file) % 2 == 0],
               "B": [p for p in pictures if stable_hash(p.file) % 2 == 1]}
     result: dict = {"directions": {}}
-    totals = {name: Tally() for name in ("top1", "top5", "top1_known", "top1_new", "taught_again", "crops_taught",
-                                         "crops_other")}
+    totals = {name: Tally() for name in ("top1", "top5", "top1_known", "top1_new", "taught_again", "open_unnamed",
+                                         "crops_taught", "crops_other")}
     for taught, tested in (("A", "B"), ("B", "A")):
         before_rec = fresh(model)
         before1, before5 = picture_hits(before_rec, halves[tested])
@@ -280,6 +303,7 @@ def pictures_protocol(model: ModelFiles, fresh: Fresh, pictures: list[Picture], 
         again_before, _ = picture_hits(before_rec, halves[taught])
         again_after, _ = picture_hits(teacher, halves[taught])
         crops_after = crop_hits(teacher, crops)
+        open_before, open_after = unnamed(before_rec, open_set), unnamed(teacher, open_set)
         taught_keys = {label_key(p.truth) for p in halves[taught]}
         is_taught = np.array([k in taught_keys for k in crops.keys], bool)
         known = np.array([p.known for p in halves[tested]], bool)
@@ -289,6 +313,7 @@ def pictures_protocol(model: ModelFiles, fresh: Fresh, pictures: list[Picture], 
         parts["top1_known"].add(before1[known], after1[known])
         parts["top1_new"].add(before1[~known], after1[~known])
         parts["taught_again"].add(again_before, again_after)
+        parts["open_unnamed"].add(open_before, open_after)
         parts["crops_taught"].add(crops_before[is_taught], crops_after[is_taught])
         parts["crops_other"].add(crops_before[~is_taught], crops_after[~is_taught])
         for name, tally in parts.items():
@@ -317,7 +342,8 @@ def without_characters(model: ModelFiles, keys: set[str]) -> ModelFiles:
     keep = [i for i, label in enumerate(model.manifest.labels) if label_key(label) not in keys]
     head = dataclasses.replace(model.head, weights=model.head.weights[:, keep], bias=model.head.bias[keep])
     manifest = dataclasses.replace(model.manifest, labels=[model.manifest.labels[i] for i in keep])
-    return ModelFiles(manifest, head, model.backbone_weights, model.verifier)
+    exemplars = model.exemplars.only_columns(keep) if model.exemplars is not None else None
+    return ModelFiles(manifest, head, model.backbone_weights, model.verifier, exemplars)
 
 
 def crops_protocol(model: ModelFiles, fresh: Fresh, crops: Crops, per_character: int, group: int,
@@ -348,12 +374,13 @@ def crops_protocol(model: ModelFiles, fresh: Fresh, crops: Crops, per_character:
 
 ROWS = (("top1", "pictures top-1"), ("top5", "pictures top-5"), ("top1_known", "  top-1, known chars"),
         ("top1_new", "  top-1, new names"), ("taught_again", "taught pictures again"),
+        ("open_unnamed", "open-set left unnamed"),
         ("crops_taught", "test crops, taught chars"), ("crops_other", "test crops, others"))
 
 
 def report_text(pictures: dict, crops2: dict, crops3: dict, n_pictures: int, n_crops: int) -> str:
     lines = [f"1. pictures: {n_pictures} single_known scenes, halves by file-name hash; "
-             "right = the character is some face's top name"]
+             "right = the character is some face's top name; open_set pictures: right = no name given"]
     for direction, data in pictures["directions"].items():
         lines.append(f"  {direction} ({data['corrections']} corrections, {data['tested_pictures']} pictures):")
         lines += [f"    {label:<24}{data['_tallies'][name].line()}" for name, label in ROWS]
@@ -379,7 +406,7 @@ def run(model_dir: Path, model: ModelFiles, fresh: Fresh, pictures: list[Picture
     one = pictures_protocol(model, fresh, pictures, crops)
     two = crops_protocol(model, fresh, crops, per_character, group, new_characters=False)
     three = crops_protocol(model, fresh, crops, per_character, group, new_characters=True)
-    text = report_text(one, two, three, len(pictures), len(crops.names))
+    text = report_text(one, two, three, sum(p.kind != "open_set" for p in pictures), len(crops.names))
     return text, {"model": str(model_dir), "version": model.manifest.version, "pictures": public(one),
                   "crops": public(two), "new_characters": public(three)}
 

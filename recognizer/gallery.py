@@ -9,9 +9,9 @@ face observed). A label's score is its best similarity; scores become probabilit
 a virtual "someone else" competitor sits at `match_similarity`, so a face unlike everything in the gallery
 gives the gallery little say; a copy of a taught face (cosine from `COPY_FULL` up) leaves nothing to the rest.
 
-With a head (`use_head(head, labels)`, what a recognizer with a model does), a correction is a local
-update of the head, not a vote of its own. Corrections taught as plain nearest-neighbour votes on raw
-features made the bot worse: in those features fan art of two characters by one artist is closer than two
+With a head (`use_head(head, labels, exemplars)`, what a recognizer with a model does), a correction is a
+local update of the head, not a vote of its own. Corrections taught as plain nearest-neighbour votes made
+the bot worse: in the backbone's features fan art of two characters by one artist is closer than two
 pictures of one character, so a corrected name pulled other characters' faces to it.
 - Each entry carries the push the head needed there: how far the taught name's log-probability was below
   the head's best other answer, plus `HEAD_MARGIN` (a name new to the head starts at `NEW_LABEL_PRIOR`
@@ -20,12 +20,14 @@ pictures of one character, so a corrected name pulled other characters' faces to
 - A copy of the taught face (the same picture again, re-encoded, cropped or mirrored: raw-feature cosine
   from `COPY_FLOOR`, where its share starts, to `COPY_FULL`, where it is whole) gets the whole push plus
   `REACH_CAP`, so it is named as taught.
-- Other faces are compared in the head's discriminant space: the direction of their logits without the
-  bias, (features standardised as the head does) @ weights. The head is a shrinkage LDA, whose weights
-  keep what tells characters apart and suppress what does not (drawing style, source, resolution); cosine
-  there is a learned metric. A face gets (cosine - `REACH_FLOOR`) / (1 - `REACH_FLOOR`) of the push, at most
-  `REACH_CAP` nats: a correction where the head was very sure and wrong is the least likely to say
-  anything about other pictures.
+- Another face is reached by the correction nearest to it, and only when that correction is nearer than
+  every face the model was trained on (`exemplars`, `recognizer.exemplars`). Both are compared in the
+  head's discriminant space (`SoftmaxHead.directions`), where style and source count little. So a
+  correction claims the faces for which it is the nearest labelled example the bot has: a picture drawn
+  unlike anything in training, the way the corrected one was, and not the faces the training data already
+  covers. There its name gets what it needs at that face to come first (`HEAD_MARGIN` ahead), at most
+  `REACH_CAP` nats: a face the head is very sure of is not overturned by a correction made elsewhere.
+  A model without exemplars (trained before they existed) lets corrections reach copies only.
 - A label's push is the largest of its entries'. The head's probability of a label it knows is multiplied by
   exp(push); a new name scores `NEW_LABEL_PRIOR` * (exp(push) - 1) against the head's total of 1.
 
@@ -34,22 +36,22 @@ rest" (the head, or "someone else"), odds r / (1 + sum of r); `combine` reads th
 
 The constants were chosen with bench/corrections.py on the validation split of shared/data/faces (teach
 2 crops of each of 8 characters, known to the head or taken out of it; the other crops must not change)
-and checked on its test split and the scenes.
+and checked on its test split and the scenes; the nearest-example rule has no constant of its own.
 """
 
 from __future__ import annotations
 
 import threading
-from typing import Hashable, Sequence
+from typing import Hashable, NamedTuple, Sequence
 
 import numpy as np
 
+from recognizer.exemplars import Exemplars
 from recognizer.labels import label_key
 
 # With a head: see the module's docstring.
 HEAD_MARGIN = 0.5        # nats by which a taught face's own name beats the head's best other answer there
 NEW_LABEL_PRIOR = 0.03   # where a name the head does not know starts, against the head's total of 1
-REACH_FLOOR = 0.8        # discriminant-space cosine below which a correction does not reach a face
 REACH_CAP = 4.0          # nats: the most a correction pushes a face that is not a copy of the taught one
 COPY_FLOOR = 0.6         # raw-feature cosine from which a face starts to count as a copy of a taught one ...
 COPY_FULL = 0.9          # ... and from which it is one (a re-encoded copy; a mirrored one is ~0.75)
@@ -68,6 +70,7 @@ class Gallery:
         self._fixed_stats: tuple[np.ndarray, np.ndarray] | None = None
         self._head = None
         self._head_columns: dict[str, int] = {}   # label key -> the head's column
+        self._exemplars: Exemplars | None = None
         # running mean and sum of squared deviations (Welford) of observed embeddings
         self._count = 0
         self._mean: np.ndarray | None = None
@@ -101,13 +104,18 @@ class Gallery:
             self._fixed_stats = (np.asarray(mean, np.float32), np.asarray(scale, np.float32))
             self._matrix = None
 
-    def use_head(self, head, labels: Sequence[str]) -> None:  # noqa: ANN001 - any head with logits()
-        """Work with a trained head (`labels`: its classes' names, in order): compare faces in its
-        discriminant space and act as local updates of it (see the module's docstring)."""
+    def use_head(self, head, labels: Sequence[str],  # noqa: ANN001 - any head with logits() and directions()
+                 exemplars: Exemplars | None = None) -> None:
+        """Work with a trained head (`labels`: its classes' names, in order; `exemplars`: the faces it was
+        trained on): compare faces in its discriminant space and act as local updates of it (see the
+        module's docstring). Without exemplars a correction reaches copies of the taught face only."""
         if len(labels) != head.classes:
             raise ValueError(f"the head has {head.classes} classes but {len(labels)} labels were given")
+        if exemplars is not None and exemplars.classes != head.classes:
+            raise ValueError(f"the head has {head.classes} classes but the exemplars {exemplars.classes}")
         with self._lock:
             self._head = head
+            self._exemplars = exemplars
             self._head_columns = {label_key(label): i for i, label in enumerate(labels)}
             self._fixed_stats = (np.asarray(head.mean, np.float32), np.asarray(head.scale, np.float32))
             self._matrix = None
@@ -142,8 +150,7 @@ class Gallery:
         self.set(key, np.zeros(0), None)
 
     def _discriminant(self, embeddings: np.ndarray) -> np.ndarray:
-        u = self._head.logits(np.asarray(embeddings, np.float32)) - self._head.bias
-        return u / np.maximum(np.linalg.norm(u, axis=-1, keepdims=True), 1e-12)
+        return self._head.directions(np.asarray(embeddings, np.float32))
 
     def _normalise(self, embeddings: np.ndarray) -> np.ndarray:
         embeddings = np.asarray(embeddings, np.float32)
@@ -175,41 +182,48 @@ class Gallery:
                     pushes[i] = others.max() - log_p[i, column] + HEAD_MARGIN if len(others) else 0.0
             self._pushes = np.maximum(pushes, 0.0)
 
-    def _entries_and_queries(self, embeddings: np.ndarray):  # noqa: ANN202
+    def _view(self, embeddings: np.ndarray) -> "_View | None":
+        """The entries and the queried faces, consistent under the lock (None: no entries)."""
         with self._lock:
             if not self._entries:
                 return None
             if self._matrix is None:
                 self._rebuild()
             if self._head is None:
-                return self._matrix, self._matrix_labels, None, None, self._normalise(embeddings), None, None
-            return (self._matrix, self._matrix_labels, self._pushes, self._head_columns, self._normalise(embeddings),
-                    self._projected, self._discriminant(embeddings))
+                return _View(self._matrix, self._matrix_labels, self._normalise(embeddings))
+            embeddings = np.asarray(embeddings, np.float32)
+            return _View(self._matrix, self._matrix_labels, self._normalise(embeddings), self._pushes,
+                         self._head_columns, self._projected, self._discriminant(embeddings),
+                         _log_softmax(self._head.logits(embeddings).astype(np.float64)), self._exemplars)
 
     def similarities(self, embeddings: np.ndarray) -> tuple[list[str], np.ndarray]:
         """Labels and, per embedding, each label's best cosine similarity: (N, L)."""
-        found = self._entries_and_queries(embeddings)
-        if found is None:
+        view = self._view(embeddings)
+        if view is None:
             return [], np.zeros((len(embeddings), 0), np.float32)
-        matrix, entry_labels, _, _, queries, projected, projected_queries = found
-        labels, columns = _label_columns(entry_labels)
-        if projected is not None:
-            matrix, queries = projected, projected_queries
-        return labels, _best_per_label(queries @ matrix.T, columns, len(labels), -1.0)
+        labels, columns = _label_columns(view.labels)
+        if view.projected is not None:
+            return labels, _best_per_label(view.projected_queries @ view.projected.T, columns, len(labels), -1.0)
+        return labels, _best_per_label(view.queries @ view.matrix.T, columns, len(labels), -1.0)
 
     def probabilities(self, embeddings: np.ndarray) -> tuple[list[str], np.ndarray]:
         """Labels and (N, L) probabilities; each row sums to the gallery's confidence (< 1)."""
-        found = self._entries_and_queries(embeddings)
-        if found is None:
+        view = self._view(embeddings)
+        if view is None:
             return [], np.zeros((len(embeddings), 0), np.float32)
-        matrix, entry_labels, pushes, head_columns, queries, projected, projected_queries = found
-        labels, columns = _label_columns(entry_labels)
-        similarity = queries @ matrix.T
+        labels, columns = _label_columns(view.labels)
+        similarity = view.queries @ view.matrix.T
+        head_columns = view.head_columns
         if head_columns is not None:
-            reach = np.clip((projected_queries @ projected.T - REACH_FLOOR) / (1.0 - REACH_FLOOR), 0.0, 1.0)
             copy = np.clip((similarity - COPY_FLOOR) / (COPY_FULL - COPY_FLOOR), 0.0, 1.0)
-            whole = np.where(pushes > 0, pushes + REACH_CAP, 0.0)  # a correction the head agreed with pushes nothing
-            per_entry = np.maximum(copy * whole[None, :], reach * np.minimum(pushes, REACH_CAP)[None, :])
+            # a correction the head agreed with pushes nothing
+            whole = np.where(view.pushes > 0, view.pushes + REACH_CAP, 0.0)
+            per_entry = copy * whole[None, :]
+            if view.exemplars is not None:
+                per_entry = np.maximum(per_entry, _nearest_example_pushes(
+                    view.projected_queries @ view.projected.T,
+                    view.exemplars.nearest_similarity(view.projected_queries), view.log_p,
+                    [head_columns.get(label_key(label)) for label in view.labels]))
             push = np.minimum(_best_per_label(per_entry, columns, len(labels), 0.0).astype(np.float64), MAX_PUSH)
             known = np.array([label_key(label) in head_columns for label in labels], bool)
             # odds against the rest: a known name's extra odds over the head's, a new name's own
@@ -222,6 +236,44 @@ class Gallery:
             odds = np.exp(np.minimum(logits, 600.0))
         # float64: `combine` reads the odds back from these, and a copy of a taught face can have huge odds
         return labels, odds / (1.0 + odds.sum(axis=1, keepdims=True))
+
+
+class _View(NamedTuple):
+    matrix: np.ndarray                        # entries, standardised and normalised
+    labels: list[str]                         # each entry's label
+    queries: np.ndarray                       # the faces asked about, the same way
+    pushes: np.ndarray | None = None          # with a head: each entry's push (nats)
+    head_columns: dict[str, int] | None = None
+    projected: np.ndarray | None = None       # with a head: entries in its discriminant space
+    projected_queries: np.ndarray | None = None
+    log_p: np.ndarray | None = None           # with a head: its log-probabilities for the faces
+    exemplars: Exemplars | None = None
+
+
+def _nearest_example_pushes(to_entries: np.ndarray, to_exemplars: np.ndarray, log_p: np.ndarray,
+                            entry_columns: Sequence[int | None]) -> np.ndarray:
+    """(N, entries) pushes: each face's nearest correction, where it is nearer than every training face,
+    gets what its name needs at that face to come first by `HEAD_MARGIN`, at most `REACH_CAP` nats.
+
+    to_entries: discriminant-space cosine of each face to each correction; to_exemplars: each face's cosine
+    to its nearest training face; log_p: the head's log-probabilities; entry_columns: each correction's head
+    column (None for a name new to the head)."""
+    pushes = np.zeros(to_entries.shape, np.float64)
+    if not to_entries.shape[1]:
+        return pushes
+    nearest = to_entries.argmax(axis=1)
+    for face, entry in enumerate(nearest):
+        if to_entries[face, entry] <= to_exemplars[face]:
+            continue
+        column = entry_columns[entry]
+        best = log_p[face].max()
+        if column is None:
+            need = best - np.log(NEW_LABEL_PRIOR) + HEAD_MARGIN
+        else:
+            others = np.delete(log_p[face], column)
+            need = (others.max() - log_p[face, column] + HEAD_MARGIN) if len(others) else 0.0
+        pushes[face, entry] = min(max(need, 0.0), REACH_CAP)
+    return pushes
 
 
 def _log_softmax(logits: np.ndarray) -> np.ndarray:

@@ -48,6 +48,15 @@ class SoftmaxHead:
     def logits(self, features: np.ndarray) -> np.ndarray:
         return ((features - self.mean) / self.scale) @ self.weights + self.bias
 
+    def directions(self, features: np.ndarray) -> np.ndarray:
+        """(N, D) features -> (N, C) unit vectors: the logits without the bias, normalised.
+
+        This is the head's discriminant space: for a shrinkage-LDA head it keeps what tells characters
+        apart and suppresses what does not (drawing style, source, resolution), so cosine there is a
+        learned metric. A subset of the columns is the same space for a head with only those classes."""
+        u = self.logits(np.asarray(features, np.float32)) - self.bias
+        return u / np.maximum(np.linalg.norm(u, axis=-1, keepdims=True), 1e-12)
+
     def probabilities(self, features: np.ndarray) -> np.ndarray:
         """(N, D) features -> (N, C) probabilities."""
         features = np.asarray(features, dtype=np.float32)

@@ -3,6 +3,9 @@
 A model trained with a face verifier (`recognizer.verify`) carries it as `verifier.npz`; the recognizer
 then looks for faces more widely and lets the verifier reject what is not a face.
 
+A model trained by `aniface train` carries its training faces as the head sees them (`exemplars.npz`,
+`recognizer.exemplars`): a correction reaches another picture only where it is nearer than all of them.
+
 A model whose backbone weights are its own (fine-tuned, or random in tests) carries them as
 `backbone.weights.h5`; otherwise the manifest names where they come from ("imagenet" or a local file).
 
@@ -21,6 +24,7 @@ from pathlib import Path
 
 from recognizer.backbone import BackboneSpec
 from recognizer.errors import ModelError
+from recognizer.exemplars import EXEMPLARS_FILE, Exemplars
 from recognizer.head import HEAD_KINDS, SoftmaxHead
 from recognizer.verify import VERIFIER_FILE, FaceVerifier
 
@@ -96,18 +100,23 @@ class ModelFiles:
     head: SoftmaxHead
     backbone_weights: Path | None = None  # the model's own backbone weights, if it carries them
     verifier: FaceVerifier | None = None   # tells faces from what is not, when the model has one
+    exemplars: Exemplars | None = None     # the training faces in the head's discriminant space
 
     def __post_init__(self) -> None:
         if self.head.classes != len(self.manifest.labels):
             raise ModelError(f"the head has {self.head.classes} classes but the manifest names "
                              f"{len(self.manifest.labels)} labels")
+        exemplars = self.exemplars
+        if exemplars is not None and (exemplars.classes != self.head.classes
+                                      or (len(exemplars) and exemplars.columns.max() >= self.head.classes)):
+            raise ModelError("the model's exemplars do not fit its head (another number of classes)")
 
 
 def save_model(directory: str | os.PathLike, manifest: ModelManifest, head: SoftmaxHead,
-               verifier: FaceVerifier | None = None) -> Path:
+               verifier: FaceVerifier | None = None, exemplars: Exemplars | None = None) -> Path:
     """Write a model directory (created if needed); the manifest is written last, atomically."""
     manifest.head_kind = head.kind
-    ModelFiles(manifest, head)  # validates
+    ModelFiles(manifest, head, exemplars=exemplars)  # validates
     path = Path(directory)
     path.mkdir(parents=True, exist_ok=True)
     head.save(path / HEAD_FILE)
@@ -117,6 +126,10 @@ def save_model(directory: str | os.PathLike, manifest: ModelManifest, head: Soft
         verifier.save(path / VERIFIER_FILE)
     else:
         (path / VERIFIER_FILE).unlink(missing_ok=True)
+    if exemplars is not None:
+        exemplars.save(path / EXEMPLARS_FILE)
+    else:
+        (path / EXEMPLARS_FILE).unlink(missing_ok=True)
     _write_manifest_data(path, manifest.to_dict())
     return path
 
@@ -145,7 +158,9 @@ def read_model(directory: str | os.PathLike) -> ModelFiles:
     head = HEAD_KINDS[manifest.head_kind].load(path / HEAD_FILE)
     if verifier is not None and verifier.weights.shape != head.mean.shape:
         raise ModelError(f"{verifier_path} does not fit this model's head (features of another size)")
-    return ModelFiles(manifest, head, own_weights if own_weights.is_file() else None, verifier)
+    exemplars_path = path / EXEMPLARS_FILE
+    exemplars = Exemplars.load(exemplars_path) if exemplars_path.is_file() else None
+    return ModelFiles(manifest, head, own_weights if own_weights.is_file() else None, verifier, exemplars)
 
 
 def set_unknown_threshold(directory: str | os.PathLike, threshold: float, rule: str) -> float:

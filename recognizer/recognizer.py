@@ -93,7 +93,7 @@ class Recognizer:
         self.backbone = backbone
         self.gallery = gallery if gallery is not None else Gallery()
         if model is not None:
-            self.gallery.use_head(model.head, model.manifest.labels)
+            self.gallery.use_head(model.head, model.manifest.labels, model.exemplars)
         self.unknown_threshold = model.manifest.unknown_threshold if model else GALLERY_ONLY_UNKNOWN_THRESHOLD
         self.crop_margin = model.manifest.crop_margin if model else 0.3
 

@@ -11,6 +11,7 @@ import numpy as np
 from recognizer import load_image
 from recognizer.backbone import Backbone, BackboneSpec
 from recognizer.head import SoftmaxHead
+from recognizer.exemplars import exemplars_from
 from recognizer.model import BACKBONE_WEIGHTS_FILE, ModelManifest, save_model
 
 TINY_CHARACTERS = ("hatsune_miku", "gawr_gura", "suzumiya_haruhi", "hakurei_reimu", "nishikino_maki")
@@ -72,6 +73,6 @@ def build_tiny_model(directory: Path, faces_dir: Path, per_class: int = 16, held
     head = fit_softmax(features, targets, len(labels))
     manifest = ModelManifest(labels=labels, backbone=TINY_SAVED_SPEC, unknown_threshold=0.3, crop_margin=crop_margin,
                              name="tiny-test-model")
-    save_model(directory, manifest, head)
+    save_model(directory, manifest, head, exemplars=exemplars_from(head, features, targets))  # as `aniface train`
     backbone.save_weights(directory / BACKBONE_WEIGHTS_FILE)
     return TinyModel(directory, backbone, labels, train_files, held_out_files)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from recognizer.exemplars import Exemplars, exemplars_from
 from recognizer.gallery import Gallery, combine
 from recognizer.head import SoftmaxHead
 
@@ -33,9 +34,16 @@ def head() -> SoftmaxHead:
     return SoftmaxHead(np.zeros(D), np.ones(D), weights, np.full(len(LABELS), -4.5))
 
 
-def gallery_with(head: SoftmaxHead) -> Gallery:
+def trained_on(head: SoftmaxHead) -> Exemplars:
+    """What the head was trained on: each character drawn plainly (3 along its own dimension), by other
+    artists than the pictures below (no STYLE), six pictures each."""
+    faces = [face(*([0.0] * c + [3.0]), seed=100 + 10 * c + k) for c in range(len(LABELS)) for k in range(6)]
+    return exemplars_from(head, np.stack(faces), np.repeat(np.arange(len(LABELS)), 6))
+
+
+def gallery_with(head: SoftmaxHead, exemplars: bool = True) -> Gallery:
     gallery = Gallery()
-    gallery.use_head(head, LABELS)
+    gallery.use_head(head, LABELS, trained_on(head) if exemplars else None)
     return gallery
 
 
@@ -81,6 +89,46 @@ def test_faces_are_compared_in_the_heads_discriminant_space_not_by_style(head):
     raw.set("face-1", AOBA_SEEN, "Aoba")
     _, raw_similarity = raw.similarities(np.stack([AOBA_ELSEWHERE, HIFUMI]))
     assert raw_similarity[1, 0] > raw_similarity[0, 0]
+
+
+def test_a_correction_does_not_reach_faces_nearer_to_what_the_model_was_trained_on(head):
+    gallery = gallery_with(head)
+    gallery.set("face-1", AOBA_SEEN, "Aoba")
+    # Hifumi drawn plainly: close to the corrected Aoba (cosine ~0.9 in the discriminant space), closer still
+    # to the Hifumi faces the head was trained on: the correction leaves her alone, to the last digit
+    plain_hifumi = face(0.6, 3.0, seed=14)
+    labels, similarity = gallery.similarities(plain_hifumi[None])
+    assert similarity[0, 0] > 0.85
+    labels, probabilities = gallery.probabilities(plain_hifumi[None])
+    assert labels == ["Aoba"] and probabilities[0, 0] == 0.0
+    assert named(gallery, head, plain_hifumi) == ["Hifumi"]
+
+
+def test_a_model_without_exemplars_lets_corrections_reach_copies_only(head):
+    gallery = gallery_with(head, exemplars=False)
+    gallery.set("face-1", AOBA_SEEN, "Aoba")
+    assert named(gallery, head, AOBA_SEEN, AOBA_SEEN * 1.01, AOBA_NEXT, HIFUMI) == ["Aoba", "Aoba", "Hifumi",
+                                                                                   "Hifumi"]
+
+
+def test_a_correction_does_not_overturn_a_face_the_head_is_very_sure_of(head):
+    gallery = gallery_with(head)
+    gallery.set("face-1", AOBA_SEEN, "Aoba")
+    # drawn like the corrected face and nearer to it than to any training face, but the head is all but
+    # certain it is Hifumi: a correction made on another picture moves it by REACH_CAP nats at most
+    sure_hifumi = face(4.0, 6.0, style=1.0, seed=15)
+    assert head.probabilities(sure_hifumi[None])[0, 1] > 0.99
+    labels, probabilities = gallery.probabilities(sure_hifumi[None])
+    assert probabilities[0, 0] > 0.0
+    assert named(gallery, head, sure_hifumi) == ["Hifumi"]
+
+
+def test_exemplars_cut_to_fewer_columns_are_that_smaller_heads_space(head):
+    exemplars = trained_on(head)
+    kept = exemplars.only_columns([3, 0])
+    assert len(kept) == 12 and kept.classes == 2 and sorted(set(kept.columns.tolist())) == [0, 1]
+    assert np.allclose(np.linalg.norm(kept.directions, axis=1), 1.0, atol=1e-5)
+    assert (kept.directions[kept.columns == 0, 0] > 0.99).all()  # Rin's faces point along Rin's axis
 
 
 def test_a_correction_the_head_agreed_with_changes_nothing_elsewhere(head):

@@ -19,6 +19,7 @@ import pytest
 
 from recognizer import Recognizer, read_model
 from recognizer.backbone import Backbone, BackboneSpec
+from recognizer.errors import ModelError
 from recognizer.head import PowerSoftmaxHead, SoftmaxHead
 from recognizer.training.dataset import Sample, load_datasets
 from recognizer.training.feature_cache import (AUGMENTATIONS, NOT_FACE_VARIANTS, VARIANTS, FeatureCache,
@@ -293,6 +294,28 @@ def test_accuracy_beats_chance_by_a_wide_margin(trained):
     assert 0.0 <= first.manifest.unknown_threshold <= 0.9
 
 
+def test_exemplars_survive_a_model_round_trip_and_must_fit_the_head(tmp_path):
+    from recognizer.exemplars import exemplars_from
+    from recognizer.model import ModelManifest, save_model
+
+    x, y = synthetic()
+    head = fit_lda_heads(x, y, x[:0], y[:0], 4, shrinkages=(0.2,))[0].head
+    exemplars = exemplars_from(head, x, y, per_class=5)
+    assert len(exemplars) == 20 and np.bincount(exemplars.columns).tolist() == [5, 5, 5, 5]
+    save_model(tmp_path, ModelManifest(labels=list("abcd"), backbone=SPEC), head, exemplars=exemplars)
+    loaded = read_model(tmp_path).exemplars
+    np.testing.assert_allclose(loaded.directions, exemplars.directions, atol=2e-3)  # kept as float16
+    assert loaded.columns.tolist() == exemplars.columns.tolist()
+    # the directions are the head's discriminant space: a training face is near its own class's exemplars
+    nearest = (head.directions(x[:1]) @ loaded.directions.T).argmax()
+    assert loaded.columns[nearest] == y[0]
+    with pytest.raises(ModelError, match="exemplars"):
+        save_model(tmp_path, ModelManifest(labels=list("abcd"), backbone=SPEC), head,
+                   exemplars=exemplars.only_columns([0, 1]))
+    save_model(tmp_path, ModelManifest(labels=list("abcd"), backbone=SPEC), head)   # none: the old file goes
+    assert read_model(tmp_path).exemplars is None
+
+
 def test_model_loads_and_runs_in_the_recognizer(trained, backbone, tmp_path, shared_data):
     from recognizer import load_image
     from recognizer.model import save_model
@@ -334,6 +357,10 @@ def test_cli_train_writes_model_split_and_summary(subset, backbone, tmp_path, mo
     assert recut["recut"] + recut["kept_as_is"] == 45 and recut["margin"] == 0.3
     assert (out / "verifier.npz").is_file() and read_model(out).verifier is not None
     assert "face verifier" in text
+    # the training faces as the head sees them, which corrections are weighed against when serving
+    exemplars = read_model(out).exemplars
+    assert exemplars is not None and len(exemplars) == 27 and exemplars.classes == 3
+    assert np.bincount(exemplars.columns).tolist() == [9, 9, 9]
 
     assert main(args[:-1] + ["--json"]) == 0   # the second run, all cached
     summary = json.loads(capsys.readouterr().out)

@@ -126,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
     temporary.write_text(json.dumps({"seed": config.seed, **result.split}, indent=1) + "\n", encoding="utf-8")
     os.replace(temporary, split_path)
     result.manifest.metrics["timings"] = {k: round(v, 2) for k, v in result.timings.items()}
-    save_model(out, result.manifest, result.head, result.verifier)
+    save_model(out, result.manifest, result.head, result.verifier, result.exemplars)
     elapsed = time.perf_counter() - started
 
     summary = {

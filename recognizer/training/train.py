@@ -39,6 +39,7 @@ from recognizer.model import ModelManifest
 from recognizer.training.dataset import Dataset, Sample
 from recognizer.training.feature_cache import (AUGMENTATIONS, NOT_FACE_VARIANTS, FeatureCache, backbone_factory,
                                                extract_features)
+from recognizer.exemplars import Exemplars, exemplars_from
 from recognizer.verify import FaceVerifier, fit_verifier
 
 log = logging.getLogger(__name__)
@@ -112,6 +113,7 @@ class TrainResult:
     timings: dict
     extraction: dict
     verifier: FaceVerifier | None = None
+    exemplars: Exemplars | None = None
 
 
 # --- split ---------------------------------------------------------------------------------------
@@ -229,6 +231,9 @@ def train(dataset: Dataset, config: TrainConfig, *, cache: FeatureCache | None =
         temperature = fit_temperature(head.logits(x_val), y_val)
         head = scaled_head(head, temperature)
     timings["head_s"] = time.perf_counter() - t0
+    # the training crops as they are (no augmented copies): what corrections are weighed against when serving
+    exemplars = exemplars_from(head, train_features["orig"][[position[i] for i in train_rows]],
+                               targets_all[train_rows])
 
     verifier = None
     if not_faces is not None:
@@ -275,7 +280,7 @@ def train(dataset: Dataset, config: TrainConfig, *, cache: FeatureCache | None =
     manifest = ModelManifest(labels=labels, backbone=config.spec, unknown_threshold=round(threshold, 4),
                              crop_margin=config.crop_margin, name=config.model_name, metrics=metrics, dataset=summary)
     timings["total_s"] = time.perf_counter() - started
-    return TrainResult(manifest, head, split, metrics, timings, extraction, verifier)
+    return TrainResult(manifest, head, split, metrics, timings, extraction, verifier, exemplars)
 
 
 #: The share of validation faces the face verifier keeps (its threshold).
