@@ -43,7 +43,7 @@ from tests.adapter_fixtures import (encode, lottie_document, scene,  # noqa: F40
                                     sticker_picture)
 from tests.core_factory import running_core
 from tests.scripted_core import ScriptedCore, many_faces
-from tests.discord_fake import EPHEMERAL, Call, FakeDiscord
+from tests.discord_fake import ATTACH_FILES, EPHEMERAL, SEND_MESSAGES, Call, FakeDiscord
 
 THUMBS_UP, THUMBS_DOWN, KEYCAP_2 = "\U0001f44d", "\U0001f44e", "2\ufe0f\u20e3"
 ADMIN_ID = 4242
@@ -320,6 +320,89 @@ async def test_only_when_asked_settings_and_a_mention(bot, core, scene_png):
     reset = fake.slash(bot.channel, manager, "settings", {"mode": "all", "threshold": "default"})
     await fake.wait_for_followups(reset)
     assert (await core.chat_settings("discord", bot.guild["id"])) == ChatSettingsView("all", None)
+
+
+# --- channels where the bot may not write: no refused request (Discord bans an IP over 10,000) ------------
+
+def requests_in(fake: FakeDiscord, channel: dict) -> list[Call]:
+    """REST calls about a channel itself (typing, messages): not interaction answers."""
+    return [c for c in fake.calls if f"/channels/{channel['id']}/" in c.path]
+
+
+async def test_a_channel_where_the_bot_may_not_write_costs_no_refused_request(core, scene_png, caplog):
+    fake = FakeDiscord()
+    await fake.start()
+    guild = fake.guild()  # answers every picture (the default)
+    closed = fake.channel_of(guild)
+    fake.restrict(closed, deny=SEND_MESSAGES | ATTACH_FILES)
+    open_channel = fake.text_channel(guild, "open")
+    try:
+        async with running_bot(core, fake=fake) as bot:
+            alice = bot.user()
+            picture = lambda channel: fake.attachment(channel, scene_png, "p.png", "image/png")  # noqa: E731
+            caplog.set_level("WARNING", logger="adapters.discord_bot.permissions")
+            fake.push_message(fake.message(closed, alice, attachments=[picture(closed), picture(closed)]))
+            fake.push_message(fake.message(closed, alice, attachments=[picture(closed)]))
+            fake.push_message(fake.message(closed, alice, f"<@{fake.bot_user['id']}> who?",
+                                           attachments=[picture(closed)]))
+            await bot.answer(fake.message(open_channel, alice, attachments=[picture(open_channel)]))
+
+            assert requests_in(fake, closed) == []  # no typing, no message
+            assert fake.refused() == [] and len(fake.downloads) == 1  # only the open channel's picture
+            said = [r.getMessage() for r in caplog.records if closed["id"] in r.getMessage()]
+            assert len(said) == 1 and "Send Messages, Attach Files" in said[0], said  # one line, not one a picture
+
+            # /identify there: the interaction is answered (it needs no channel permission), and the person
+            # told privately what the bot lacks in this channel
+            asked = fake.slash(closed, alice, "identify", attachments={"image": picture(closed)})
+            answer, note = await fake.wait_for_followups(asked, 2)
+            assert answer.files and not answer.payload.get("flags", 0) & EPHEMERAL
+            assert note.payload["flags"] & EPHEMERAL
+            assert "\u201cSend Messages\u201d and \u201cAttach Files\u201d" in shown_text(note.content)
+            assert fake.refused() == [] and requests_in(fake, closed) == []
+
+            # a manager choosing "every picture" hears it too
+            manager = bot.user("Manager", manager=True)
+            changed = fake.slash(closed, manager, "settings", {"mode": "all"})
+            _, told = await fake.wait_for_followups(changed, 2)
+            assert "Send Messages" in shown_text(told.content) and told.payload["flags"] & EPHEMERAL
+
+            # where the bot may write but not attach, someone who asks is told what is missing, in words
+            fake.restrict(open_channel, deny=ATTACH_FILES)
+            await fake.wait_until(lambda: not bot.bot.client.get_channel(int(open_channel["id"])).permissions_for(
+                bot.bot.client.get_guild(int(guild["id"])).me).attach_files, 10, "the channel update")
+            mention = fake.message(open_channel, alice, f"<@{fake.bot_user['id']}> who?",
+                                   attachments=[picture(open_channel)])
+            downloads = len(fake.downloads)
+            fake.push_message(mention)
+            [told] = await fake.wait_for("create_message", where=lambda c: replies_to(c, mention))
+            assert "\u201cAttach Files\u201d" in shown_text(told.content) and not told.files
+            assert fake.refused() == [] and len(fake.downloads) == downloads
+    finally:
+        await fake.close()
+
+
+async def test_a_refusal_the_cache_did_not_foresee_is_not_retried(core, scene_png):
+    fake = FakeDiscord()
+    await fake.start()
+    guild = fake.guild()
+    stale = fake.channel_of(guild)
+    other = fake.text_channel(guild, "other")
+    try:
+        async with running_bot(core, fake=fake) as bot:
+            alice = bot.user()
+            picture = lambda channel: fake.attachment(channel, scene_png, "p.png", "image/png")  # noqa: E731
+            fake.restrict(stale, deny=SEND_MESSAGES, notify=False)  # the client still thinks it may write
+            fake.push_message(fake.message(stale, alice, attachments=[picture(stale), picture(stale)]))
+            await fake.wait_until(lambda: fake.refused(), 60, "a refused request")
+            await bot.answer(fake.message(other, alice, attachments=[picture(other)]))  # the first is done by now
+            refused = len(fake.refused())
+            assert refused <= 2  # the first picture's typing and answer at most; not the second picture's
+            fake.push_message(fake.message(stale, alice, attachments=[picture(stale)]))
+            await bot.answer(fake.message(other, alice, attachments=[picture(other)]))
+            assert len(fake.refused()) == refused  # the next picture there costs nothing
+    finally:
+        await fake.close()
 
 
 # --- corrections ---------------------------------------------------------------------------------
