@@ -310,8 +310,8 @@ class FakeDiscord(LocalFakeServer[Call, _Fault]):
 
     def text_channel(self, guild: dict, name: str = "gallery") -> dict:
         """Another text channel in `guild` (dispatched as CHANNEL_CREATE when the bot is connected)."""
-        channel = {**guild["channels"][0], "id": str(self.snowflake()), "name": name, "position": len(guild["channels"]),
-                   "permission_overwrites": []}
+        channel = {**guild["channels"][0], "id": str(self.snowflake()), "name": name,
+                   "position": len(guild["channels"]), "permission_overwrites": []}
         guild["channels"].append(channel)
         self.channels[int(channel["id"])] = {**channel, "guild_id": guild["id"]}
         if self.session_id is not None:

@@ -711,6 +711,47 @@ async def test_aniface_serve_starts_and_stops_it_beside_the_others(tmp_path):
         await fake.close()
 
 
+async def test_serve_warms_the_recognizer_up_before_discord_connects(tmp_path, tiny_model, scene_png):
+    """The backbone's first trace and the scans run before the bot logs in; the first picture traces nothing."""
+    from adapters.cli import serve as serve_command
+    from tests.core_factory import core_settings, tiny_backbone, tiny_recognizer
+
+    fake = FakeDiscord()
+    await fake.start()
+    guild = fake.guild()
+    recognizer = tiny_recognizer(tiny_backbone(tiny_model), tiny_model.path)  # a backbone never traced yet
+    traces = recognizer.backbone._forward.experimental_get_tracing_count
+    settings = core_settings(f"sqlite:///{tmp_path / 'aniface.sqlite3'}", tmp_path, discord_token=fake.token,
+                             discord_guild_ids=(int(guild["id"]),), web_enabled=False)
+    from adapters.cli.runtime import build_core
+    core = build_core(settings, recognizer)
+    seen: list[tuple[str, int, int]] = []  # (line, REST calls so far, traces so far)
+
+    def say(line: str) -> None:
+        seen.append((line, len(fake.calls) + len(fake.gateway_paths), traces()))
+
+    try:
+        stop = asyncio.Event()
+        with pointed_at(fake):
+            serving = asyncio.create_task(serve_command.serve(core, settings, stop=stop, say=say))
+            await fake.wait_until(lambda: any(line.startswith("ready") for line, _, _ in seen), 120, "ready")
+            [(warmed, calls, traced)] = [entry for entry in seen if "warmed up in" in entry[0]]
+            assert calls == 0 and traced == 1, seen  # traced, and Discord not asked anything yet
+            lines = [line for line, _, _ in seen]
+            assert lines.index(warmed) < next(i for i, line in enumerate(lines) if "Discord: running" in line)
+            assert any("worst lag while connecting" in line for line in lines)
+            alice = fake.user()
+            fake.join(guild, alice)
+            asked = fake.slash(fake.channel_of(guild), alice, "identify", attachments={
+                "image": fake.attachment(fake.channel_of(guild), scene_png, "p.png", "image/png")})
+            await fake.wait_for_followups(asked)
+            assert traces() == 1 and core.status().loop_lag_s is not None
+            stop.set()
+            await asyncio.wait_for(serving, 30)
+    finally:
+        await fake.close()
+
+
 async def test_stopping_finishes_the_answers_in_flight():
     png = encode(Image.new("RGB", (64, 48), (255, 255, 255)), "PNG")
 
