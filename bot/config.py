@@ -58,6 +58,9 @@ class Settings:
     cascade_path: Path | None = None
     workers: int = 2
     queue_size: int = 16
+    # Run the recognizer once on a made-up picture before any platform connects (`aniface serve`), so that
+    # the first picture does not compile and trace while the chats' connections wait.
+    warm_up: bool = True
     max_image_bytes: int = 25 * 1024 * 1024
     max_image_pixels: int = 50_000_000
     admins: dict[str, frozenset[str]] = field(default_factory=dict)
@@ -113,6 +116,7 @@ _FIELDS: dict[str, tuple[str, str, str]] = {
     "cascade_path": ("ANIFACE_CASCADE", "cascade", "path"),
     "workers": ("ANIFACE_WORKERS", "workers", "int"),
     "queue_size": ("ANIFACE_QUEUE_SIZE", "queue_size", "int"),
+    "warm_up": ("ANIFACE_WARM_UP", "warm_up", "bool"),
     "max_image_bytes": ("ANIFACE_MAX_IMAGE_BYTES", "max_image_bytes", "int"),
     "max_image_pixels": ("ANIFACE_MAX_IMAGE_PIXELS", "max_image_pixels", "int"),
     "admins": ("ANIFACE_ADMINS", "admins", "admins"),

@@ -23,6 +23,7 @@ from PIL import Image
 from bot import chat_settings, wording
 from bot.correcting import Corrector, Outcome
 from bot.corrections import parse_wrong, reaction_meaning, read_answer
+from bot.loop_lag import LoopLag
 from bot.export import ExportSummary, export_dataset
 from bot.messages import (Ack, AckReason, AnswerMode, ChatSettingsView, Correction, FaceSummary, FetchRefused,
                           IncomingImage, NotAllowed, Person, Reply, ReplyKind, SettingsChange, Status, Verdict)
@@ -73,13 +74,26 @@ class Core:
         self._embedding_key = recognizer.backbone.spec.cache_key() if recognizer.backbone else None
         self.store = Repository(database, self._embedding_key)
         self.corrector = Corrector(self.store, self.names, hasher, self._embedding_key)
+        self.loop_lag = LoopLag()
 
     # --- start-up ------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Register the model's labels as characters, load the names, rebuild the gallery from the votes."""
+        """Register the model's labels as characters, load the names, rebuild the gallery from the votes; the
+        event loop's lag is measured from here on (`status()`)."""
+        self.loop_lag.start()
         await asyncio.to_thread(self._load_names)
         await self._rebuild_gallery()
+
+    async def warm_up(self) -> float:
+        """Run the recognizer once on a made-up picture, on the worker pool, so that the first real picture
+        waits for no compilation (the scans' JIT, the backbone's first trace). Before any platform connects:
+        done later, it holds the interpreter while chats wait. Returns the seconds it took."""
+        started = time.perf_counter()
+        await self.pool.run(self.recognizer.warm_up)
+        seconds = time.perf_counter() - started
+        log.info("warm-up done in %.1f s", seconds)
+        return seconds
 
     def _load_names(self) -> None:
         labels = self.recognizer.model.manifest.labels if self.recognizer.model else []
@@ -361,7 +375,10 @@ class Core:
 
     def status(self) -> Status:
         """What a health check reports: the model, and how many characters the bot knows."""
-        return Status(self.recognizer.model_version, bool(self.recognizer.can_name), len(self.names.names()))
+        lag = self.loop_lag
+        measured = lag.running
+        return Status(self.recognizer.model_version, bool(self.recognizer.can_name), len(self.names.names()),
+                      loop_lag_s=lag.worst if measured else None, recent_loop_lag_s=lag.recent() if measured else None)
 
     @property
     def max_image_bytes(self) -> int:
@@ -382,6 +399,7 @@ class Core:
 
     async def close(self) -> None:
         """Finish the work in flight, then close the database's connections."""
+        await self.loop_lag.stop()
         await asyncio.to_thread(self.pool.shutdown, True)
         self.database.dispose()
 

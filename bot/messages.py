@@ -179,3 +179,5 @@ class Status:
     model_version: str | None
     can_name: bool
     known_characters: int
+    loop_lag_s: float | None = None         # the event loop's worst lag since start (None: not measured)
+    recent_loop_lag_s: float | None = None  # ... over the last 5 minutes

@@ -88,6 +88,10 @@ class CorePort(Protocol):
     # --- life -------------------------------------------------------------------------------------
     async def start(self) -> None: ...
 
+    async def warm_up(self) -> float:
+        """Compile and trace what the first picture would, before any platform connects; the seconds it took."""
+        ...
+
     async def close(self) -> None: ...
 
 

@@ -16,7 +16,11 @@ headers like Discord's. `fail_next` answers a route with an error once: a 429 (w
 `retry_after` in the body and Retry-After / X-RateLimit-* headers, as Discord sends it) or a 5xx.
 Messages the bot posts are checked against Discord's limits (2,000 characters, 5x5 components,
 labels, custom ids) and stored, with their files served back from the CDN, so that replies, reactions
-and interactions can refer to them.
+and interactions can refer to them. The bot's permissions in a channel are enforced as Discord does (its
+roles, then the channel's overwrites: @everyone, roles, the member): a message needs View Channel and Send
+Messages, plus Attach Files with files and Read Message History for a reply; typing needs Send Messages;
+fetching a message needs Read Message History. A refusal is a 403 (50001 Missing Access, 50013 Missing
+Permissions); `restrict` adds an overwrite and `text_channel` a second channel.
 
 Gateway: HELLO, heartbeats (op 1 -> op 11), IDENTIFY -> READY (+ GUILD_CREATE per server),
 RESUME -> the missed events replayed -> RESUMED, and `reconnect()` sends op 7 (`drop_connection()`
@@ -304,6 +308,63 @@ class FakeDiscord(LocalFakeServer[Call, _Fault]):
     def channel_of(self, guild: dict) -> dict:
         return self.channels[int(guild["channels"][0]["id"])]
 
+    def text_channel(self, guild: dict, name: str = "gallery") -> dict:
+        """Another text channel in `guild` (dispatched as CHANNEL_CREATE when the bot is connected)."""
+        channel = {**guild["channels"][0], "id": str(self.snowflake()), "name": name,
+                   "position": len(guild["channels"]), "permission_overwrites": []}
+        guild["channels"].append(channel)
+        self.channels[int(channel["id"])] = {**channel, "guild_id": guild["id"]}
+        if self.session_id is not None:
+            self.dispatch("CHANNEL_CREATE", self.channels[int(channel["id"])])
+        return self.channels[int(channel["id"])]
+
+    def restrict(self, channel: dict, deny: int, allow: int = 0, notify: bool = True) -> None:
+        """An overwrite for the bot's member in `channel` (as a server admin sets it), dispatched as
+        CHANNEL_UPDATE when the bot is connected (`notify=False`: not, so the client's cache is stale)."""
+        overwrites = channel["permission_overwrites"]  # the guild's channel and ours share this list
+        overwrites[:] = [o for o in overwrites if o["id"] != self.bot_user["id"]]
+        overwrites.append({"id": self.bot_user["id"], "type": 1, "allow": str(allow), "deny": str(deny)})
+        if self.session_id is not None and notify:
+            self.dispatch("CHANNEL_UPDATE", channel)
+
+    def bot_permissions(self, channel: dict) -> int:
+        """The bot's permissions in a channel, computed as Discord computes them (all of them in a DM)."""
+        if not channel.get("guild_id"):
+            return (1 << 50) - 1
+        guild = self.guilds[int(channel["guild_id"])]
+        member = self.members[(int(guild["id"]), APP_ID)]
+        roles = {role["id"]: int(role["permissions"]) for role in guild["roles"]}
+        allowed = roles[guild["id"]]
+        for role_id in member["roles"]:
+            allowed |= roles.get(role_id, 0)
+        if allowed & ADMINISTRATOR:
+            return (1 << 50) - 1
+        overwrites = channel.get("permission_overwrites") or []
+        for overwrite in overwrites:  # @everyone
+            if overwrite["id"] == guild["id"]:
+                allowed = (allowed & ~int(overwrite["deny"])) | int(overwrite["allow"])
+        denied = granted = 0
+        for overwrite in overwrites:  # the member's roles, together
+            if overwrite["type"] == 0 and overwrite["id"] in member["roles"]:
+                denied, granted = denied | int(overwrite["deny"]), granted | int(overwrite["allow"])
+        allowed = (allowed & ~denied) | granted
+        for overwrite in overwrites:  # the member
+            if overwrite["type"] == 1 and overwrite["id"] == self.bot_user["id"]:
+                allowed = (allowed & ~int(overwrite["deny"])) | int(overwrite["allow"])
+        return allowed if allowed & VIEW_CHANNEL else 0
+
+    def _require(self, channel: dict, needed: int) -> None:
+        """A 403 as Discord answers it when the bot lacks `needed` in `channel`."""
+        allowed = self.bot_permissions(channel)
+        if not allowed & VIEW_CHANNEL:
+            raise ApiError(403, 50001, "Missing Access")
+        if needed & ~allowed:
+            raise ApiError(403, 50013, "Missing Permissions")
+
+    def refused(self) -> list[Call]:
+        """The requests Discord would count as invalid (401, 403, 429)."""
+        return [c for c in self.calls if c.status in (401, 403, 429)]
+
     def _member(self, guild: dict, user: dict, roles: list[str] | None = None) -> dict:
         member = {"user": user, "roles": roles or [], "nick": None, "avatar": None, "joined_at": _now(),
                   "premium_since": None, "deaf": False, "mute": False, "flags": 0, "pending": False,
@@ -443,7 +504,8 @@ class FakeDiscord(LocalFakeServer[Call, _Fault]):
             "id": str(self.snowflake()), "application_id": str(self.app_id), "type": kind,
             "token": "itoken-" + secrets.token_urlsafe(24), "version": 1, "locale": "en-US",
             "channel_id": channel["id"], "channel": {k: v for k, v in channel.items() if k != "recipients"},
-            "app_permissions": str(MEMBER_PERMISSIONS), "entitlements": [],
+            # Discord always grants an interaction's answer Attach Files and Embed Links
+            "app_permissions": str(self.bot_permissions(channel) | ATTACH_FILES | EMBED_LINKS), "entitlements": [],
             "attachment_size_limit": FILE_LIMIT,
         }
         if data is not None:
@@ -747,16 +809,18 @@ class FakeDiscord(LocalFakeServer[Call, _Fault]):
         return channel
 
     async def _r_typing(self, request, payload, files) -> None:
-        self._channel(request.match_info["channel"])
+        self._require(self._channel(request.match_info["channel"]), SEND_MESSAGES)
         return None
 
     async def _r_get_message(self, request, payload, files) -> dict:
+        self._require(self._channel(request.match_info["channel"]), READ_HISTORY)
         message = self.messages.get(int(request.match_info["message"]))
         if message is None or message["channel_id"] != request.match_info["channel"]:
             raise ApiError(404, 10008, "Unknown Message")
         return message
 
     async def _r_add_reaction(self, request, payload, files) -> None:
+        self._require(self._channel(request.match_info["channel"]), READ_HISTORY | ADD_REACTIONS)
         self.reactions.append((int(request.match_info["message"]), request.match_info["emoji"]))
         return None
 
@@ -768,6 +832,8 @@ class FakeDiscord(LocalFakeServer[Call, _Fault]):
 
     async def _r_create_message(self, request, payload, files) -> dict:
         channel = self._channel(request.match_info["channel"])
+        self._require(channel, SEND_MESSAGES | (ATTACH_FILES if files else 0)
+                      | (READ_HISTORY if payload.get("message_reference") else 0))
         return self._post(channel, payload, files)
 
     def _check(self, payload: dict, files: dict) -> None:

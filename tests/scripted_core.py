@@ -36,6 +36,9 @@ class ScriptedCore:
     async def start(self) -> None:
         pass
 
+    async def warm_up(self) -> float:
+        return 0.0
+
     async def close(self) -> None:
         pass
 

@@ -43,7 +43,7 @@ from tests.adapter_fixtures import (encode, lottie_document, scene,  # noqa: F40
                                     sticker_picture)
 from tests.core_factory import running_core
 from tests.scripted_core import ScriptedCore, many_faces
-from tests.discord_fake import EPHEMERAL, Call, FakeDiscord
+from tests.discord_fake import ATTACH_FILES, EPHEMERAL, SEND_MESSAGES, Call, FakeDiscord
 
 THUMBS_UP, THUMBS_DOWN, KEYCAP_2 = "\U0001f44d", "\U0001f44e", "2\ufe0f\u20e3"
 ADMIN_ID = 4242
@@ -320,6 +320,89 @@ async def test_only_when_asked_settings_and_a_mention(bot, core, scene_png):
     reset = fake.slash(bot.channel, manager, "settings", {"mode": "all", "threshold": "default"})
     await fake.wait_for_followups(reset)
     assert (await core.chat_settings("discord", bot.guild["id"])) == ChatSettingsView("all", None)
+
+
+# --- channels where the bot may not write: no refused request (Discord bans an IP over 10,000) ------------
+
+def requests_in(fake: FakeDiscord, channel: dict) -> list[Call]:
+    """REST calls about a channel itself (typing, messages): not interaction answers."""
+    return [c for c in fake.calls if f"/channels/{channel['id']}/" in c.path]
+
+
+async def test_a_channel_where_the_bot_may_not_write_costs_no_refused_request(core, scene_png, caplog):
+    fake = FakeDiscord()
+    await fake.start()
+    guild = fake.guild()  # answers every picture (the default)
+    closed = fake.channel_of(guild)
+    fake.restrict(closed, deny=SEND_MESSAGES | ATTACH_FILES)
+    open_channel = fake.text_channel(guild, "open")
+    try:
+        async with running_bot(core, fake=fake) as bot:
+            alice = bot.user()
+            picture = lambda channel: fake.attachment(channel, scene_png, "p.png", "image/png")  # noqa: E731
+            caplog.set_level("WARNING", logger="adapters.discord_bot.permissions")
+            fake.push_message(fake.message(closed, alice, attachments=[picture(closed), picture(closed)]))
+            fake.push_message(fake.message(closed, alice, attachments=[picture(closed)]))
+            fake.push_message(fake.message(closed, alice, f"<@{fake.bot_user['id']}> who?",
+                                           attachments=[picture(closed)]))
+            await bot.answer(fake.message(open_channel, alice, attachments=[picture(open_channel)]))
+
+            assert requests_in(fake, closed) == []  # no typing, no message
+            assert fake.refused() == [] and len(fake.downloads) == 1  # only the open channel's picture
+            said = [r.getMessage() for r in caplog.records if closed["id"] in r.getMessage()]
+            assert len(said) == 1 and "Send Messages, Attach Files" in said[0], said  # one line, not one a picture
+
+            # /identify there: the interaction is answered (it needs no channel permission), and the person
+            # told privately what the bot lacks in this channel
+            asked = fake.slash(closed, alice, "identify", attachments={"image": picture(closed)})
+            answer, note = await fake.wait_for_followups(asked, 2)
+            assert answer.files and not answer.payload.get("flags", 0) & EPHEMERAL
+            assert note.payload["flags"] & EPHEMERAL
+            assert "\u201cSend Messages\u201d and \u201cAttach Files\u201d" in shown_text(note.content)
+            assert fake.refused() == [] and requests_in(fake, closed) == []
+
+            # a manager choosing "every picture" hears it too
+            manager = bot.user("Manager", manager=True)
+            changed = fake.slash(closed, manager, "settings", {"mode": "all"})
+            _, told = await fake.wait_for_followups(changed, 2)
+            assert "Send Messages" in shown_text(told.content) and told.payload["flags"] & EPHEMERAL
+
+            # where the bot may write but not attach, someone who asks is told what is missing, in words
+            fake.restrict(open_channel, deny=ATTACH_FILES)
+            await fake.wait_until(lambda: not bot.bot.client.get_channel(int(open_channel["id"])).permissions_for(
+                bot.bot.client.get_guild(int(guild["id"])).me).attach_files, 10, "the channel update")
+            mention = fake.message(open_channel, alice, f"<@{fake.bot_user['id']}> who?",
+                                   attachments=[picture(open_channel)])
+            downloads = len(fake.downloads)
+            fake.push_message(mention)
+            [told] = await fake.wait_for("create_message", where=lambda c: replies_to(c, mention))
+            assert "\u201cAttach Files\u201d" in shown_text(told.content) and not told.files
+            assert fake.refused() == [] and len(fake.downloads) == downloads
+    finally:
+        await fake.close()
+
+
+async def test_a_refusal_the_cache_did_not_foresee_is_not_retried(core, scene_png):
+    fake = FakeDiscord()
+    await fake.start()
+    guild = fake.guild()
+    stale = fake.channel_of(guild)
+    other = fake.text_channel(guild, "other")
+    try:
+        async with running_bot(core, fake=fake) as bot:
+            alice = bot.user()
+            picture = lambda channel: fake.attachment(channel, scene_png, "p.png", "image/png")  # noqa: E731
+            fake.restrict(stale, deny=SEND_MESSAGES, notify=False)  # the client still thinks it may write
+            fake.push_message(fake.message(stale, alice, attachments=[picture(stale), picture(stale)]))
+            await fake.wait_until(lambda: fake.refused(), 60, "a refused request")
+            await bot.answer(fake.message(other, alice, attachments=[picture(other)]))  # the first is done by now
+            refused = len(fake.refused())
+            assert refused <= 2  # the first picture's typing and answer at most; not the second picture's
+            fake.push_message(fake.message(stale, alice, attachments=[picture(stale)]))
+            await bot.answer(fake.message(other, alice, attachments=[picture(other)]))
+            assert len(fake.refused()) == refused  # the next picture there costs nothing
+    finally:
+        await fake.close()
 
 
 # --- corrections ---------------------------------------------------------------------------------
@@ -624,6 +707,47 @@ async def test_aniface_serve_starts_and_stops_it_beside_the_others(tmp_path):
             stop.set()
             await asyncio.wait_for(serving, 20)
         assert len(fake.sent_by_gateway(2)) == 1 and fake.gateway_closed()  # one session, closed on stop
+    finally:
+        await fake.close()
+
+
+async def test_serve_warms_the_recognizer_up_before_discord_connects(tmp_path, tiny_model, scene_png):
+    """The backbone's first trace and the scans run before the bot logs in; the first picture traces nothing."""
+    from adapters.cli import serve as serve_command
+    from tests.core_factory import core_settings, tiny_backbone, tiny_recognizer
+
+    fake = FakeDiscord()
+    await fake.start()
+    guild = fake.guild()
+    recognizer = tiny_recognizer(tiny_backbone(tiny_model), tiny_model.path)  # a backbone never traced yet
+    traces = recognizer.backbone._forward.experimental_get_tracing_count
+    settings = core_settings(f"sqlite:///{tmp_path / 'aniface.sqlite3'}", tmp_path, discord_token=fake.token,
+                             discord_guild_ids=(int(guild["id"]),), web_enabled=False)
+    from adapters.cli.runtime import build_core
+    core = build_core(settings, recognizer)
+    seen: list[tuple[str, int, int]] = []  # (line, REST calls so far, traces so far)
+
+    def say(line: str) -> None:
+        seen.append((line, len(fake.calls) + len(fake.gateway_paths), traces()))
+
+    try:
+        stop = asyncio.Event()
+        with pointed_at(fake):
+            serving = asyncio.create_task(serve_command.serve(core, settings, stop=stop, say=say))
+            await fake.wait_until(lambda: any(line.startswith("ready") for line, _, _ in seen), 120, "ready")
+            [(warmed, calls, traced)] = [entry for entry in seen if "warmed up in" in entry[0]]
+            assert calls == 0 and traced == 1, seen  # traced, and Discord not asked anything yet
+            lines = [line for line, _, _ in seen]
+            assert lines.index(warmed) < next(i for i, line in enumerate(lines) if "Discord: running" in line)
+            assert any("worst lag while connecting" in line for line in lines)
+            alice = fake.user()
+            fake.join(guild, alice)
+            asked = fake.slash(fake.channel_of(guild), alice, "identify", attachments={
+                "image": fake.attachment(fake.channel_of(guild), scene_png, "p.png", "image/png")})
+            await fake.wait_for_followups(asked)
+            assert traces() == 1 and core.status().loop_lag_s is not None
+            stop.set()
+            await asyncio.wait_for(serving, 30)
     finally:
         await fake.close()
 

@@ -78,6 +78,32 @@ def test_all_crops_of_an_image_go_through_the_backbone_in_one_call(tiny_model, s
     assert calls == [len(faces)]
 
 
+def test_warm_up_traces_the_backbone_and_runs_every_scan_yet_learns_nothing(tiny_model, monkeypatch):
+    """What the first picture would compile and trace is done by warm_up, and the gallery is left as it was."""
+    from recognizer import animeface_scan
+
+    from tests.core_factory import tiny_backbone
+
+    recognizer = Recognizer(read_model(tiny_model.path), backbone=tiny_backbone(tiny_model))  # never traced
+    scans: list[tuple[float, float]] = []
+    detect = animeface_scan.detect
+    monkeypatch.setattr(animeface_scan, "detect", lambda rgb, *args, **kwargs: scans.append(
+        (kwargs.get("step"), kwargs.get("scale_factor"))) or detect(rgb, *args, **kwargs))
+    sizes: list[int] = []
+    forward = recognizer.backbone.forward
+    monkeypatch.setattr(recognizer.backbone, "forward", lambda batch: sizes.append(len(batch)) or forward(batch))
+    traces = recognizer.backbone._forward.experimental_get_tracing_count
+    assert traces() == 0
+    recognizer.warm_up()
+    assert traces() == 1
+    assert {(4.0, 1.095), (5.0, 1.15)} <= set(scans)  # the thorough upright scan and the fast other passes
+    assert 1 in sizes and 9 in sizes  # a face alone, and one with the background patches of a new gallery
+    assert recognizer.gallery._count == 0 and recognizer.gallery.labels == []
+    scans.clear()
+    recognizer.identify(tiny_model.held_out_files[tiny_model.labels[0]][0])
+    assert traces() == 1 and scans  # the first real picture traced nothing more
+
+
 def test_without_a_model_faces_are_found_but_not_named(shared_data):
     recognizer = Recognizer()
     faces = recognizer.identify(shared_data / "scenes" / "ao_emilia_rezero_Emilia_67.jpg")

@@ -124,6 +124,10 @@ class StubCore:
     async def start(self) -> None:
         self.events.append("core started")
 
+    async def warm_up(self) -> float:
+        self.events.append("core warmed up")
+        return 0.0
+
     async def close(self) -> None:
         self.events.append("core closed")
 
@@ -185,8 +189,8 @@ async def test_serve_starts_and_stops_each_configured_adapter_in_the_same_loop(t
         assert status == 200
 
     said = await run_until_ready(core, settings, web_answers, adapters)
-    assert core.events == ["core started", "telegram started", "discord started", "discord stopped",
-                           "telegram stopped", "core closed"]
+    assert core.events == ["core started", "core warmed up", "telegram started", "discord started",
+                           "discord stopped", "telegram stopped", "core closed"]
     assert "  Telegram: running" in said and "  Discord: running" in said
 
 
@@ -214,7 +218,7 @@ async def test_serve_runs_telegram_against_a_local_bot_api_and_stops_it(tmp_path
         polls = fake.get_updates_calls
         await asyncio.sleep(1.5)
         assert fake.get_updates_calls == polls  # stopped: no more polling
-        assert core.events == ["core started", "core closed"]
+        assert core.events == ["core started", "core warmed up", "core closed"]
     finally:
         await fake.close()
 
@@ -228,7 +232,8 @@ async def test_a_telegram_that_cannot_start_is_a_clear_error(tmp_path):
     core = StubCore()
     with pytest.raises(serve_command.ServeError, match="Telegram could not start.*TELEGRAM_TOKEN"):
         await asyncio.wait_for(serve_command.serve(core, settings, say=lambda line: None), 120)
-    assert core.events == ["core started", "core closed"]  # the web page it had started was stopped too
+    # the web page it had started was stopped too
+    assert core.events == ["core started", "core warmed up", "core closed"]
 
 
 async def test_a_stop_lets_the_request_in_flight_finish(tmp_path):
@@ -258,7 +263,7 @@ async def test_a_stop_lets_the_request_in_flight_finish(tmp_path):
 
     await run_until_ready(core, settings_for(tmp_path), stop_while_busy)
     # serve returned only after the answer went out, and closed the core after it
-    assert core.events == ["core started", "identify finished", "core closed"]
+    assert core.events == ["core started", "core warmed up", "identify finished", "core closed"]
     await asyncio.sleep(0.1)
     [(status, _, body)] = results
     assert status == 200 and json.loads(body)["kind"] == "no_face"
@@ -276,7 +281,7 @@ async def test_serve_without_web_and_without_adapters_has_nothing_to_run(tmp_pat
     with pytest.raises(serve_command.ServeError, match="no adapter"):
         await serve_command.serve(core, settings_for(tmp_path, web_enabled=False, discord_token="x"),
                                   say=lambda line: None)
-    assert core.events == ["core started", "core closed"]
+    assert core.events == ["core started", "core warmed up", "core closed"]
 
 
 async def test_a_taken_port_is_a_clear_error(tmp_path):
@@ -287,7 +292,7 @@ async def test_a_taken_port_is_a_clear_error(tmp_path):
         settings = load_settings({"ANIFACE_DATA_DIR": str(tmp_path)}, None, web_port=taken.getsockname()[1])
         with pytest.raises(serve_command.ServeError, match="cannot listen on 127.0.0.1:.*--port"):
             await serve_command.serve(core, settings, say=lambda line: None)
-    assert core.events == ["core started", "core closed"]
+    assert core.events == ["core started", "core warmed up", "core closed"]
 
 
 # --- refusing to start, plainly ------------------------------------------------------------------------

@@ -384,6 +384,7 @@ async def test_health_characters_page_and_openapi(client):
     response = await client.get("/healthz")
     body = await response.json()
     assert response.status == 200 and body["status"] == "ok" and body["can_name"] is True
+    assert set(body["event_loop_lag_ms"]) == {"worst", "last_5_min"}  # the core measures its loop from start
     documented("GET", "/healthz", 200, body)
 
     response = await client.get("/api/characters")

@@ -27,6 +27,7 @@ from typing import Any, Callable, Mapping
 
 from adapters.cli.exit_codes import EXIT_OK, EXIT_FAILED, EXIT_USAGE
 from bot.config import Settings
+from bot.loop_lag import LoopLag
 from bot.ports import AdapterStarter, CorePort, Running, StartError
 
 ENTRY_POINT_GROUP = "aniface.adapters"
@@ -204,8 +205,17 @@ async def serve(core: CorePort, settings: Settings, *, stop: asyncio.Event | Non
     stop = stop or asyncio.Event()
     signals = _install_signal_handlers(loop, stop, say)
     running: list[tuple[str, Running]] = []
+    started = loop.time()
+    lag = LoopLag(warn_after=float("inf"))  # the start-up's own report; the core watches the loop for health
+    lag.start()
     try:
         await core.start()
+        if settings.warm_up:
+            # before any platform connects and before the web port opens: compiling on the first picture
+            # would hold the interpreter while gateways wait for their heartbeats (a 41 s stall was seen)
+            say("  warming up the recognizer...")
+            seconds = await core.warm_up()
+            say(f"  warmed up in {seconds:.1f} s (the event loop's worst lag meanwhile: {lag.peak() * 1000:.0f} ms)")
         for name, target in (adapter_registry() if adapters is None else adapters).items():
             shown = DISPLAY_NAMES.get(name, name)
             starter = load_starter(target) if isinstance(target, str) else target
@@ -224,10 +234,16 @@ async def serve(core: CorePort, settings: Settings, *, stop: asyncio.Event | Non
             say(f"  {shown}: {handle.describe()}")
         if not running:
             raise ServeError("no adapter could be started")
+        line = (f"started in {loop.time() - started:.1f} s; the event loop's worst lag while connecting: "
+                f"{lag.peak() * 1000:.0f} ms")
+        log.info(line)
+        say(f"  {line}")
+        await lag.stop()
         say("ready; stop with Ctrl+C or SIGTERM")
         await stop.wait()
         say("stopping: finishing what is in flight...")
     finally:
+        await lag.stop()
         for shown, handle in reversed(running):
             try:
                 await handle.stop()

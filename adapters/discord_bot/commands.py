@@ -40,6 +40,8 @@ class Commands:
                 return
             ack = await self.core.update_settings(interaction_person(interaction), chat_id, change)
             await self.send.followup_text(interaction, ack.text, ephemeral=True)
+            if ack.ok:  # the manager who chose when pictures are answered hears where the bot cannot answer
+                await self.send.permission_note(interaction, always=True)
 
     async def export(self, interaction: discord.Interaction) -> None:
         """/export: the corrections as a training archive, in a message only the admin sees."""

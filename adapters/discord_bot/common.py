@@ -29,6 +29,7 @@ class AdapterOptions:
     guild_ready_timeout: float = 2.0  # discord.py's wait for the servers after READY
     drain_timeout: float = 60.0       # how long stopping waits for the jobs in flight
     seen_messages: int = 2048         # message ids remembered, so that an edit adding an embed is answered once
+    refusal_quiet_for: float = 600.0  # a channel the bot may not write in: logged, and a 403 not retried, this often
 
 
 def chat_key(guild_id: int | None, channel_id: int) -> str:

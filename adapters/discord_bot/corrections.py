@@ -87,7 +87,10 @@ class Corrections:
             if ack is None or ack.quiet:
                 return  # an emoji that means nothing, or a message that is not an answer: stay quiet
             assert self.client is not None
-            channel = self.client.get_partial_messageable(payload.channel_id, guild_id=payload.guild_id)
+            # the cached channel, whose permissions say whether the bot may answer there; else a partial one
+            guild = self.client.get_guild(payload.guild_id) if payload.guild_id else None
+            channel = (guild.get_channel_or_thread(payload.channel_id) if guild is not None else None) \
+                or self.client.get_partial_messageable(payload.channel_id, guild_id=payload.guild_id)
             answer = channel.get_partial_message(payload.message_id)
             if ack.wants_answer:
                 await self.send.ack(channel, answer, ack, user_id=payload.user_id, button=self.fix_button)

@@ -32,6 +32,7 @@ from adapters.discord_bot.common import (DEFAULT_UPLOAD_LIMIT, PLATFORM, WRONG_C
                                          interaction_person, is_wrong_command, manages_chat, person_of, source_key)
 from adapters.discord_bot.corrections import Corrections
 from adapters.discord_bot.jobs import Jobs
+from adapters.discord_bot.permissions import FETCH, ChannelGate
 from adapters.discord_bot.pictures import Pictures
 from adapters.discord_bot.sending import Sender
 from bot import wording
@@ -59,7 +60,8 @@ class DiscordHandlers:
                                            timeout=self.options.download_timeout)
         self.client: AnifaceClient | None = None
         self.jobs = Jobs(self.options.drain_timeout)
-        self.send = Sender(core, self.options)
+        self.gate = ChannelGate(self.options.refusal_quiet_for)
+        self.send = Sender(core, self.options, self.gate)
         self.corrections = Corrections(core, self.options, self.jobs, self.send)
         self.fix_button = self.corrections.fix_button
         self.pictures = Pictures(core, self.options, self.jobs, self.send, self.downloader, self.fix_button)
@@ -199,6 +201,8 @@ class DiscordHandlers:
         if isinstance(reference.resolved, discord.Message):
             return reference.resolved
         if reference.resolved is not None:  # deleted
+            return None
+        if not self.gate.allows(message.channel, FETCH, "reading the message replied to"):
             return None
         try:
             return await message.channel.fetch_message(reference.message_id)

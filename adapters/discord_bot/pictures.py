@@ -16,6 +16,7 @@ from adapters.discord_bot import media, render, texts
 from adapters.discord_bot.common import (PLATFORM, AdapterOptions, chat_key, chat_of, interaction_person,
                                          message_upload_limit, person_of, source_key)
 from adapters.discord_bot.jobs import Jobs
+from adapters.discord_bot.permissions import ANSWER, WRITE
 from adapters.discord_bot.sending import Sender
 from bot import wording
 from bot.adapter_kit import LazySign
@@ -49,7 +50,16 @@ class Pictures:
 
     async def answer(self, trigger: discord.Message, holder: discord.Message, images: list,
                      asked: bool, trigger_id: int | None = None) -> None:
-        """Identify the pictures of `holder` and answer each in reply to it (or to `trigger`)."""
+        """Identify the pictures of `holder` and answer each in reply to it (or to `trigger`).
+
+        Where the bot may not answer (send, attach, reply), nothing is asked of Discord: no typing, no
+        download, no message; only someone who asked is told what is missing, where the bot may still write."""
+        gate = self.send.gate
+        if not gate.allows(trigger.channel, ANSWER, "answering pictures"):
+            if asked and not gate.lacking(trigger.channel, WRITE):
+                await self.send.text(trigger.channel, texts.cannot_answer_here(gate.lacking(trigger.channel, ANSWER)),
+                                     reference=trigger)
+            return
         private = holder.guild is None
         chat_id = chat_key(holder.guild.id if holder.guild else None, holder.channel.id)
         images = images[:self.options.images_per_message]
@@ -85,6 +95,9 @@ class Pictures:
             while True:
                 try:
                     await channel.typing()
+                except discord.Forbidden as error:
+                    self.send.gate.refused(channel, error)  # not retried, here or for the next picture
+                    return
                 except discord.HTTPException as error:
                     log.debug("no typing indicator in %s: %s", getattr(channel, "id", "?"), error)
                     return
@@ -110,6 +123,7 @@ class Pictures:
             reply = await self._recognize(ref, chat_of(interaction), source_key(interaction.id),
                                           interaction_person(interaction), True, private)
             await self.send.followup_reply(interaction, reply, self.button)
+            await self.send.permission_note(interaction)
 
     async def identify_menu(self, interaction: discord.Interaction, message: discord.Message) -> None:
         """Apps -> "Identify characters" on a message."""
@@ -127,3 +141,4 @@ class Pictures:
                 if reply is not None and len(images) > 1:
                     reply = dataclasses.replace(reply, text=wording.picture_note(index, reply.text))
                 await self.send.followup_reply(interaction, reply, self.button)
+            await self.send.permission_note(interaction)

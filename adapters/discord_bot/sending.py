@@ -11,9 +11,11 @@ import logging
 import discord
 from PIL import Image
 
-from adapters.discord_bot import render
+from adapters.discord_bot import render, texts
 from adapters.discord_bot.common import (DEFAULT_UPLOAD_LIMIT, PLATFORM, QUIET, REPLY_PING, AdapterOptions, chat_of,
                                          interaction_upload_limit, reference_to)
+from adapters.discord_bot.permissions import ANSWER, HISTORY, SEND, VIEW, WRITE, ChannelGate, interaction_permissions, \
+    missing
 from bot import wording
 from bot.messages import Ack, Reply, ReplyKind
 from bot.ports import CorePort
@@ -22,9 +24,12 @@ log = logging.getLogger(__name__)
 
 
 class Sender:
-    def __init__(self, core: CorePort, options: AdapterOptions) -> None:
+    """Sends only where the bot may (`gate`): a message Discord would refuse is not sent, and a 403 is not retried."""
+
+    def __init__(self, core: CorePort, options: AdapterOptions, gate: ChannelGate | None = None) -> None:
         self.core = core
         self.options = options
+        self.gate = gate or ChannelGate()
 
     async def photo_file(self, png: bytes, limit: int) -> discord.File | None:
         """The annotated PNG; over the upload limit a JPEG of it; None when even that is too large."""
@@ -45,8 +50,11 @@ class Sender:
                     button: type[render.FixButton]) -> None:
         """An answer to one picture: the annotated picture with the names and the buttons, or a text."""
         pieces = render.split_text(reply.text)
+        with_picture = reply.kind == ReplyKind.FACES and bool(reply.annotated_png)
+        if not self.gate.allows(channel, ANSWER if with_picture else WRITE, "answering"):
+            return
         try:
-            if reply.kind == ReplyKind.FACES and reply.annotated_png:
+            if with_picture:
                 file = await self.photo_file(reply.annotated_png, upload_limit)
                 view = render.answer_view(reply.faces, self.options.button_faces, button)
                 kwargs = {"file": file} if file is not None else {}
@@ -65,7 +73,7 @@ class Sender:
                                                   allowed_mentions=REPLY_PING)
                     await self._remember(reply, chat_id, previous)
         except discord.Forbidden as error:
-            log.warning("may not answer in channel %s: %s", getattr(channel, "id", "?"), error)
+            self.gate.refused(channel, error)
 
     async def _remember(self, reply: Reply, chat_id: str, sent: discord.Message) -> None:
         """Tell the core which message carries the prediction, so replies and reactions on it find it."""
@@ -82,6 +90,8 @@ class Sender:
         allowed = discord.AllowedMentions(everyone=False, roles=False, replied_user=not quiet,
                                           users=[discord.Object(mention)] if mention else False)
         sent = None
+        if not self.gate.allows(channel, (VIEW, SEND, HISTORY) if reference is not None else (VIEW, SEND), "writing"):
+            return None
         try:
             for position, piece in enumerate(pieces):
                 last = position == len(pieces) - 1
@@ -89,7 +99,7 @@ class Sender:
                 sent = await channel.send(piece, reference=reference_to(reference), mention_author=not quiet,
                                           silent=quiet, allowed_mentions=allowed, **extra)
         except discord.Forbidden as error:
-            log.warning("may not write in channel %s: %s", getattr(channel, "id", "?"), error)
+            self.gate.refused(channel, error)
         return sent
 
     async def ack(self, channel: discord.abc.Messageable, reference: discord.Message | discord.PartialMessage,
@@ -128,6 +138,13 @@ class Sender:
         for position, piece in enumerate(pieces):
             extra = {"file": file} if (position == 0 and file is not None) else {}
             await interaction.followup.send(piece, ephemeral=ephemeral, allowed_mentions=QUIET, **extra)
+
+    async def permission_note(self, interaction: discord.Interaction, *, always: bool = False) -> None:
+        """After a command answered in a server channel where the bot may not post on its own: say so, privately,
+        naming what is missing (once per channel in a while, unless `always`). The answer itself needed nothing."""
+        lacks = missing(interaction_permissions(interaction), ANSWER)
+        if lacks and (always or self.gate.worth_telling(interaction.channel_id or 0)):
+            await self.followup_text(interaction, texts.cannot_post_here(lacks), ephemeral=True)
 
     async def interaction_failed(self, interaction: discord.Interaction, error: Exception) -> None:
         """An interaction whose handler failed: logged, and the person told (privately)."""

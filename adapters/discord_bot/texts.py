@@ -72,3 +72,24 @@ def settings_view(view: ChatSettingsView, private: bool) -> str:
 def mention(user_id: int, text: str) -> str:
     """A line addressed to one person (the allowed mentions decide whether it pings)."""
     return f"<@{int(user_id)}> {text}"
+
+
+def _names(permissions: list[str]) -> str:
+    shown = [f"\u201c{name}\u201d" for name in permissions]
+    return shown[0] if len(shown) == 1 else ", ".join(shown[:-1]) + " and " + shown[-1]
+
+
+def cannot_answer_here(permissions: list[str]) -> str:
+    """Said (where the bot may still write) to someone who asked for a picture to be identified."""
+    return (f"I can't answer pictures in this channel: I'm missing the {_names(permissions)} permission"
+            f"{'s' if len(permissions) > 1 else ''} here. Someone with Manage Server can grant "
+            f"{'them' if len(permissions) > 1 else 'it'} in the channel's settings \u2192 Permissions; "
+            "/identify and the Apps menu work meanwhile.")
+
+
+def cannot_post_here(permissions: list[str]) -> str:
+    """Said privately after a command in a channel where the bot may not post on its own."""
+    return (f"Note: I'm missing the {_names(permissions)} permission{'s' if len(permissions) > 1 else ''} in this "
+            "channel, so pictures posted here get no answer from me and reactions to my answers no reply. "
+            "/identify and the Apps menu work all the same. Someone with Manage Server can grant "
+            f"{'them' if len(permissions) > 1 else 'it'} in the channel's settings \u2192 Permissions.")

@@ -145,8 +145,12 @@ async def healthz(request: web.Request) -> web.Response:
     if request.app[STATE].stopping:
         return web.json_response({"status": "stopping"}, status=503)
     status = core.status()
-    return web.json_response({"status": "ok", "model_version": status.model_version, "can_name": status.can_name,
-                              "known_characters": status.known_characters})
+    body = {"status": "ok", "model_version": status.model_version, "can_name": status.can_name,
+            "known_characters": status.known_characters}
+    if status.loop_lag_s is not None:  # how late the shared event loop ran: chats and heartbeats wait that long
+        body["event_loop_lag_ms"] = {"worst": round(status.loop_lag_s * 1000),
+                                     "last_5_min": round((status.recent_loop_lag_s or 0.0) * 1000)}
+    return web.json_response(body)
 
 
 async def readyz(request: web.Request) -> web.Response:

@@ -335,6 +335,14 @@ _DOCUMENT = {
                     "model_version": {"type": ["string", "null"]},
                     "can_name": {"type": "boolean"},
                     "known_characters": {"type": "integer"},
+                    "event_loop_lag_ms": {
+                        "type": "object",
+                        "required": ["worst", "last_5_min"],
+                        "additionalProperties": False,
+                        "description": "How late the process's event loop ran (every chat and request waits that "
+                                       "long): the worst since start, and over the last 5 minutes.",
+                        "properties": {"worst": {"type": "integer"}, "last_5_min": {"type": "integer"}},
+                    },
                 },
             },
             "RecentCorrections": {
