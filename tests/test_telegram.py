@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import csv
+import dataclasses
 import gzip
 import io
 import itertools
@@ -374,6 +375,58 @@ async def test_a_timed_out_send_is_not_posted_twice(core, scene_jpeg):
         assert len(bot.fake.calls_to("sendPhoto", ok=None)) == 1
         assert len([m for m in bot.fake.sent_messages(group["id"]) if "photo" in m]) == 1
         assert not bot.fake.calls_to("sendMessage")  # no apology either: the answer may well be there
+
+
+async def test_every_call_counts_in_the_overall_limit_and_only_posts_in_the_group_limit(core):
+    """Flood control: reactions, chat actions, getFile, getChatMember and callback answers count against
+    the bot's overall rate like messages do; the per-group rate (messages a minute) holds back posts only."""
+    options = dataclasses.replace(FAST, overall_rate=5.0, group_rate=1.0)
+    async with running_bot(core, options) as bot:
+        group, alice = bot.group(), bot.user()
+        picture = bot.fake.photo_message(group, alice, b"not posted, only looked up")
+        stored = picture["photo"][-1]["file_id"]
+        tg = bot.app.bot
+        await asyncio.sleep(1.2)  # the limiter's bucket refills after start-up (getMe, setMyCommands)
+        calls = [tg.send_chat_action(group["id"], "typing"), tg.get_file(stored), tg.answer_callback_query("1"),
+                 tg.get_chat_member(group["id"], alice["id"])]
+        calls += [tg.set_message_reaction(group["id"], picture["message_id"], EYES) for _ in range(11)]
+        started = asyncio.get_running_loop().time()
+        await asyncio.gather(*calls)
+        elapsed = asyncio.get_running_loop().time() - started
+        # 15 calls at 5 a second: a bucket of 5 at once, then one each 0.2 s
+        assert elapsed >= 1.6, f"15 calls took {elapsed:.2f} s: some passed the overall limiter by"
+
+        # the group limit (here 1 message a minute) holds back a second post, and nothing else
+        await tg.send_message(group["id"], "one")
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(tg.send_message(group["id"], "two"), 1.0)
+        for _ in range(3):
+            await asyncio.wait_for(tg.set_message_reaction(group["id"], picture["message_id"], None), 2.0)
+        assert [html_text(c) for c in bot.fake.calls_to("sendMessage")] == ["one"]
+
+
+async def test_flood_control_outlasting_the_retries_posts_no_apology(core, scene, scene_jpeg):
+    """A RetryAfter after the last retry: the chat is flooded, so no "something went wrong" follows, for
+    a single picture (PTB's error handler) or an album (its own task)."""
+    options = dataclasses.replace(FAST, rate_retries=1)
+    async with running_bot(core, options) as bot:
+        group, alice = bot.group(), bot.user()
+        fake = bot.fake
+        fake.fail_next("sendPhoto", 429, retry_after=1, times=2)
+        message = fake.photo_message(group, alice, scene_jpeg)
+        fake.push(message)
+        await fake.wait_for("sendPhoto", 2, ok=False)
+        await bot.done(message)
+
+        fake.fail_next("sendMediaGroup", 429, retry_after=1, times=2)
+        mirrored = encode(scene.transpose(Image.Transpose.FLIP_LEFT_RIGHT), "JPEG", quality=92)
+        album = [fake.photo_message(group, alice, data, media_group_id="flooded") for data in (scene_jpeg, mirrored)]
+        fake.push(*album)
+        await fake.wait_for("sendMediaGroup", 2, ok=False)
+        await bot.done(album[0])
+        await asyncio.sleep(0.5)
+        assert not fake.calls_to("sendMessage", ok=None), "an apology was posted into a flooded chat"
+        assert not fake.calls_to("sendPhoto") and not fake.calls_to("sendMediaGroup")
 
 
 async def test_what_the_bot_cannot_read_is_answered_politely(bot, core):

@@ -30,6 +30,8 @@ class AdapterOptions:
     write_timeout: float = 30.0       # uploads
     pool_timeout: float = 5.0
     rate_retries: int = 3             # 429s waited out per request
+    overall_rate: float = 30.0        # Bot API calls a second, all chats together (every call counts)
+    group_rate: float = 20.0          # messages a minute in one group (only calls that post count)
     network_retries: int = 2          # safe retries after a connection or server failure
     retry_delay: float = 1.0
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 
 from telegram import Bot, Update
-from telegram.error import NetworkError, TelegramError
+from telegram.error import TelegramError
 from telegram.ext import (Application, CallbackQueryHandler, CommandHandler, ContextTypes, MessageHandler,
                           MessageReactionHandler, filters)
 
@@ -20,6 +20,7 @@ from adapters.telegram import media
 from adapters.telegram.commands import Commands
 from adapters.telegram.common import PLATFORM, AdapterOptions, person_of
 from adapters.telegram.corrections import Corrections
+from adapters.telegram.network import telegram_is_the_trouble
 from adapters.telegram.pictures import IDENTIFY_COMMANDS, WORKING_REACTION, Pictures
 from adapters.telegram.sending import Sender
 from bot import wording
@@ -80,8 +81,8 @@ class TelegramHandlers:
         """Log it; tell the person something went wrong, unless Telegram itself is the trouble."""
         error = context.error
         log.error("handling an update failed", exc_info=error)
-        if isinstance(error, NetworkError) or not isinstance(update, Update):
-            return  # a timeout may have posted already, and a second try would not get through either
+        if telegram_is_the_trouble(error) or not isinstance(update, Update):
+            return  # a timeout may have posted already; a flooded chat must not get one more message
         try:
             if update.callback_query is not None:
                 return  # the button handler answers every press itself

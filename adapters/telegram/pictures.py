@@ -26,6 +26,7 @@ from telegram.ext import Application, ContextTypes
 
 from adapters.telegram import media, texts
 from adapters.telegram.common import PLATFORM, AdapterOptions, person_of
+from adapters.telegram.network import telegram_is_the_trouble
 from adapters.telegram.sending import Sender
 from bot import wording
 from bot.adapter_kit import LazySign
@@ -177,8 +178,10 @@ class Pictures:
         del self._albums[key]
         try:
             await self._answer_album(bot, sorted(album.messages, key=lambda m: m.message_id), album.asked)
-        except Exception:  # noqa: BLE001 - a task, not a handler: PTB's error handler does not see it
+        except Exception as error:  # noqa: BLE001 - a task, not a handler: PTB's error handler does not see it
             log.exception("answering an album in %s failed", key[0])
+            if telegram_is_the_trouble(error):
+                return  # flooded or unreachable: an apology would not get through (or would prolong a ban)
             with contextlib.suppress(TelegramError):
                 await self.send.text(bot, key[0], wording.ERROR, album.messages[0].message_id)
 
