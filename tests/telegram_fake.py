@@ -13,7 +13,8 @@ so a reply, a reaction or a button press can refer to them. Knobs: `fail_next` a
 with an error once (a 429 with retry_after, a 5xx...); `delay_next` carries a call out but answers
 late (the client times out although the message was posted); `admins` per chat for getChatMember;
 `reactions_allowed`; `started` users (sending to a private chat of anyone else is 403, as on
-Telegram). Captions, texts and callback data are checked against Telegram's limits and HTML rules,
+Telegram); `privacy_mode` (Telegram's default for a bot: in a group where the bot is not an admin, `push`
+withholds what Telegram would not deliver, see `delivered`). Captions, texts and callback data are checked against Telegram's limits and HTML rules,
 so a message the real API would refuse fails here too.
 """
 
@@ -164,6 +165,9 @@ class FakeBotAPI(LocalFakeServer[Call, _Fault]):
         self.admins: dict[int, set[int]] = {}
         self.started: set[int] = set()
         self.reactions_allowed = True
+        self.privacy_mode = False            # off: as if the bot were an admin of every group
+        self.withheld: list[dict] = []       # messages privacy mode kept from the bot
+        self._last_bot: dict[int, int] = {}  # per chat, the bot that last posted there
         self._updates: list[dict] = []
         self._new_update = asyncio.Event()
         self._update_ids = itertools.count(1)
@@ -273,7 +277,31 @@ class FakeBotAPI(LocalFakeServer[Call, _Fault]):
         if reply_to is not None:
             message["reply_to_message"] = {k: v for k, v in reply_to.items() if k != "reply_to_message"}
         self.messages[(chat["id"], message["message_id"])] = message
+        if sender is not None and sender.get("is_bot"):
+            self._last_bot[chat["id"]] = sender["id"]
         return message
+
+    def delivered(self, message: dict) -> bool:
+        """Whether Telegram hands `message` to the bot (core.telegram.org/bots/features#privacy-mode): with
+        privacy mode on, in a group where the bot is no admin, only commands meant for it (/command@bot),
+        general commands if it was the last bot to post there, replies to its messages and service messages;
+        not plain @mentions."""
+        chat = message["chat"]
+        if not self.privacy_mode or chat["type"] not in ("group", "supergroup"):
+            return True
+        if self.bot_user["id"] in self.admins.get(chat["id"], set()):
+            return True
+        if not any(key in message for key in ("text", "caption", "photo", "sticker", "document", "animation")):
+            return True  # a service message (a member joined, the group became a supergroup...)
+        if (message.get("reply_to_message") or {}).get("from", {}).get("id") == self.bot_user["id"]:
+            return True
+        text = message.get("text") or message.get("caption") or ""
+        command = re.match(r"/[A-Za-z0-9_]+(?:@([A-Za-z0-9_]+))?", text)
+        if command is None:
+            return False
+        if command.group(1):
+            return command.group(1).lower() == self.bot_user["username"].lower()
+        return self._last_bot.get(chat["id"]) == self.bot_user["id"]
 
     def photo_message(self, chat: dict, sender: dict, data: bytes, **kwargs: Any) -> dict:
         return self.message(chat, sender, photo=self.photo_sizes(data), **kwargs)
@@ -300,8 +328,14 @@ class FakeBotAPI(LocalFakeServer[Call, _Fault]):
         return self.message(chat, sender, animation=animation, document=dict(animation), **kwargs)
 
     def push(self, *messages: dict) -> list[dict]:
-        """Queue messages as `message` updates for getUpdates."""
-        return [self.push_update({"message": message}) for message in messages]
+        """Queue messages as `message` updates for getUpdates (those privacy mode lets through)."""
+        updates = []
+        for message in messages:
+            if self.delivered(message):
+                updates.append(self.push_update({"message": message}))
+            else:
+                self.withheld.append(message)
+        return updates
 
     def push_update(self, body: dict) -> dict:
         update = {"update_id": next(self._update_ids), **body}
@@ -451,6 +485,7 @@ class FakeBotAPI(LocalFakeServer[Call, _Fault]):
         elif reply and not reply.get("allow_sending_without_reply"):
             raise ApiError(400, "Bad Request: message to be replied not found")
         self.messages[(chat_id, message["message_id"])] = message
+        self._last_bot[chat_id] = self.bot_user["id"]
         return message
 
     def _upload(self, params: dict, files: dict, name: str, folder: str, suffix: str) -> StoredFile:

@@ -264,7 +264,49 @@ async def test_only_when_asked_identify_who_and_a_mention(bot, core, scene_jpeg)
 
     fake.push(fake.message(group, alice, text="/identify"))  # not a reply: how to use it
     [_, _, how] = await fake.wait_for("sendMessage", 3)
-    assert "Reply /identify to a picture" in html_text(how)
+    assert "Reply /identify@aniface_test_bot to a picture" in html_text(how)
+    await asyncio.sleep(0.3)
+    assert len(fake.calls_to("sendPhoto")) == 2
+
+
+async def test_privacy_mode_the_taught_identify_at_botname_arrives_and_mentions_do_not(bot, scene_jpeg):
+    """Telegram's default privacy mode, in a group where the bot is no admin: a caption that mentions the bot
+    never arrives, nor a bare /identify unless aniface spoke last; the /identify@<bot> the help teaches does.
+    /identify@<another bot> is that bot's, never answered."""
+    fake = bot.fake
+    fake.privacy_mode = True
+    group, admin, alice = bot.group(), bot.user("Admin"), bot.user()
+    other_bot = {"id": 777000111, "is_bot": True, "first_name": "Other", "username": "other_bot"}
+    fake.admins[group["id"]] = {admin["id"]}
+    bare_settings = fake.message(group, admin, text="/settings mode asked")  # before aniface spoke: withheld
+    fake.push(bare_settings)
+    fake.push(fake.message(group, admin, text="/settings@aniface_test_bot mode asked"))
+    [saved] = await fake.wait_for("sendMessage")
+    assert "only when asked" in html_text(saved)
+    fake.push(fake.message(group, alice, text="/help@aniface_test_bot"))
+    [_, help_text] = await fake.wait_for("sendMessage", 2)
+    taught = re.search(r"reply (/identify@\w+) ", html_text(help_text))
+    assert taught and taught.group(1) == "/identify@aniface_test_bot", html_text(help_text)
+    assert "admin" in html_text(help_text) and "privacy mode is off" in html_text(help_text)
+
+    chatter = fake.message(group, other_bot, text="I am another bot")  # now aniface is not the last bot
+    fake.push(chatter)
+    mentioned = fake.photo_message(group, alice, scene_jpeg, caption="who is she @aniface_test_bot?")
+    bare = fake.message(group, alice, text="/identify", reply_to=mentioned)
+    addressed = fake.message(group, alice, text=taught.group(1), reply_to=mentioned)
+    fake.push(mentioned, bare, addressed)
+    await fake.wait_for("sendPhoto", where=lambda c: _replies_to(c, mentioned))
+    await bot.done(addressed)
+    assert fake.withheld == [bare_settings, chatter, mentioned, bare]
+
+    # where aniface is an admin everything arrives; a command for another bot is still not for aniface
+    fake.admins[group["id"]].add(fake.bot_user["id"])
+    plain = fake.photo_message(group, alice, scene_jpeg)
+    fake.push(plain, fake.message(group, alice, text="/identify@other_bot", reply_to=plain))
+    await asyncio.sleep(0.5)
+    assert not fake.calls_to("sendPhoto", where=lambda c: _replies_to(c, plain))
+    fake.push(fake.message(group, alice, text="/who@Aniface_Test_Bot", reply_to=plain))
+    await fake.wait_for("sendPhoto", where=lambda c: _replies_to(c, plain))
     await asyncio.sleep(0.3)
     assert len(fake.calls_to("sendPhoto")) == 2
 

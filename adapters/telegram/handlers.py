@@ -73,7 +73,8 @@ class TelegramHandlers:
         app.add_error_handler(self.on_error)
 
     def username(self, bot: Bot) -> str:
-        return (self._bot_username or bot.username or "").lower()
+        """The bot's @name as users type it (without the @); "" before getMe."""
+        return self._bot_username or bot.username or ""
 
     # --- errors --------------------------------------------------------------------------------
 

@@ -59,8 +59,9 @@ class Pictures:
         self._albums: dict[tuple[int, str], _Album] = {}
 
     def _addressed_to_me(self, message: Message, bot: Bot) -> bool:
-        """A caption (or text) that mentions the bot or starts with /identify or /who."""
-        me = self.username(bot)
+        """A caption (or text) that mentions the bot or starts with /identify or /who (addressed to no bot, or
+        to this one). With privacy mode on, Telegram delivers such a caption only where the bot is an admin."""
+        me = self.username(bot).lower()
         entities = message.parse_caption_entities() if message.caption else message.parse_entities()
         for entity, text in entities.items():
             if entity.type == MessageEntityType.MENTION and me and text[1:].lower() == me:
@@ -100,7 +101,8 @@ class Pictures:
             if media.find_image(external) is not None:
                 await self._identify_one(context.bot, message, message, person_of(message), True, external)
                 return
-            await self.send.text(context.bot, message.chat.id, texts.IDENTIFY_HOW, message.message_id)
+            how = texts.identify_how(self.username(context.bot), message.chat.type == ChatType.PRIVATE)
+            await self.send.text(context.bot, message.chat.id, how, message.message_id)
             return
         await self._identify_one(context.bot, target, message, person_of(message), True)
 
