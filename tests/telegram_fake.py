@@ -15,7 +15,8 @@ late (the client times out although the message was posted); `admins` per chat f
 `reactions_allowed`; `started` users (sending to a private chat of anyone else is 403, as on
 Telegram); `privacy_mode` (Telegram's default for a bot: in a group where the bot is not an admin, `push`
 withholds what Telegram would not deliver, see `delivered`). Captions, texts and callback data are checked against Telegram's limits and HTML rules,
-so a message the real API would refuse fails here too.
+and photos against sendPhoto's (10 MB, width + height <= 10000, ratio <= 20; documents 50 MB), so a
+message the real API would refuse fails here too.
 """
 
 from __future__ import annotations
@@ -165,6 +166,8 @@ class FakeBotAPI(LocalFakeServer[Call, _Fault]):
         self.admins: dict[int, set[int]] = {}
         self.started: set[int] = set()
         self.reactions_allowed = True
+        self.photo_bytes_limit = 10_000_000   # sendPhoto: 10 MB, width + height <= 10000, ratio <= 20
+        self.upload_limit = 50_000_000        # any other file a bot sends
         self.privacy_mode = False            # off: as if the bot were an admin of every group
         self.withheld: list[dict] = []       # messages privacy mode kept from the bot
         self._last_bot: dict[int, int] = {}  # per chat, the bot that last posted there
@@ -504,7 +507,9 @@ class FakeBotAPI(LocalFakeServer[Call, _Fault]):
                 width, height = image.size
         except Exception:  # noqa: BLE001
             raise ApiError(400, "Bad Request: IMAGE_PROCESS_FAILED") from None
-        if len(stored.data) > 10_000_000:
+        if len(stored.data) > self.photo_bytes_limit:
+            raise ApiError(400, "Bad Request: PHOTO_SAVE_FILE_INVALID")
+        if width + height > 10_000 or max(width, height) > 20 * min(width, height):
             raise ApiError(400, "Bad Request: PHOTO_INVALID_DIMENSIONS")
         return [{**self._file_fields(stored), "width": width, "height": height}]
 
@@ -534,6 +539,8 @@ class FakeBotAPI(LocalFakeServer[Call, _Fault]):
     def _m_senddocument(self, params: dict, files: dict) -> dict:
         caption = self._visible(params, "caption", CAPTION_LIMIT)
         stored = self._upload(params, files, "document", "documents", "")
+        if len(stored.data) > self.upload_limit:
+            raise ApiError(413, "Request Entity Too Large")
         document = {**self._file_fields(stored), "file_name": "file"}
         return self._post(params, document=document, **({"caption": caption} if caption else {}))
 

@@ -596,6 +596,93 @@ async def test_busy_is_said_not_swallowed_and_a_chat_action_stands_in_for_reacti
     assert action.params["action"] == "upload_photo" and int(action.params["chat_id"]) == group["id"]
 
 
+def _png(size: tuple[int, int], noise: bool = False) -> bytes:
+    if noise:  # incompressible: a PNG (and a JPEG) of it is big for its size
+        return encode(Image.fromarray(np.random.default_rng(7).integers(0, 256, (size[1], size[0], 3), np.uint8)), "PNG")
+    picture = Image.new("RGB", size, (250, 240, 230))
+    picture.paste((200, 40, 40), (size[0] // 3, 0, size[0] // 3 + max(1, size[1] // 2), size[1] // 2))
+    return encode(picture, "PNG")
+
+
+def _photo_rules_kept(call, byte_limit: int) -> tuple[int, int]:
+    data = call.files.get("photo") or next(iter(call.files.values()))
+    width, height = Image.open(io.BytesIO(data)).size
+    assert width + height <= 10_000 and max(width, height) <= 20 * min(width, height) and len(data) <= byte_limit
+    return width, height
+
+
+@pytest.mark.parametrize("size, noise, expected", [
+    ((9000, 1500), False, (8571, 1428)),   # width + height over 10000: shrunk
+    ((4200, 150), False, (4200, 210)),     # 28:1 (no shrinking changes a ratio): padded to 20:1
+    ((700, 700), True, None),              # over the byte limit as a JPEG too: a smaller JPEG
+])
+async def test_an_answer_is_fitted_to_the_photo_rules_before_sending(size, noise, expected):
+    png = _png(size, noise)
+    core = ScriptedCore(Reply(ReplyKind.FACES, "I found 1 face: Rem", 7, png, (), many_faces(1, "Rem")))
+    options = dataclasses.replace(FAST, photo_limit=300_000)
+    async with running_bot(core, options) as bot:
+        bot.fake.photo_bytes_limit = 300_000  # the 10 MB rule, scaled down to keep the test small
+        group, alice = bot.group(), bot.user()
+        bot.fake.push(bot.fake.photo_message(group, alice, b"any"))
+        [photo] = await bot.fake.wait_for("sendPhoto")
+        await asyncio.sleep(0.2)
+        assert not bot.fake.calls_to("sendPhoto", ok=False) and not bot.fake.calls_to("sendDocument", ok=None)
+    sent = _photo_rules_kept(photo, 300_000)
+    if expected:
+        assert sent == expected
+    else:
+        assert len(png) > 300_000 and sent[0] == sent[1] < 700 and photo.files["photo"][:2] == b"\xff\xd8"
+    assert core.sent == [(7, str(photo.result["message_id"]))]
+
+
+async def test_a_refused_photo_goes_as_a_file_within_the_upload_limit():
+    png = _png((400, 400), noise=True)  # ~480 kB: over the (scaled-down) 200 kB a bot may upload
+    core = ScriptedCore(Reply(ReplyKind.FACES, "I found 1 face: Rem", 7, png, (), many_faces(1, "Rem")))
+    options = dataclasses.replace(FAST, photo_limit=100_000, upload_limit=200_000)
+    async with running_bot(core, options) as bot:
+        bot.fake.photo_bytes_limit, bot.fake.upload_limit = 100_000, 200_000
+        bot.fake.fail_next("sendPhoto", 400, "Bad Request: IMAGE_PROCESS_FAILED")
+        group, alice = bot.group(), bot.user()
+        bot.fake.push(bot.fake.photo_message(group, alice, b"any"))
+        [document] = await bot.fake.wait_for("sendDocument", ok=None)
+    assert document.ok, document.status
+    assert len(document.files["document"]) <= 100_000 < len(png)  # the fitted photo, not the 480 kB PNG
+    assert core.sent == [(7, str(document.result["message_id"]))]
+
+
+async def test_an_album_is_fitted_and_a_refused_one_is_answered_picture_by_picture():
+    png = _png((9000, 1500))  # each breaks width + height <= 10000 as it comes
+    core = ScriptedCore(Reply(ReplyKind.FACES, "I found 1 face: Rem", 7, png, (), many_faces(1, "Rem")))
+    async with running_bot(core) as bot:
+        fake = bot.fake
+        group, alice = bot.group(), bot.user()
+        fake.push(*[fake.photo_message(group, alice, b"any", media_group_id="wide") for _ in range(2)])
+        [album] = await fake.wait_for("sendMediaGroup")
+        assert [item["photo"][0]["width"] for item in album.result] == [8571, 8571]
+
+        fake.fail_next("sendMediaGroup", 400, "Bad Request: PHOTO_INVALID_DIMENSIONS")  # a rule not known here
+        second = [fake.photo_message(group, alice, b"any", media_group_id="refused") for _ in range(2)]
+        fake.push(*second)
+        photos = await fake.wait_for("sendPhoto", 2)
+    assert [html_text(p, "caption").split(":")[0] for p in photos] == ["Picture 1", "Picture 2"]
+    assert all(p.params["reply_parameters"]["message_id"] == second[0]["message_id"] for p in photos)
+    for p in photos:
+        _photo_rules_kept(p, 10_000_000)
+    answers = [str(m["message_id"]) for m in album.result] + [str(p.result["message_id"]) for p in photos]
+    assert core.sent == [(7, message_id) for message_id in answers]
+
+
+def test_fitted_sizes_keep_the_photo_rules_and_the_picture():
+    from adapters.telegram.photo_fit import fits, fitted_size
+    for width in (1, 7, 20, 21, 499, 5000, 9999, 10_000, 33_333, 60_000):
+        for height in (1, 3, 20, 401, 4999, 5001, 12_345, 60_000):
+            canvas, target = fitted_size(width, height)
+            assert fits(*target, 0, 0), (width, height, target)
+            assert canvas[0] >= width and canvas[1] >= height  # padding only adds
+            if fits(width, height, 0, 0):
+                assert target == canvas == (width, height)  # what fits is left alone
+
+
 def test_split_text_counts_utf16_and_keeps_every_character():
     line = "\U0001f600" * 300  # 600 UTF-16 units
     text = "\n".join([line, line, "x" * 5000])

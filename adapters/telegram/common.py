@@ -23,7 +23,7 @@ class AdapterOptions:
     chat_action_every: float = 4.5    # a chat action lasts 5 s: repeat it while working
     max_download_bytes: int | None = None  # None: 20 MB on Telegram's servers, no limit of its own in local mode
     upload_limit: int = FileSizeLimit.FILESIZE_UPLOAD      # 50 MB: what a bot may send (exports)
-    photo_limit: int = FileSizeLimit.PHOTOSIZE_UPLOAD      # 10 MB: larger annotated pictures go as JPEG
+    photo_limit: int = FileSizeLimit.PHOTOSIZE_UPLOAD      # 10 MB: annotated pictures are fitted under it
     # network (see adapters.telegram.network)
     connect_timeout: float = 10.0
     read_timeout: float = 15.0

@@ -4,16 +4,14 @@ a text cut to size, an acknowledgement; and telling the core which message carri
 from __future__ import annotations
 
 import asyncio
-import io
 import logging
 from typing import Sequence
 
-from PIL import Image
 from telegram import Bot, ForceReply, InlineKeyboardMarkup, InputFile, InputMediaPhoto, Message, User
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, Forbidden, NetworkError, TimedOut
 
-from adapters.telegram import render
+from adapters.telegram import photo_fit, render
 from adapters.telegram.common import PLATFORM, AdapterOptions, replying_to
 from bot import wording
 from bot.messages import Ack, Reply, ReplyKind
@@ -58,28 +56,22 @@ class Sender:
             chat_id, html_prefix + render.escape(text), parse_mode=ParseMode.HTML, reply_markup=markup,
             reply_parameters=replying_to(reply_to) if reply_to else None, disable_notification=quiet or None)
 
-    async def _photo_bytes(self, png: bytes) -> tuple[bytes, str]:
-        """PNG as is; over Telegram's 10 MB photo limit, a JPEG of it."""
-        if len(png) <= self.options.photo_limit:
-            return png, "faces.png"
-
-        def to_jpeg() -> bytes:
-            buffer = io.BytesIO()
-            Image.open(io.BytesIO(png)).convert("RGB").save(buffer, "JPEG", quality=90)
-            return buffer.getvalue()
-
-        return await asyncio.to_thread(to_jpeg), "faces.jpg"
+    async def _photo(self, png: bytes) -> photo_fit.FittedPhoto:
+        """The annotated picture within sendPhoto's rules (bytes, sides, ratio), off the event loop."""
+        return await asyncio.to_thread(photo_fit.fit_photo, png, self.options.photo_limit)
 
     async def _send_picture(self, bot: Bot, chat_id: int, png: bytes, caption: str,
-                            markup: InlineKeyboardMarkup | None, reply_to: int) -> Message:
-        data, filename = await self._photo_bytes(png)
+                            markup: InlineKeyboardMarkup | None, reply_to: int,
+                            photo: photo_fit.FittedPhoto | None = None) -> Message:
+        photo = photo or await self._photo(png)
         try:
-            return await bot.send_photo(chat_id, InputFile(data, filename=filename), caption=render.escape(caption),
-                                        parse_mode=ParseMode.HTML, reply_markup=markup,
-                                        reply_parameters=replying_to(reply_to))
-        except BadRequest as error:  # a picture Telegram will not show as a photo (size, proportions): a file
+            return await bot.send_photo(chat_id, InputFile(photo.data, filename=photo.filename),
+                                        caption=render.escape(caption), parse_mode=ParseMode.HTML,
+                                        reply_markup=markup, reply_parameters=replying_to(reply_to))
+        except BadRequest as error:  # refused all the same (a rule the fitting does not know): a file
+            data, filename = photo_fit.document_bytes(png, photo, self.options.upload_limit)
             log.info("sendPhoto refused (%s): sending the annotated picture as a file", error)
-            return await bot.send_document(chat_id, InputFile(png, filename="faces.png"),
+            return await bot.send_document(chat_id, InputFile(data, filename=filename),
                                            caption=render.escape(caption), parse_mode=ParseMode.HTML,
                                            reply_markup=markup, reply_parameters=replying_to(reply_to))
 
@@ -93,16 +85,12 @@ class Sender:
             caption, rest = render.caption_and_rest(text)
             captions.append(caption)
             overflow.append(rest)
-        photos = []
-        for (_, _, reply), caption in zip(answers, captions):
-            data, filename = await self._photo_bytes(reply.annotated_png)
-            photos.append(InputMediaPhoto(InputFile(data, filename=filename), caption=render.escape(caption),
-                                          parse_mode=ParseMode.HTML))
+        fitted = [await self._photo(reply.annotated_png) for _, _, reply in answers]
         try:
             sent: list[Message] = []
-            for start in range(0, len(photos), 10):  # at most 10 pictures in one media group
-                sent += await bot.send_media_group(chat_id, photos[start:start + 10],
-                                                   reply_parameters=replying_to(reply_to))
+            for start in range(0, len(answers), 10):  # at most 10 pictures in one media group
+                sent += await self._album_part(bot, chat_id, reply_to, answers[start:start + 10],
+                                               captions[start:start + 10], fitted[start:start + 10])
             for (_, _, reply), message, rest in zip(answers, sent, overflow):
                 await self._remember(reply, chat_id, message)
                 for piece in rest:
@@ -111,6 +99,20 @@ class Sender:
             log.warning("the album answer in %s timed out: it may have been posted; not sending it again", chat_id)
         except (Forbidden, NetworkError) as error:
             log.warning("could not answer an album in %s: %s", chat_id, error)
+
+    async def _album_part(self, bot: Bot, chat_id: int, reply_to: int, answers: Sequence[tuple[int, Message, Reply]],
+                          captions: Sequence[str], photos: Sequence[photo_fit.FittedPhoto]) -> list[Message]:
+        """One media group (2 to 10 pictures); if Telegram refuses it, each picture on its own (a photo, or
+        a file), so that one picture it will not take does not cost the others their answer."""
+        if len(answers) > 1:
+            media = [InputMediaPhoto(InputFile(photo.data, filename=photo.filename), caption=render.escape(caption),
+                                     parse_mode=ParseMode.HTML) for photo, caption in zip(photos, captions)]
+            try:
+                return list(await bot.send_media_group(chat_id, media, reply_parameters=replying_to(reply_to)))
+            except BadRequest as error:  # not posted: nothing of the group is in the chat
+                log.info("sendMediaGroup refused (%s): sending the pictures one by one", error)
+        return [await self._send_picture(bot, chat_id, reply.annotated_png, caption, None, reply_to, photo)
+                for (_, _, reply), caption, photo in zip(answers, captions, photos)]
 
     async def ack(self, bot: Bot, chat_id: int, reply_to: int, ack: Ack, mention: User | None = None) -> None:
         """A short acknowledgement, silent; where the bot needs a name back, a ForceReply for that person."""
