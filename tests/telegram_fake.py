@@ -12,9 +12,10 @@ status. Sent messages become real Message objects (message_id, date, chat, from.
 so a reply, a reaction or a button press can refer to them. Knobs: `fail_next` answers a method
 with an error once (a 429 with retry_after, a 5xx...); `delay_next` carries a call out but answers
 late (the client times out although the message was posted); `admins` per chat for getChatMember;
-`reactions_allowed`; `started` users (sending to a private chat of anyone else is 403, as on
-Telegram); `privacy_mode` (Telegram's default for a bot: in a group where the bot is not an admin, `push`
-withholds what Telegram would not deliver, see `delivered`). Captions, texts and callback data are checked against Telegram's limits and HTML rules,
+`reactions_allowed`; `migrate(group)` (a group becomes a supergroup); `started` users (sending to a
+private chat of anyone else is 403, as on Telegram); `privacy_mode` (Telegram's default for a bot: in
+a group where the bot is not an admin, `push` withholds what Telegram would not deliver, see
+`delivered`). Captions, texts and callback data are checked against Telegram's limits and HTML rules,
 and photos against sendPhoto's (10 MB, width + height <= 10000, ratio <= 20; documents 50 MB), so a
 message the real API would refuse fails here too.
 """
@@ -165,6 +166,7 @@ class FakeBotAPI(LocalFakeServer[Call, _Fault]):
         self.messages: dict[tuple[int, int], dict] = {}
         self.admins: dict[int, set[int]] = {}
         self.started: set[int] = set()
+        self.migrated: dict[int, int] = {}   # a group's old id -> its supergroup's
         self.reactions_allowed = True
         self.photo_bytes_limit = 10_000_000   # sendPhoto: 10 MB, width + height <= 10000, ratio <= 20
         self.upload_limit = 50_000_000        # any other file a bot sends
@@ -223,10 +225,23 @@ class FakeBotAPI(LocalFakeServer[Call, _Fault]):
             user["username"] = username
         return user
 
-    def group(self, chat_id: int = -1001234567890, title: str = "Anime fans") -> dict:
-        chat = {"id": chat_id, "type": "supergroup", "title": title}
+    def group(self, chat_id: int = -1001234567890, title: str = "Anime fans", kind: str = "supergroup") -> dict:
+        chat = {"id": chat_id, "type": kind, "title": title}
         self._chats[chat_id] = chat
         return chat
+
+    def migrate(self, group: dict, new_id: int | None = None) -> tuple[dict, list[dict]]:
+        """The group becomes a supergroup with a new id, as Telegram does it: from now on every call for the
+        old id is refused (400 with migrate_to_chat_id); returns the supergroup and the two service
+        messages Telegram sends (in the old group, migrate_to_chat_id; in the new one, migrate_from_chat_id),
+        for the test to push or not."""
+        new_id = new_id if new_id is not None else -(10 ** 12) + group["id"]
+        supergroup = self.group(new_id, group.get("title", "Group"))
+        self.migrated[group["id"]] = new_id
+        system = self.user(777000, "Telegram")
+        to_message = self.message(group, system, migrate_to_chat_id=new_id)
+        from_message = self.message(supergroup, system, migrate_from_chat_id=group["id"])
+        return supergroup, [to_message, from_message]
 
     def private(self, user: dict) -> dict:
         chat = {"id": user["id"], "type": "private", "first_name": user["first_name"]}
@@ -397,10 +412,13 @@ class FakeBotAPI(LocalFakeServer[Call, _Fault]):
         try:
             if handler is None:
                 raise ApiError(404, "Not Found: method not found")
+            self._check_not_migrated(params.get("chat_id"))
             call.result = handler(params, files)
         except ApiError as error:
             call.status = error.status
             body = {"ok": False, "error_code": error.status, "description": error.description}
+            if error.parameters:
+                body["parameters"] = error.parameters
             return web.json_response(body, status=error.status)
         if fault is not None and fault.delay:
             await asyncio.sleep(fault.delay)  # done, but the answer comes late: the client may have given up
@@ -443,6 +461,15 @@ class FakeBotAPI(LocalFakeServer[Call, _Fault]):
         if chat_id > 0:
             return {"id": chat_id, "type": "private", "first_name": "User"}
         return {"id": chat_id, "type": "supergroup", "title": "Group"}
+
+    def _check_not_migrated(self, chat_id: Any) -> None:
+        try:
+            new_id = self.migrated.get(int(chat_id)) if chat_id is not None else None
+        except ValueError:
+            return
+        if new_id is not None:
+            raise ApiError(400, "Bad Request: group chat was upgraded to a supergroup chat",
+                           {"migrate_to_chat_id": new_id})
 
     def _check_recipient(self, chat_id: Any) -> None:
         if int(chat_id) > 0 and int(chat_id) not in self.started:

@@ -311,6 +311,47 @@ async def test_privacy_mode_the_taught_identify_at_botname_arrives_and_mentions_
     assert len(fake.calls_to("sendPhoto")) == 2
 
 
+async def test_a_group_that_becomes_a_supergroup_keeps_its_settings(bot, core):
+    """Telegram gives the supergroup a new id and says so in both chats: the core moves the settings."""
+    fake = bot.fake
+    group, admin = fake.group(-next(_chat_ids), kind="group"), bot.user("Admin")
+    fake.admins[group["id"]] = {admin["id"]}
+    fake.push(fake.message(group, admin, text="/settings mode asked"))
+    await fake.wait_for("sendMessage")
+    fake.push(fake.message(group, admin, text="/settings threshold 35%"))
+    await fake.wait_for("sendMessage", 2)
+    supergroup, announcements = fake.migrate(group)
+    fake.admins[supergroup["id"]] = {admin["id"]}
+    fake.push(*announcements)
+    moved = await fake.wait_until(
+        lambda: core.store.chat_settings("telegram", str(supergroup["id"])).answer_mode == "asked", what="the move")
+    assert moved and core.store.chat_settings("telegram", str(supergroup["id"])).unknown_threshold == 0.35
+    fake.push(fake.message(supergroup, admin, text="/settings"))
+    [_, _, shown] = await fake.wait_for("sendMessage", 3)
+    assert int(shown.params["chat_id"]) == supergroup["id"] and "only when asked" in html_text(shown)
+
+
+async def test_a_send_to_a_group_that_became_a_supergroup_goes_to_the_new_id(bot, core):
+    """The bot missed the announcements (or a message from before the move was answered after it): Telegram
+    refuses the send with ChatMigrated; the settings move through the core and the answer is posted in
+    the supergroup, with no apology anywhere."""
+    fake = bot.fake
+    group, admin = fake.group(-next(_chat_ids), kind="group"), bot.user("Admin")
+    fake.admins[group["id"]] = {admin["id"]}
+    fake.push(fake.message(group, admin, text="/settings mode asked"))
+    await fake.wait_for("sendMessage")
+    late = fake.message(group, admin, text="/settings")
+    supergroup, _ = fake.migrate(group)  # the announcements never arrive
+    fake.push(late)
+    [_, answer] = await fake.wait_for("sendMessage", 2)
+    [refused] = fake.calls_to("sendMessage", ok=False)
+    assert int(refused.params["chat_id"]) == group["id"] and refused.status == 400
+    assert int(answer.params["chat_id"]) == supergroup["id"] and "only when asked" in html_text(answer)
+    assert core.store.chat_settings("telegram", str(supergroup["id"])).answer_mode == "asked"
+    await asyncio.sleep(0.3)
+    assert len(fake.calls_to("sendMessage", ok=None)) == 3  # the first answer, the refused one, the answer
+
+
 async def test_wrong_a_reaction_and_buttons_are_stored_as_corrections(bot, core, scene_jpeg):
     group, alice, bob, carol, dave = bot.group(), bot.user(), bot.user("Bob"), bot.user("Carol"), bot.user("Dave")
     fake = bot.fake
@@ -598,7 +639,8 @@ async def test_busy_is_said_not_swallowed_and_a_chat_action_stands_in_for_reacti
 
 def _png(size: tuple[int, int], noise: bool = False) -> bytes:
     if noise:  # incompressible: a PNG (and a JPEG) of it is big for its size
-        return encode(Image.fromarray(np.random.default_rng(7).integers(0, 256, (size[1], size[0], 3), np.uint8)), "PNG")
+        pixels = np.random.default_rng(7).integers(0, 256, (size[1], size[0], 3), np.uint8)
+        return encode(Image.fromarray(pixels), "PNG")
     picture = Image.new("RGB", size, (250, 240, 230))
     picture.paste((200, 40, 40), (size[0] // 3, 0, size[0] // 3 + max(1, size[1] // 2), size[1] // 2))
     return encode(picture, "PNG")

@@ -71,8 +71,8 @@ class Commands:
         words = arguments(message).lower().split()
         if not words:
             view = await self.core.chat_settings(PLATFORM, chat_id)
-            await self.send.text(context.bot, message.chat.id, texts.settings_view(view, private, self.username(context.bot)),
-                                 message.message_id)
+            shown = texts.settings_view(view, private, self.username(context.bot))
+            await self.send.text(context.bot, message.chat.id, shown, message.message_id)
             return
         change = chat_settings.parse_words(words)
         if change is None:

@@ -2,9 +2,10 @@
 
 Nothing here decides what a face is, who may correct it or how an answer is worded: that is `bot`.
 The handlers are grouped by job, each a class whose methods are PTB callbacks: `pictures` (pictures,
-/identify, albums), `corrections` (/wrong, asked-for names, buttons, reactions) and `commands` (/start,
-/help, /privacy, /settings, /export); `sending` sends answers within Telegram's limits. This module
-builds them and registers them on the Application, in the order PTB tries them, with the error handler.
+/identify, albums), `corrections` (/wrong, asked-for names, buttons, reactions), `commands` (/start,
+/help, /privacy, /settings, /export) and `chats` (a group that became a supergroup); `sending` sends
+answers within Telegram's limits. This module builds them and registers them on the Application, in the
+order PTB tries them, with the error handler.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from telegram.ext import (Application, CallbackQueryHandler, CommandHandler, Con
                           MessageReactionHandler, filters)
 
 from adapters.telegram import media
+from adapters.telegram.chats import Chats
 from adapters.telegram.commands import Commands
 from adapters.telegram.common import PLATFORM, AdapterOptions, person_of
 from adapters.telegram.corrections import Corrections
@@ -48,6 +50,7 @@ class TelegramHandlers:
         self.pictures = Pictures(core, self.options, self.send, self.downloader, self.username)
         self.corrections = Corrections(core, self.options, self.send)
         self.commands = Commands(core, self.options, self.send, self.username)
+        self.chats = Chats(core)
 
     # --- wiring ------------------------------------------------------------------------------
 
@@ -67,6 +70,7 @@ class TelegramHandlers:
         app.add_handler(MessageHandler(new & filters.ChatType.PRIVATE & (filters.VIDEO | filters.VIDEO_NOTE
                                                                          | filters.VOICE | filters.AUDIO),
                                        self.pictures.not_a_picture))
+        app.add_handler(MessageHandler(new & filters.StatusUpdate.MIGRATE, self.chats.migrated))
         app.add_handler(CallbackQueryHandler(self.corrections.button))
         app.add_handler(MessageReactionHandler(
             self.corrections.reaction, message_reaction_types=MessageReactionHandler.MESSAGE_REACTION_UPDATED))
