@@ -76,7 +76,8 @@ def fit_photo(png: bytes, byte_limit: int) -> FittedPhoto:
         image = padded
     if target != image.size:
         image = image.resize(target, Image.Resampling.LANCZOS)
-    data, filename = _encode(image, "PNG"), "faces.png"
+    resized = image.size != (width, height)
+    data, filename = (_encode(image, "PNG") if resized else png), "faces.png"  # unchanged: too many bytes
     while len(data) > byte_limit:  # a JPEG; then smaller, until it fits (each pass aims under the limit)
         if filename == "faces.jpg":
             image = image.resize(_shrunk(image.size, math.sqrt(byte_limit / len(data)) * 0.9),
