@@ -320,6 +320,21 @@ class Core:
     async def chat_settings(self, platform: str, chat_id: str) -> ChatSettingsView:
         return await asyncio.to_thread(self.store.chat_settings, platform, chat_id)
 
+    async def chat_moved(self, platform: str, old_chat_id: str, new_chat_id: str) -> bool:
+        """A chat got a new id (on Telegram, a group that became a supergroup): its settings go with it.
+        Where the new id has settings already, those stay (`Repository.move_chat_settings`). The votes and
+        answers already given stay where they were given. True when settings moved; said more than once
+        (both ids announce the move, a send can find it out too), it moves them once."""
+        try:
+            moved = await asyncio.to_thread(self.store.move_chat_settings, platform, old_chat_id, new_chat_id)
+        except STORAGE_ERRORS as error:
+            log.warning("could not move the settings of %s chat %s to %s: %s", platform, old_chat_id,
+                        new_chat_id, error)
+            return False
+        if moved:
+            log.info("%s chat %s is now %s: its settings moved with it", platform, old_chat_id, new_chat_id)
+        return moved
+
     async def update_settings(self, person: Person, chat_id: str, change: SettingsChange | None = None, *,
                               answer_mode: str | None = None, unknown_threshold: float | None = None,
                               reset_threshold: bool = False) -> Ack:

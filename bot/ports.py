@@ -63,6 +63,9 @@ class CorePort(Protocol):
     # --- settings, admins, exports ---------------------------------------------------------------
     async def chat_settings(self, platform: str, chat_id: str) -> ChatSettingsView: ...
 
+    async def chat_moved(self, platform: str, old_chat_id: str, new_chat_id: str) -> bool:
+        """The platform gave a chat a new id: its settings move with it (the new id's own, if any, stay)."""
+
     async def update_settings(self, person: Person, chat_id: str, change: SettingsChange | None = None, *,
                               answer_mode: str | None = None, unknown_threshold: float | None = None,
                               reset_threshold: bool = False) -> Ack: ...

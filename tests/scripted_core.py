@@ -23,6 +23,7 @@ class ScriptedCore:
     def __init__(self, reply: Reply) -> None:
         self.reply = reply
         self.sent: list[tuple[int, str]] = []
+        self.moves: list[tuple[str, str, str]] = []
 
     async def identify(self, image: IncomingImage) -> Reply | None:
         working = image.working() if image.working is not None else contextlib.nullcontext()
@@ -32,6 +33,10 @@ class ScriptedCore:
 
     async def reply_sent(self, prediction_id: int, platform: str, chat_id: str, message_id: str) -> None:
         self.sent.append((prediction_id, message_id))
+
+    async def chat_moved(self, platform: str, old_chat_id: str, new_chat_id: str) -> bool:
+        self.moves.append((platform, old_chat_id, new_chat_id))
+        return True
 
     async def start(self) -> None:
         pass

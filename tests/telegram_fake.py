@@ -12,9 +12,12 @@ status. Sent messages become real Message objects (message_id, date, chat, from.
 so a reply, a reaction or a button press can refer to them. Knobs: `fail_next` answers a method
 with an error once (a 429 with retry_after, a 5xx...); `delay_next` carries a call out but answers
 late (the client times out although the message was posted); `admins` per chat for getChatMember;
-`reactions_allowed`; `started` users (sending to a private chat of anyone else is 403, as on
-Telegram). Captions, texts and callback data are checked against Telegram's limits and HTML rules,
-so a message the real API would refuse fails here too.
+`reactions_allowed`; `migrate(group)` (a group becomes a supergroup); `started` users (sending to a
+private chat of anyone else is 403, as on Telegram); `privacy_mode` (Telegram's default for a bot: in
+a group where the bot is not an admin, `push` withholds what Telegram would not deliver, see
+`delivered`). Captions, texts and callback data are checked against Telegram's limits and HTML rules,
+and photos against sendPhoto's (10 MB, width + height <= 10000, ratio <= 20; documents 50 MB), so a
+message the real API would refuse fails here too.
 """
 
 from __future__ import annotations
@@ -163,7 +166,13 @@ class FakeBotAPI(LocalFakeServer[Call, _Fault]):
         self.messages: dict[tuple[int, int], dict] = {}
         self.admins: dict[int, set[int]] = {}
         self.started: set[int] = set()
+        self.migrated: dict[int, int] = {}   # a group's old id -> its supergroup's
         self.reactions_allowed = True
+        self.photo_bytes_limit = 10_000_000   # sendPhoto: 10 MB, width + height <= 10000, ratio <= 20
+        self.upload_limit = 50_000_000        # any other file a bot sends
+        self.privacy_mode = False            # off: as if the bot were an admin of every group
+        self.withheld: list[dict] = []       # messages privacy mode kept from the bot
+        self._last_bot: dict[int, int] = {}  # per chat, the bot that last posted there
         self._updates: list[dict] = []
         self._new_update = asyncio.Event()
         self._update_ids = itertools.count(1)
@@ -216,10 +225,23 @@ class FakeBotAPI(LocalFakeServer[Call, _Fault]):
             user["username"] = username
         return user
 
-    def group(self, chat_id: int = -1001234567890, title: str = "Anime fans") -> dict:
-        chat = {"id": chat_id, "type": "supergroup", "title": title}
+    def group(self, chat_id: int = -1001234567890, title: str = "Anime fans", kind: str = "supergroup") -> dict:
+        chat = {"id": chat_id, "type": kind, "title": title}
         self._chats[chat_id] = chat
         return chat
+
+    def migrate(self, group: dict, new_id: int | None = None) -> tuple[dict, list[dict]]:
+        """The group becomes a supergroup with a new id, as Telegram does it: from now on every call for the
+        old id is refused (400 with migrate_to_chat_id); returns the supergroup and the two service
+        messages Telegram sends (in the old group, migrate_to_chat_id; in the new one, migrate_from_chat_id),
+        for the test to push or not."""
+        new_id = new_id if new_id is not None else -(10 ** 12) + group["id"]
+        supergroup = self.group(new_id, group.get("title", "Group"))
+        self.migrated[group["id"]] = new_id
+        system = self.user(777000, "Telegram")
+        to_message = self.message(group, system, migrate_to_chat_id=new_id)
+        from_message = self.message(supergroup, system, migrate_from_chat_id=group["id"])
+        return supergroup, [to_message, from_message]
 
     def private(self, user: dict) -> dict:
         chat = {"id": user["id"], "type": "private", "first_name": user["first_name"]}
@@ -273,7 +295,31 @@ class FakeBotAPI(LocalFakeServer[Call, _Fault]):
         if reply_to is not None:
             message["reply_to_message"] = {k: v for k, v in reply_to.items() if k != "reply_to_message"}
         self.messages[(chat["id"], message["message_id"])] = message
+        if sender is not None and sender.get("is_bot"):
+            self._last_bot[chat["id"]] = sender["id"]
         return message
+
+    def delivered(self, message: dict) -> bool:
+        """Whether Telegram hands `message` to the bot (core.telegram.org/bots/features#privacy-mode): with
+        privacy mode on, in a group where the bot is no admin, only commands meant for it (/command@bot),
+        general commands if it was the last bot to post there, replies to its messages and service messages;
+        not plain @mentions."""
+        chat = message["chat"]
+        if not self.privacy_mode or chat["type"] not in ("group", "supergroup"):
+            return True
+        if self.bot_user["id"] in self.admins.get(chat["id"], set()):
+            return True
+        if not any(key in message for key in ("text", "caption", "photo", "sticker", "document", "animation")):
+            return True  # a service message (a member joined, the group became a supergroup...)
+        if (message.get("reply_to_message") or {}).get("from", {}).get("id") == self.bot_user["id"]:
+            return True
+        text = message.get("text") or message.get("caption") or ""
+        command = re.match(r"/[A-Za-z0-9_]+(?:@([A-Za-z0-9_]+))?", text)
+        if command is None:
+            return False
+        if command.group(1):
+            return command.group(1).lower() == self.bot_user["username"].lower()
+        return self._last_bot.get(chat["id"]) == self.bot_user["id"]
 
     def photo_message(self, chat: dict, sender: dict, data: bytes, **kwargs: Any) -> dict:
         return self.message(chat, sender, photo=self.photo_sizes(data), **kwargs)
@@ -300,8 +346,14 @@ class FakeBotAPI(LocalFakeServer[Call, _Fault]):
         return self.message(chat, sender, animation=animation, document=dict(animation), **kwargs)
 
     def push(self, *messages: dict) -> list[dict]:
-        """Queue messages as `message` updates for getUpdates."""
-        return [self.push_update({"message": message}) for message in messages]
+        """Queue messages as `message` updates for getUpdates (those privacy mode lets through)."""
+        updates = []
+        for message in messages:
+            if self.delivered(message):
+                updates.append(self.push_update({"message": message}))
+            else:
+                self.withheld.append(message)
+        return updates
 
     def push_update(self, body: dict) -> dict:
         update = {"update_id": next(self._update_ids), **body}
@@ -360,10 +412,13 @@ class FakeBotAPI(LocalFakeServer[Call, _Fault]):
         try:
             if handler is None:
                 raise ApiError(404, "Not Found: method not found")
+            self._check_not_migrated(params.get("chat_id"))
             call.result = handler(params, files)
         except ApiError as error:
             call.status = error.status
             body = {"ok": False, "error_code": error.status, "description": error.description}
+            if error.parameters:
+                body["parameters"] = error.parameters
             return web.json_response(body, status=error.status)
         if fault is not None and fault.delay:
             await asyncio.sleep(fault.delay)  # done, but the answer comes late: the client may have given up
@@ -406,6 +461,15 @@ class FakeBotAPI(LocalFakeServer[Call, _Fault]):
         if chat_id > 0:
             return {"id": chat_id, "type": "private", "first_name": "User"}
         return {"id": chat_id, "type": "supergroup", "title": "Group"}
+
+    def _check_not_migrated(self, chat_id: Any) -> None:
+        try:
+            new_id = self.migrated.get(int(chat_id)) if chat_id is not None else None
+        except ValueError:
+            return
+        if new_id is not None:
+            raise ApiError(400, "Bad Request: group chat was upgraded to a supergroup chat",
+                           {"migrate_to_chat_id": new_id})
 
     def _check_recipient(self, chat_id: Any) -> None:
         if int(chat_id) > 0 and int(chat_id) not in self.started:
@@ -451,6 +515,7 @@ class FakeBotAPI(LocalFakeServer[Call, _Fault]):
         elif reply and not reply.get("allow_sending_without_reply"):
             raise ApiError(400, "Bad Request: message to be replied not found")
         self.messages[(chat_id, message["message_id"])] = message
+        self._last_bot[chat_id] = self.bot_user["id"]
         return message
 
     def _upload(self, params: dict, files: dict, name: str, folder: str, suffix: str) -> StoredFile:
@@ -469,7 +534,9 @@ class FakeBotAPI(LocalFakeServer[Call, _Fault]):
                 width, height = image.size
         except Exception:  # noqa: BLE001
             raise ApiError(400, "Bad Request: IMAGE_PROCESS_FAILED") from None
-        if len(stored.data) > 10_000_000:
+        if len(stored.data) > self.photo_bytes_limit:
+            raise ApiError(400, "Bad Request: PHOTO_SAVE_FILE_INVALID")
+        if width + height > 10_000 or max(width, height) > 20 * min(width, height):
             raise ApiError(400, "Bad Request: PHOTO_INVALID_DIMENSIONS")
         return [{**self._file_fields(stored), "width": width, "height": height}]
 
@@ -499,6 +566,8 @@ class FakeBotAPI(LocalFakeServer[Call, _Fault]):
     def _m_senddocument(self, params: dict, files: dict) -> dict:
         caption = self._visible(params, "caption", CAPTION_LIMIT)
         stored = self._upload(params, files, "document", "documents", "")
+        if len(stored.data) > self.upload_limit:
+            raise ApiError(413, "Request Entity Too Large")
         document = {**self._file_fields(stored), "file_name": "file"}
         return self._post(params, document=document, **({"caption": caption} if caption else {}))
 

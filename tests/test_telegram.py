@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import csv
+import dataclasses
 import gzip
 import io
 import itertools
@@ -263,9 +264,92 @@ async def test_only_when_asked_identify_who_and_a_mention(bot, core, scene_jpeg)
 
     fake.push(fake.message(group, alice, text="/identify"))  # not a reply: how to use it
     [_, _, how] = await fake.wait_for("sendMessage", 3)
-    assert "Reply /identify to a picture" in html_text(how)
+    assert "Reply /identify@aniface_test_bot to a picture" in html_text(how)
     await asyncio.sleep(0.3)
     assert len(fake.calls_to("sendPhoto")) == 2
+
+
+async def test_privacy_mode_the_taught_identify_at_botname_arrives_and_mentions_do_not(bot, scene_jpeg):
+    """Telegram's default privacy mode, in a group where the bot is no admin: a caption that mentions the bot
+    never arrives, nor a bare /identify unless aniface spoke last; the /identify@<bot> the help teaches does.
+    /identify@<another bot> is that bot's, never answered."""
+    fake = bot.fake
+    fake.privacy_mode = True
+    group, admin, alice = bot.group(), bot.user("Admin"), bot.user()
+    other_bot = {"id": 777000111, "is_bot": True, "first_name": "Other", "username": "other_bot"}
+    fake.admins[group["id"]] = {admin["id"]}
+    bare_settings = fake.message(group, admin, text="/settings mode asked")  # before aniface spoke: withheld
+    fake.push(bare_settings)
+    fake.push(fake.message(group, admin, text="/settings@aniface_test_bot mode asked"))
+    [saved] = await fake.wait_for("sendMessage")
+    assert "only when asked" in html_text(saved)
+    fake.push(fake.message(group, alice, text="/help@aniface_test_bot"))
+    [_, help_text] = await fake.wait_for("sendMessage", 2)
+    taught = re.search(r"reply (/identify@\w+) ", html_text(help_text))
+    assert taught and taught.group(1) == "/identify@aniface_test_bot", html_text(help_text)
+    assert "admin" in html_text(help_text) and "privacy mode is off" in html_text(help_text)
+
+    chatter = fake.message(group, other_bot, text="I am another bot")  # now aniface is not the last bot
+    fake.push(chatter)
+    mentioned = fake.photo_message(group, alice, scene_jpeg, caption="who is she @aniface_test_bot?")
+    bare = fake.message(group, alice, text="/identify", reply_to=mentioned)
+    addressed = fake.message(group, alice, text=taught.group(1), reply_to=mentioned)
+    fake.push(mentioned, bare, addressed)
+    await fake.wait_for("sendPhoto", where=lambda c: _replies_to(c, mentioned))
+    await bot.done(addressed)
+    assert fake.withheld == [bare_settings, chatter, mentioned, bare]
+
+    # where aniface is an admin everything arrives; a command for another bot is still not for aniface
+    fake.admins[group["id"]].add(fake.bot_user["id"])
+    plain = fake.photo_message(group, alice, scene_jpeg)
+    fake.push(plain, fake.message(group, alice, text="/identify@other_bot", reply_to=plain))
+    await asyncio.sleep(0.5)
+    assert not fake.calls_to("sendPhoto", where=lambda c: _replies_to(c, plain))
+    fake.push(fake.message(group, alice, text="/who@Aniface_Test_Bot", reply_to=plain))
+    await fake.wait_for("sendPhoto", where=lambda c: _replies_to(c, plain))
+    await asyncio.sleep(0.3)
+    assert len(fake.calls_to("sendPhoto")) == 2
+
+
+async def test_a_group_that_becomes_a_supergroup_keeps_its_settings(bot, core):
+    """Telegram gives the supergroup a new id and says so in both chats: the core moves the settings."""
+    fake = bot.fake
+    group, admin = fake.group(-next(_chat_ids), kind="group"), bot.user("Admin")
+    fake.admins[group["id"]] = {admin["id"]}
+    fake.push(fake.message(group, admin, text="/settings mode asked"))
+    await fake.wait_for("sendMessage")
+    fake.push(fake.message(group, admin, text="/settings threshold 35%"))
+    await fake.wait_for("sendMessage", 2)
+    supergroup, announcements = fake.migrate(group)
+    fake.admins[supergroup["id"]] = {admin["id"]}
+    fake.push(*announcements)
+    moved = await fake.wait_until(
+        lambda: core.store.chat_settings("telegram", str(supergroup["id"])).answer_mode == "asked", what="the move")
+    assert moved and core.store.chat_settings("telegram", str(supergroup["id"])).unknown_threshold == 0.35
+    fake.push(fake.message(supergroup, admin, text="/settings"))
+    [_, _, shown] = await fake.wait_for("sendMessage", 3)
+    assert int(shown.params["chat_id"]) == supergroup["id"] and "only when asked" in html_text(shown)
+
+
+async def test_a_send_to_a_group_that_became_a_supergroup_goes_to_the_new_id(bot, core):
+    """The bot missed the announcements (or a message from before the move was answered after it): Telegram
+    refuses the send with ChatMigrated; the settings move through the core and the answer is posted in
+    the supergroup, with no apology anywhere."""
+    fake = bot.fake
+    group, admin = fake.group(-next(_chat_ids), kind="group"), bot.user("Admin")
+    fake.admins[group["id"]] = {admin["id"]}
+    fake.push(fake.message(group, admin, text="/settings mode asked"))
+    await fake.wait_for("sendMessage")
+    late = fake.message(group, admin, text="/settings")
+    supergroup, _ = fake.migrate(group)  # the announcements never arrive
+    fake.push(late)
+    [_, answer] = await fake.wait_for("sendMessage", 2)
+    [refused] = fake.calls_to("sendMessage", ok=False)
+    assert int(refused.params["chat_id"]) == group["id"] and refused.status == 400
+    assert int(answer.params["chat_id"]) == supergroup["id"] and "only when asked" in html_text(answer)
+    assert core.store.chat_settings("telegram", str(supergroup["id"])).answer_mode == "asked"
+    await asyncio.sleep(0.3)
+    assert len(fake.calls_to("sendMessage", ok=None)) == 3  # the first answer, the refused one, the answer
 
 
 async def test_wrong_a_reaction_and_buttons_are_stored_as_corrections(bot, core, scene_jpeg):
@@ -374,6 +458,58 @@ async def test_a_timed_out_send_is_not_posted_twice(core, scene_jpeg):
         assert len(bot.fake.calls_to("sendPhoto", ok=None)) == 1
         assert len([m for m in bot.fake.sent_messages(group["id"]) if "photo" in m]) == 1
         assert not bot.fake.calls_to("sendMessage")  # no apology either: the answer may well be there
+
+
+async def test_every_call_counts_in_the_overall_limit_and_only_posts_in_the_group_limit(core):
+    """Flood control: reactions, chat actions, getFile, getChatMember and callback answers count against
+    the bot's overall rate like messages do; the per-group rate (messages a minute) holds back posts only."""
+    options = dataclasses.replace(FAST, overall_rate=5.0, group_rate=1.0)
+    async with running_bot(core, options) as bot:
+        group, alice = bot.group(), bot.user()
+        picture = bot.fake.photo_message(group, alice, b"not posted, only looked up")
+        stored = picture["photo"][-1]["file_id"]
+        tg = bot.app.bot
+        await asyncio.sleep(1.2)  # the limiter's bucket refills after start-up (getMe, setMyCommands)
+        calls = [tg.send_chat_action(group["id"], "typing"), tg.get_file(stored), tg.answer_callback_query("1"),
+                 tg.get_chat_member(group["id"], alice["id"])]
+        calls += [tg.set_message_reaction(group["id"], picture["message_id"], EYES) for _ in range(11)]
+        started = asyncio.get_running_loop().time()
+        await asyncio.gather(*calls)
+        elapsed = asyncio.get_running_loop().time() - started
+        # 15 calls at 5 a second: a bucket of 5 at once, then one each 0.2 s
+        assert elapsed >= 1.6, f"15 calls took {elapsed:.2f} s: some passed the overall limiter by"
+
+        # the group limit (here 1 message a minute) holds back a second post, and nothing else
+        await tg.send_message(group["id"], "one")
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(tg.send_message(group["id"], "two"), 1.0)
+        for _ in range(3):
+            await asyncio.wait_for(tg.set_message_reaction(group["id"], picture["message_id"], None), 2.0)
+        assert [html_text(c) for c in bot.fake.calls_to("sendMessage")] == ["one"]
+
+
+async def test_flood_control_outlasting_the_retries_posts_no_apology(core, scene, scene_jpeg):
+    """A RetryAfter after the last retry: the chat is flooded, so no "something went wrong" follows, for
+    a single picture (PTB's error handler) or an album (its own task)."""
+    options = dataclasses.replace(FAST, rate_retries=1)
+    async with running_bot(core, options) as bot:
+        group, alice = bot.group(), bot.user()
+        fake = bot.fake
+        fake.fail_next("sendPhoto", 429, retry_after=1, times=2)
+        message = fake.photo_message(group, alice, scene_jpeg)
+        fake.push(message)
+        await fake.wait_for("sendPhoto", 2, ok=False)
+        await bot.done(message)
+
+        fake.fail_next("sendMediaGroup", 429, retry_after=1, times=2)
+        mirrored = encode(scene.transpose(Image.Transpose.FLIP_LEFT_RIGHT), "JPEG", quality=92)
+        album = [fake.photo_message(group, alice, data, media_group_id="flooded") for data in (scene_jpeg, mirrored)]
+        fake.push(*album)
+        await fake.wait_for("sendMediaGroup", 2, ok=False)
+        await bot.done(album[0])
+        await asyncio.sleep(0.5)
+        assert not fake.calls_to("sendMessage", ok=None), "an apology was posted into a flooded chat"
+        assert not fake.calls_to("sendPhoto") and not fake.calls_to("sendMediaGroup")
 
 
 async def test_what_the_bot_cannot_read_is_answered_politely(bot, core):
@@ -499,6 +635,94 @@ async def test_busy_is_said_not_swallowed_and_a_chat_action_stands_in_for_reacti
         [action] = await bot.fake.wait_for("sendChatAction")
     assert html_text(call) == wording.BUSY
     assert action.params["action"] == "upload_photo" and int(action.params["chat_id"]) == group["id"]
+
+
+def _png(size: tuple[int, int], noise: bool = False) -> bytes:
+    if noise:  # incompressible: a PNG (and a JPEG) of it is big for its size
+        pixels = np.random.default_rng(7).integers(0, 256, (size[1], size[0], 3), np.uint8)
+        return encode(Image.fromarray(pixels), "PNG")
+    picture = Image.new("RGB", size, (250, 240, 230))
+    picture.paste((200, 40, 40), (size[0] // 3, 0, size[0] // 3 + max(1, size[1] // 2), size[1] // 2))
+    return encode(picture, "PNG")
+
+
+def _photo_rules_kept(call, byte_limit: int) -> tuple[int, int]:
+    data = call.files.get("photo") or next(iter(call.files.values()))
+    width, height = Image.open(io.BytesIO(data)).size
+    assert width + height <= 10_000 and max(width, height) <= 20 * min(width, height) and len(data) <= byte_limit
+    return width, height
+
+
+@pytest.mark.parametrize("size, noise, expected", [
+    ((9000, 1500), False, (8571, 1428)),   # width + height over 10000: shrunk
+    ((4200, 150), False, (4200, 210)),     # 28:1 (no shrinking changes a ratio): padded to 20:1
+    ((700, 700), True, None),              # over the byte limit as a JPEG too: a smaller JPEG
+])
+async def test_an_answer_is_fitted_to_the_photo_rules_before_sending(size, noise, expected):
+    png = _png(size, noise)
+    core = ScriptedCore(Reply(ReplyKind.FACES, "I found 1 face: Rem", 7, png, (), many_faces(1, "Rem")))
+    options = dataclasses.replace(FAST, photo_limit=300_000)
+    async with running_bot(core, options) as bot:
+        bot.fake.photo_bytes_limit = 300_000  # the 10 MB rule, scaled down to keep the test small
+        group, alice = bot.group(), bot.user()
+        bot.fake.push(bot.fake.photo_message(group, alice, b"any"))
+        [photo] = await bot.fake.wait_for("sendPhoto")
+        await asyncio.sleep(0.2)
+        assert not bot.fake.calls_to("sendPhoto", ok=False) and not bot.fake.calls_to("sendDocument", ok=None)
+    sent = _photo_rules_kept(photo, 300_000)
+    if expected:
+        assert sent == expected
+    else:
+        assert len(png) > 300_000 and sent[0] == sent[1] < 700 and photo.files["photo"][:2] == b"\xff\xd8"
+    assert core.sent == [(7, str(photo.result["message_id"]))]
+
+
+async def test_a_refused_photo_goes_as_a_file_within_the_upload_limit():
+    png = _png((400, 400), noise=True)  # ~480 kB: over the (scaled-down) 200 kB a bot may upload
+    core = ScriptedCore(Reply(ReplyKind.FACES, "I found 1 face: Rem", 7, png, (), many_faces(1, "Rem")))
+    options = dataclasses.replace(FAST, photo_limit=100_000, upload_limit=200_000)
+    async with running_bot(core, options) as bot:
+        bot.fake.photo_bytes_limit, bot.fake.upload_limit = 100_000, 200_000
+        bot.fake.fail_next("sendPhoto", 400, "Bad Request: IMAGE_PROCESS_FAILED")
+        group, alice = bot.group(), bot.user()
+        bot.fake.push(bot.fake.photo_message(group, alice, b"any"))
+        [document] = await bot.fake.wait_for("sendDocument", ok=None)
+    assert document.ok, document.status
+    assert len(document.files["document"]) <= 100_000 < len(png)  # the fitted photo, not the 480 kB PNG
+    assert core.sent == [(7, str(document.result["message_id"]))]
+
+
+async def test_an_album_is_fitted_and_a_refused_one_is_answered_picture_by_picture():
+    png = _png((9000, 1500))  # each breaks width + height <= 10000 as it comes
+    core = ScriptedCore(Reply(ReplyKind.FACES, "I found 1 face: Rem", 7, png, (), many_faces(1, "Rem")))
+    async with running_bot(core) as bot:
+        fake = bot.fake
+        group, alice = bot.group(), bot.user()
+        fake.push(*[fake.photo_message(group, alice, b"any", media_group_id="wide") for _ in range(2)])
+        [album] = await fake.wait_for("sendMediaGroup")
+        assert [item["photo"][0]["width"] for item in album.result] == [8571, 8571]
+
+        fake.fail_next("sendMediaGroup", 400, "Bad Request: PHOTO_INVALID_DIMENSIONS")  # a rule not known here
+        second = [fake.photo_message(group, alice, b"any", media_group_id="refused") for _ in range(2)]
+        fake.push(*second)
+        photos = await fake.wait_for("sendPhoto", 2)
+    assert [html_text(p, "caption").split(":")[0] for p in photos] == ["Picture 1", "Picture 2"]
+    assert all(p.params["reply_parameters"]["message_id"] == second[0]["message_id"] for p in photos)
+    for p in photos:
+        _photo_rules_kept(p, 10_000_000)
+    answers = [str(m["message_id"]) for m in album.result] + [str(p.result["message_id"]) for p in photos]
+    assert core.sent == [(7, message_id) for message_id in answers]
+
+
+def test_fitted_sizes_keep_the_photo_rules_and_the_picture():
+    from adapters.telegram.photo_fit import fits, fitted_size
+    for width in (1, 7, 20, 21, 499, 5000, 9999, 10_000, 33_333, 60_000):
+        for height in (1, 3, 20, 401, 4999, 5001, 12_345, 60_000):
+            canvas, target = fitted_size(width, height)
+            assert fits(*target, 0, 0), (width, height, target)
+            assert canvas[0] >= width and canvas[1] >= height  # padding only adds
+            if fits(width, height, 0, 0):
+                assert target == canvas == (width, height)  # what fits is left alone
 
 
 def test_split_text_counts_utf16_and_keeps_every_character():

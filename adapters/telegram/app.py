@@ -52,7 +52,8 @@ def build_application(core: Core, token: str, *, base_url: str | None = None, ba
         .request(SafeRequest(connection_pool_size=64, media_write_timeout=options.write_timeout, **timeouts))
         .get_updates_request(SafeRequest(connection_pool_size=2, **timeouts))  # PTB adds the poll timeout
         .rate_limiter(Limiter(rate_retries=options.rate_retries, network_retries=options.network_retries,
-                              retry_delay=options.retry_delay))
+                              retry_delay=options.retry_delay, overall_max_rate=options.overall_rate,
+                              group_max_rate=options.group_rate))
         .concurrent_updates(True)  # one slow picture must not hold up the others
     )
     if base_url:

@@ -33,12 +33,14 @@ class Commands:
 
     async def start(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         message = update.effective_message
-        text = texts.START if message.chat.type == ChatType.PRIVATE else texts.HELP_GROUP
+        me = self.username(context.bot)
+        text = texts.start(me) if message.chat.type == ChatType.PRIVATE else texts.help_group(me)
         await self.send.text(context.bot, message.chat.id, text, message.message_id)
 
     async def help(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         message = update.effective_message
-        text = texts.HELP_PRIVATE if message.chat.type == ChatType.PRIVATE else texts.HELP_GROUP
+        me = self.username(context.bot)
+        text = texts.HELP_PRIVATE if message.chat.type == ChatType.PRIVATE else texts.help_group(me)
         await self.send.text(context.bot, message.chat.id, text, message.message_id)
 
     async def privacy(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -69,11 +71,13 @@ class Commands:
         words = arguments(message).lower().split()
         if not words:
             view = await self.core.chat_settings(PLATFORM, chat_id)
-            await self.send.text(context.bot, message.chat.id, texts.settings_view(view, private), message.message_id)
+            shown = texts.settings_view(view, private, self.username(context.bot))
+            await self.send.text(context.bot, message.chat.id, shown, message.message_id)
             return
         change = chat_settings.parse_words(words)
         if change is None:
-            await self.send.text(context.bot, message.chat.id, texts.SETTINGS_USAGE, message.message_id)
+            await self.send.text(context.bot, message.chat.id, texts.settings_usage(self.username(context.bot)),
+                                 message.message_id)
             return
         person = person_of(message, await self._is_chat_admin(context.bot, message))
         ack = await self.core.update_settings(person, chat_id, change)

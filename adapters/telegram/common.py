@@ -23,13 +23,15 @@ class AdapterOptions:
     chat_action_every: float = 4.5    # a chat action lasts 5 s: repeat it while working
     max_download_bytes: int | None = None  # None: 20 MB on Telegram's servers, no limit of its own in local mode
     upload_limit: int = FileSizeLimit.FILESIZE_UPLOAD      # 50 MB: what a bot may send (exports)
-    photo_limit: int = FileSizeLimit.PHOTOSIZE_UPLOAD      # 10 MB: larger annotated pictures go as JPEG
+    photo_limit: int = FileSizeLimit.PHOTOSIZE_UPLOAD      # 10 MB: annotated pictures are fitted under it
     # network (see adapters.telegram.network)
     connect_timeout: float = 10.0
     read_timeout: float = 15.0
     write_timeout: float = 30.0       # uploads
     pool_timeout: float = 5.0
     rate_retries: int = 3             # 429s waited out per request
+    overall_rate: float = 30.0        # Bot API calls a second, all chats together (every call counts)
+    group_rate: float = 20.0          # messages a minute in one group (only calls that post count)
     network_retries: int = 2          # safe retries after a connection or server failure
     retry_delay: float = 1.0
 

@@ -2,9 +2,10 @@
 
 Nothing here decides what a face is, who may correct it or how an answer is worded: that is `bot`.
 The handlers are grouped by job, each a class whose methods are PTB callbacks: `pictures` (pictures,
-/identify, albums), `corrections` (/wrong, asked-for names, buttons, reactions) and `commands` (/start,
-/help, /privacy, /settings, /export); `sending` sends answers within Telegram's limits. This module
-builds them and registers them on the Application, in the order PTB tries them, with the error handler.
+/identify, albums), `corrections` (/wrong, asked-for names, buttons, reactions), `commands` (/start,
+/help, /privacy, /settings, /export) and `chats` (a group that became a supergroup); `sending` sends
+answers within Telegram's limits. This module builds them and registers them on the Application, in the
+order PTB tries them, with the error handler.
 """
 
 from __future__ import annotations
@@ -12,14 +13,16 @@ from __future__ import annotations
 import logging
 
 from telegram import Bot, Update
-from telegram.error import NetworkError, TelegramError
+from telegram.error import TelegramError
 from telegram.ext import (Application, CallbackQueryHandler, CommandHandler, ContextTypes, MessageHandler,
                           MessageReactionHandler, filters)
 
 from adapters.telegram import media
+from adapters.telegram.chats import Chats
 from adapters.telegram.commands import Commands
 from adapters.telegram.common import PLATFORM, AdapterOptions, person_of
 from adapters.telegram.corrections import Corrections
+from adapters.telegram.network import telegram_is_the_trouble
 from adapters.telegram.pictures import IDENTIFY_COMMANDS, WORKING_REACTION, Pictures
 from adapters.telegram.sending import Sender
 from bot import wording
@@ -47,6 +50,7 @@ class TelegramHandlers:
         self.pictures = Pictures(core, self.options, self.send, self.downloader, self.username)
         self.corrections = Corrections(core, self.options, self.send)
         self.commands = Commands(core, self.options, self.send, self.username)
+        self.chats = Chats(core)
 
     # --- wiring ------------------------------------------------------------------------------
 
@@ -66,13 +70,15 @@ class TelegramHandlers:
         app.add_handler(MessageHandler(new & filters.ChatType.PRIVATE & (filters.VIDEO | filters.VIDEO_NOTE
                                                                          | filters.VOICE | filters.AUDIO),
                                        self.pictures.not_a_picture))
+        app.add_handler(MessageHandler(new & filters.StatusUpdate.MIGRATE, self.chats.migrated))
         app.add_handler(CallbackQueryHandler(self.corrections.button))
         app.add_handler(MessageReactionHandler(
             self.corrections.reaction, message_reaction_types=MessageReactionHandler.MESSAGE_REACTION_UPDATED))
         app.add_error_handler(self.on_error)
 
     def username(self, bot: Bot) -> str:
-        return (self._bot_username or bot.username or "").lower()
+        """The bot's @name as users type it (without the @); "" before getMe."""
+        return self._bot_username or bot.username or ""
 
     # --- errors --------------------------------------------------------------------------------
 
@@ -80,8 +86,8 @@ class TelegramHandlers:
         """Log it; tell the person something went wrong, unless Telegram itself is the trouble."""
         error = context.error
         log.error("handling an update failed", exc_info=error)
-        if isinstance(error, NetworkError) or not isinstance(update, Update):
-            return  # a timeout may have posted already, and a second try would not get through either
+        if telegram_is_the_trouble(error) or not isinstance(update, Update):
+            return  # a timeout may have posted already; a flooded chat must not get one more message
         try:
             if update.callback_query is not None:
                 return  # the button handler answers every press itself

@@ -7,8 +7,11 @@
   gateway: the message may already be in the chat. Methods that post (send*, forward*, copy*) are
   NOT sent again; the others (reactions, chat actions, getFile, edits...) may be.
 
-Only messages count against Telegram's per-chat and per-group message limits: reactions, chat
-actions, callback answers and file look-ups pass the group limiter by.
+Every call counts against the overall limit (~30 calls a second: Telegram throttles a bot as a whole,
+reactions, chat actions, getFile, getChatMember and callback answers included); only calls that post
+count against the per-group limit (20 messages a minute in one group). PTB's AIORateLimiter applies its
+overall limiter only when the call has a `chat_id`, and its group limiter when that id is negative, so
+a call that does not post is handed to it with a stand-in chat id of 0: counted, but in no group.
 """
 
 from __future__ import annotations
@@ -18,13 +21,16 @@ import logging
 from typing import Any, Callable, Coroutine
 
 import httpx
-from telegram.error import NetworkError, TimedOut
+from telegram.error import NetworkError, RetryAfter, TimedOut
 from telegram.ext import AIORateLimiter
 from telegram.request import HTTPXRequest
 
 log = logging.getLogger(__name__)
 
 _RETRY_STATUSES = frozenset({500, 502, 503})
+# what AIORateLimiter reads of a call that does not post: a chat id (so the overall limiter counts it)
+# that is not negative (so no group limiter does)
+_OVERALL_ONLY: dict[str, Any] = {"chat_id": 0}
 _NOT_SENT_CAUSES = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
 
 
@@ -65,6 +71,12 @@ class SafeRequest(HTTPXRequest):
         return status, payload
 
 
+def telegram_is_the_trouble(error: BaseException | None) -> bool:
+    """A failure to reach Telegram, or flood control outlasting the retries: posting an apology into the
+    same chat now would fail the same way (or, flooded, prolong the ban), so the caller only logs."""
+    return isinstance(error, (NetworkError, RetryAfter))
+
+
 def may_retry(endpoint: str, error: NetworkError) -> bool:
     if isinstance(error, NotSent):
         return True
@@ -85,8 +97,7 @@ class Limiter(AIORateLimiter):
     async def process_request(self, callback: Callable[..., Coroutine[Any, Any, Any]], args: Any,
                               kwargs: dict[str, Any], endpoint: str, data: dict[str, Any],
                               rate_limit_args: int | None) -> Any:
-        # the limiter looks at data's chat_id only: without it a request is not counted against a chat
-        limited = data if posts_a_message(endpoint) else {}
+        limited = data if posts_a_message(endpoint) else _OVERALL_ONLY
         attempt = 0
         while True:
             try:

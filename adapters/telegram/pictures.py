@@ -26,6 +26,7 @@ from telegram.ext import Application, ContextTypes
 
 from adapters.telegram import media, texts
 from adapters.telegram.common import PLATFORM, AdapterOptions, person_of
+from adapters.telegram.network import telegram_is_the_trouble
 from adapters.telegram.sending import Sender
 from bot import wording
 from bot.adapter_kit import LazySign
@@ -58,8 +59,9 @@ class Pictures:
         self._albums: dict[tuple[int, str], _Album] = {}
 
     def _addressed_to_me(self, message: Message, bot: Bot) -> bool:
-        """A caption (or text) that mentions the bot or starts with /identify or /who."""
-        me = self.username(bot)
+        """A caption (or text) that mentions the bot or starts with /identify or /who (addressed to no bot, or
+        to this one). With privacy mode on, Telegram delivers such a caption only where the bot is an admin."""
+        me = self.username(bot).lower()
         entities = message.parse_caption_entities() if message.caption else message.parse_entities()
         for entity, text in entities.items():
             if entity.type == MessageEntityType.MENTION and me and text[1:].lower() == me:
@@ -99,7 +101,8 @@ class Pictures:
             if media.find_image(external) is not None:
                 await self._identify_one(context.bot, message, message, person_of(message), True, external)
                 return
-            await self.send.text(context.bot, message.chat.id, texts.IDENTIFY_HOW, message.message_id)
+            how = texts.identify_how(self.username(context.bot), message.chat.type == ChatType.PRIVATE)
+            await self.send.text(context.bot, message.chat.id, how, message.message_id)
             return
         await self._identify_one(context.bot, target, message, person_of(message), True)
 
@@ -177,8 +180,10 @@ class Pictures:
         del self._albums[key]
         try:
             await self._answer_album(bot, sorted(album.messages, key=lambda m: m.message_id), album.asked)
-        except Exception:  # noqa: BLE001 - a task, not a handler: PTB's error handler does not see it
+        except Exception as error:  # noqa: BLE001 - a task, not a handler: PTB's error handler does not see it
             log.exception("answering an album in %s failed", key[0])
+            if telegram_is_the_trouble(error):
+                return  # flooded or unreachable: an apology would not get through (or would prolong a ban)
             with contextlib.suppress(TelegramError):
                 await self.send.text(bot, key[0], wording.ERROR, album.messages[0].message_id)
 

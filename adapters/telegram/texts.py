@@ -31,13 +31,27 @@ ADMIN_COMMANDS = EVERYONE_COMMANDS + (
     ("export", "This group's corrections as a training set (sent to you privately)"),
 )
 
-START = (
-    "Hi! Send me a picture (a screenshot, an illustration, a sticker or a GIF) and I'll name the anime "
-    "characters in it: every face gets a number and my five best guesses.\n"
-    "If I get one wrong, tell me: press a button under my answer, or reply to it with /wrong <name> "
-    "(/wrong 2 <name> for face 2). I learn from every correction.\n"
-    "Add me to a group to do the same there. /help says more, /privacy says what I keep."
-)
+def _me(username: str | None) -> str:
+    return f"@{username}" if username else "me"
+
+
+def identify_command(username: str | None) -> str:
+    """/identify as a group must type it: addressed to this bot by name. With privacy mode on (Telegram's
+    default) a group's plain /identify reaches the bot only if it was the last bot to speak there, and a
+    caption that mentions it not at all (unless it is an admin); /identify@<bot> always arrives."""
+    return f"/identify@{username}" if username else "/identify"
+
+
+def start(username: str | None) -> str:
+    return (
+        "Hi! Send me a picture (a screenshot, an illustration, a sticker or a GIF) and I'll name the anime "
+        "characters in it: every face gets a number and my five best guesses.\n"
+        "If I get one wrong, tell me: press a button under my answer, or reply to it with /wrong <name> "
+        "(/wrong 2 <name> for face 2). I learn from every correction.\n"
+        f"Add me to a group too: there, reply {identify_command(username)} to a picture. /help says more, "
+        "/privacy says what I keep."
+    )
+
 
 _HELP_COMMON = (
     "How to correct me: press a button under my answer (a name, or \u201cnone of these\u201d), reply to my answer "
@@ -49,17 +63,27 @@ _HELP_COMMON = (
 
 HELP_PRIVATE = "Send me a picture and I'll name the anime characters in it.\n" + _HELP_COMMON
 
-HELP_GROUP = (
-    "In a group I answer either every picture or only when asked (an admin chooses with /settings):\n"
-    "\u2022 when asked: reply /identify (or /who) to a picture, or mention me in a picture's caption;\n"
-    "\u2022 every picture: I must see every message, so make me an admin of the group, or turn my privacy "
-    "mode off (@BotFather \u2192 /setprivacy \u2192 Disable) and add me again.\n"
-    + _HELP_COMMON
-    + "\n/export (admins): this group's corrections as a training set, sent to you in a private chat."
-)
+def help_group(username: str | None) -> str:
+    command = identify_command(username)
+    who = f"/who@{username}" if username else "/who"
+    return (
+        "In a group I answer either every picture or only when asked (an admin chooses with /settings):\n"
+        f"\u2022 when asked: reply {command} (or {who}) to a picture. Telegram shows me a plain "
+        f"/identify only if I was the last bot to speak in the group, and a caption that mentions {_me(username)} "
+        "only where I'm an admin of the group or my privacy mode is off;\n"
+        "\u2022 every picture: I must see every message, so make me an admin of the group, or turn my privacy "
+        "mode off (@BotFather \u2192 /setprivacy \u2192 Disable) and add me again.\n"
+        + _HELP_COMMON
+        + "\n/export (admins): this group's corrections as a training set, sent to you in a private chat."
+    )
 
-IDENTIFY_HOW = ("Reply /identify to a picture (a photo, an image file, a sticker or a GIF) and I'll name the "
-                "characters in it.")
+
+def identify_how(username: str | None, private: bool) -> str:
+    command = "/identify" if private else identify_command(username)
+    return (f"Reply {command} to a picture (a photo, an image file, a sticker or a GIF) and I'll name the "
+            "characters in it.")
+
+
 SEND_A_PICTURE = "Send me a picture (a photo, an image file, a sticker or a GIF) and I'll name the characters in it."
 NOT_AN_IMAGE = ("I can only read pictures: photos, image files, stickers (also animated and video ones) and "
                 "GIFs.")
@@ -81,14 +105,16 @@ def export_too_large(size: int, limit: int) -> str:
             "The bot's operator can write it with the command aniface export on the server.")
 
 
-SETTINGS_USAGE = (
-    "Change them (chat admins):\n"
-    "/settings mode all \u2014 answer every picture\n"
-    "/settings mode asked \u2014 answer only /identify and pictures that mention me\n"
-    "/settings threshold 40% \u2014 call faces below 40% confidence \u201cunknown\u201d\n"
-    "/settings threshold default \u2014 use the model's own threshold"
-)
+def settings_usage(username: str | None) -> str:
+    return (
+        "Change them (chat admins):\n"
+        "/settings mode all \u2014 answer every picture (I must be an admin of the group, or my privacy mode off)\n"
+        f"/settings mode asked \u2014 answer only {identify_command(username)} in reply to a picture\n"
+        "/settings threshold 40% \u2014 call faces below 40% confidence \u201cunknown\u201d\n"
+        "/settings threshold default \u2014 use the model's own threshold"
+    )
 
 
-def settings_view(view: ChatSettingsView, private: bool) -> str:
-    return wording.settings_view(view, private, when_asked="/identify, or a mention", usage=SETTINGS_USAGE)
+def settings_view(view: ChatSettingsView, private: bool, username: str | None) -> str:
+    return wording.settings_view(view, private, when_asked=f"{identify_command(username)} in reply to a picture",
+                                 usage=settings_usage(username))

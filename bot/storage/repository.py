@@ -13,7 +13,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Iterable, Iterator, Sequence
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from bot.messages import ChatSettingsView
@@ -204,6 +205,28 @@ class Repository:
             row.updated_by_hash = updated_by_hash
             row.updated_at = utcnow()
             return ChatSettingsView(row.answer_mode, row.unknown_threshold)
+
+    def move_chat_settings(self, platform: str, old_chat_id: str, new_chat_id: str) -> bool:
+        """A chat's settings follow it to its new id; True when a row moved.
+
+        Where the new id has settings already, they stay and the old row stays as it was: the new id's were
+        chosen for the chat as it is now, after the move, and keeping the old row loses nothing (the old id
+        gets no more messages). Another process moving or saving at the same moment ends the same way: an
+        UPDATE that finds no old row moves nothing, and one that meets a new row is refused by the primary
+        key (IntegrityError), so the new id's settings stay."""
+        if old_chat_id == new_chat_id:
+            return False
+        try:
+            with self.database.transaction() as session:
+                if session.get(ChatSettings, (platform, new_chat_id)) is not None:
+                    return False
+                moved = session.execute(
+                    update(ChatSettings)
+                    .where(ChatSettings.platform == platform, ChatSettings.chat_id == old_chat_id)
+                    .values(chat_id=new_chat_id, updated_at=ChatSettings.updated_at)).rowcount
+        except IntegrityError:
+            return False
+        return moved > 0
 
     # --- corrections ---------------------------------------------------------------------------
 
