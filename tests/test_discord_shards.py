@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.test_discord import pointed_at, replies_to, shown_text  # first: it imports discord.py quietly
 from adapters.cli import main
 from adapters.discord_bot import AdapterOptions, DiscordBot, DiscordSettings, SettingsError, build_client
 from bot import wording
@@ -25,7 +26,6 @@ from bot.messages import Reply, ReplyKind
 from tests.adapter_fixtures import encode, scene  # noqa: F401 - scene: a fixture
 from tests.discord_fake import FakeDiscord
 from tests.scripted_core import ScriptedCore
-from tests.test_discord import pointed_at, replies_to, shown_text
 from tests.test_serve import clean_environment
 
 REPO = Path(__file__).resolve().parents[1]
@@ -167,3 +167,81 @@ async def test_without_shard_settings_one_process_runs_the_shards_discord_recomm
         assert not fake.calls_to("sync_commands", ok=None)
     finally:
         await fake.close()
+
+
+# --- two `aniface serve --no-web` processes, one shard each ---------------------------------------
+
+async def ready(process: asyncio.subprocess.Process, log: Path, timeout: float = 240.0) -> str:
+    """The process's output once it said it is ready (it must not have exited)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while "ready; stop with Ctrl+C or SIGTERM" not in (said := log.read_text() if log.exists() else ""):
+        assert process.returncode is None, f"aniface serve exited early:\n{said}"
+        assert loop.time() < deadline, f"aniface serve was not ready in time:\n{said}"
+        await asyncio.sleep(0.2)
+    return said
+
+
+async def test_two_shard_processes_each_answer_their_own_servers_and_dms_reach_shard_0(tmp_path, tiny_model, scene):
+    fake = FakeDiscord()
+    await fake.start()
+    servers = [fake.guild_on_shard(0, 2, "Zero"), fake.guild_on_shard(1, 2, "One")]
+    png = encode(scene, "PNG")
+    environment = dict(DISCORD_TOKEN=fake.token, DISCORD_SHARD_COUNT="2", ANIFACE_MODEL=str(tiny_model.path),
+                       ANIFACE_DATA_DIR=str(tmp_path / "data"), ANIFACE_SECRET="one bot", ANIFACE_WARM_UP="false")
+    processes: list[asyncio.subprocess.Process] = []
+    logs = [tmp_path / "shard-0.log", tmp_path / "shard-1.log"]
+    try:
+        code, said = await finished(fake, "discord", "sync", log=tmp_path / "sync.log", **environment)
+        assert code == 0, said
+        for shard, log in enumerate(logs):  # one after the other, as a deployment staggers them
+            processes.append(await aniface(fake, "serve", "--no-web", log=log, DISCORD_SHARD_IDS=str(shard),
+                                           **environment))
+            said = await ready(processes[-1], log)
+            assert f"Discord: running (shards {shard} of 2); the slash commands are not synced at start" in said
+            assert "web page" not in said and "platforms: discord" in said  # no page, no port
+            await fake.wait_until(lambda: len(fake.sessions) == shard + 1, 30, f"shard {shard}'s session")
+        zero, one = fake.sessions  # process 0 identified first
+        assert [payload["d"]["shard"] for payload in fake.sent_by_gateway(2)] == [[0, 2], [1, 2]]
+        ready_events = [next(e for e in session.events if e["t"] == "READY") for session in (zero, one)]
+        assert [[g["id"] for g in e["d"]["guilds"]] for e in ready_events] == [[servers[0]["id"]], [servers[1]["id"]]]
+        assert len(fake.calls_to("sync_commands", ok=None)) == 1  # `aniface discord sync`'s; serve synced nothing
+
+        # a picture in each server: answered once, by the process whose shard holds the server
+        messages = []
+        for server in servers:
+            channel, alice = fake.channel_of(server), fake.user()
+            messages.append(fake.message(channel, alice, attachments=[fake.attachment(channel, png, "p.png",
+                                                                                      "image/png")]))
+            fake.push_message(messages[-1])
+        for message in messages:
+            await fake.wait_for("create_message", where=lambda c, m=message: replies_to(c, m), timeout=120)
+        for session, own, other in ((zero, messages[0], messages[1]), (one, messages[1], messages[0])):
+            got = {e["d"]["id"] for e in session.events if e["t"] == "MESSAGE_CREATE"}
+            assert own["id"] in got and other["id"] not in got
+
+        # a private message reaches shard 0 only, and is answered once
+        bob = fake.user("Bob")
+        private = fake.private(bob)
+        dm = fake.message(private, bob, attachments=[fake.attachment(private, png, "dm.png", "image/png")])
+        fake.push_message(dm)
+        await fake.wait_for("create_message", where=lambda c: replies_to(c, dm), timeout=120)
+        assert dm["id"] in {e["d"]["id"] for e in zero.events if e["t"] == "MESSAGE_CREATE"}
+        assert dm["id"] not in {e["d"]["id"] for e in one.events if e["t"] == "MESSAGE_CREATE"}
+
+        # a slash command in shard 1's server: the commands `aniface discord sync` registered are answered there
+        asked = fake.slash(fake.channel_of(servers[1]), fake.user("Carol"), "help")
+        assert (await fake.wait_for_callback(asked)).payload["type"] == 4
+        assert asked.payload["id"] in {e["d"]["id"] for e in one.events if e["t"] == "INTERACTION_CREATE"}
+
+        await asyncio.sleep(1.0)  # nothing answered twice
+        for message in (*messages, dm):
+            assert len(fake.calls_to("create_message", where=lambda c, m=message: replies_to(c, m))) == 1
+    finally:
+        for process in processes:
+            if process.returncode is None:
+                process.send_signal(signal.SIGTERM)
+        codes = [await asyncio.wait_for(process.wait(), 60) for process in processes]
+        await fake.close()
+    assert codes == [0, 0], [log.read_text() for log in logs]
+    assert all("stopped cleanly" in log.read_text() for log in logs)
