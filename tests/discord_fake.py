@@ -27,7 +27,7 @@ RESUME -> the missed events replayed -> RESUMED, and `reconnect()` sends op 7 (`
 closes the socket as a network failure would); an IDENTIFY asking for Message Content while
 `message_content_enabled` is off is closed with 4014, as Discord does. Every IDENTIFY opens a session
 (`sessions`) for the shard it names (`shard: [id, count]`, else [0, 1]; an id not below the count is
-closed with 4010): as on Discord, a session gets the events of the servers with
+closed with 4010, a shard with more than `max_guilds_per_session` servers with 4011): as on Discord, a session gets the events of the servers with
 `(guild_id >> 22) % count == id` only (READY lists them, GUILD_CREATE each), and DMs go to shard 0 only;
 `/gateway/bot` recommends `recommended_shards`; `guild_on_shard` makes a server for a given shard.
 Each session numbers its dispatches and keeps them, so a client that resumes gets what it missed; a
@@ -206,6 +206,7 @@ class FakeDiscord(LocalFakeServer[Call, _Fault]):
         self.reactions: list[tuple[int, str]] = []      # (message id, emoji) the bot added
         # gateway sessions, one per IDENTIFY; a shard count to recommend on /gateway/bot
         self.recommended_shards = 1
+        self.max_guilds_per_session = 2500              # beyond: 4011 "Sharding required", as Discord closes it
         self.sessions: list[_Session] = []
         self._connections = 0
         self._send_lock = asyncio.Lock()
@@ -729,9 +730,12 @@ class FakeDiscord(LocalFakeServer[Call, _Fault]):
             await connection.ws.close(code=4010, message=b"Invalid shard.")
             return
         session = _Session(secrets.token_hex(16), shard, count, connection)
+        mine = [guild for guild in self.guilds.values() if session.owns(int(guild["id"]))]
+        if len(mine) > self.max_guilds_per_session:
+            await connection.ws.close(code=4011, message=b"Sharding required.")
+            return
         self.sessions.append(session)
         connection.alive = True
-        mine = [guild for guild in self.guilds.values() if session.owns(int(guild["id"]))]
         self.dispatch("READY", {
             "v": 10, "user": self.bot_user, "guilds": [{"id": g["id"], "unavailable": True} for g in mine],
             "session_id": session.id, "resume_gateway_url": self.resume_url,

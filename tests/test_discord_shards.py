@@ -143,6 +143,7 @@ async def test_without_shard_settings_one_process_runs_the_shards_discord_recomm
     fake = FakeDiscord()
     await fake.start()
     fake.recommended_shards = 2  # /gateway/bot says 2: discord.py runs both, here
+    fake.max_guilds_per_session = 1  # Discord's 2,500, scaled down: one unsharded session would be closed (4011)
     guilds = [fake.guild_on_shard(0, 2, "Zero"), fake.guild_on_shard(1, 2, "One")]
     png = encode(scene, "PNG")
     try:

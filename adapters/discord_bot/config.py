@@ -127,7 +127,8 @@ async def start_adapter(core: CorePort, settings: Settings) -> DiscordBot | None
     except Exception as error:  # noqa: BLE001 - a refused token, an unreachable gateway, a bad setting
         detail = " ".join(str(error).split())[:300] or type(error).__name__
         raise StartError(f"Discord could not start: {type(error).__name__}: {detail}. Check DISCORD_TOKEN (from "
-                         "the Developer Portal) and DISCORD_GUILD_IDS; see adapters/discord_bot/README.md.") from error
+                         "the Developer Portal) and DISCORD_SHARD_COUNT/DISCORD_SHARD_IDS; see "
+                         "adapters/discord_bot/README.md.") from error
 
 
 async def _start(bot: DiscordBot) -> None:
