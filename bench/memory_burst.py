@@ -189,6 +189,7 @@ class Figures:
     peak: int
     settled: int
     statuses: dict[int, int]
+    rounds: list[int]  # RSS a few seconds after each burst
 
     @property
     def ratio(self) -> float:
@@ -226,14 +227,15 @@ def measure(remedy: str, model: Path | None, workdir: Path, uploads: list[tuple[
     server = Server.start(model, workdir / remedy, extra)
     try:
         idle = warm_up(server)
-        peak, statuses = 0, {}
+        peak, statuses, after = 0, {}, []
         for round_number in range(rounds):
             round_peak, round_statuses = burst(server, uploads, f"127.0.0.{2 + round_number}")
             peak = max(peak, round_peak)
             for status, count in round_statuses.items():
                 statuses[status] = statuses.get(status, 0) + count
+            after.append(server.settled_rss(seconds=5.0))
         settled = server.settled_rss(seconds=10.0)
-        return Figures(remedy, idle, peak, settled, statuses)
+        return Figures(remedy, idle, peak, settled, statuses, after)
     finally:
         server.stop()
 
@@ -256,14 +258,16 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="aniface-memory-") as work:
         workdir = Path(work)
         model = args.model or tiny_model(workdir / "model")
-        print(f"{'remedy':10s} {'idle MB':>8s} {'peak MB':>8s} {'after MB':>9s} {'after/idle':>10s}  statuses")
+        print(f"{'remedy':10s} {'idle MB':>8s} {'peak MB':>8s} {'after MB':>9s} {'after/idle':>10s}  "
+              "statuses; MB after each burst")
         for remedy in args.remedies.split(","):
             figures = measure(remedy, model, workdir, uploads, args.rounds)
             if figures is None:
                 print(f"{remedy:10s} (not available here)")
                 continue
             print(f"{remedy:10s} {figures.idle / 2**20:8.0f} {figures.peak / 2**20:8.0f} "
-                  f"{figures.settled / 2**20:9.0f} {figures.ratio:10.2f}  {json.dumps(figures.statuses)}", flush=True)
+                  f"{figures.settled / 2**20:9.0f} {figures.ratio:10.2f}  {json.dumps(figures.statuses)}; "
+                  + " ".join(f"{rss / 2**20:.0f}" for rss in figures.rounds), flush=True)
     return 0
 
 

@@ -11,6 +11,9 @@ from bot.memory import RELEASE_MODES, release_memory
 
 T = TypeVar("T")
 
+#: With release="idle", memory is given back this long after the last job ends, if no other began.
+IDLE_RELEASE_DELAY_S = 1.0
+
 
 class Busy(RuntimeError):
     """The queue in front of the recognizer is full: answer "busy", do not queue without end."""
@@ -50,11 +53,18 @@ class WorkerPool:
             with self._lock:
                 self._in_flight -= 1
                 idle = self._in_flight == 0
-            if self.release == "each" or (self.release == "idle" and idle):
+            if self.release == "each":
                 self._release(loop)
+            elif self.release == "idle" and idle:
+                # a moment later, when the replies built from the last results have been sent and freed
+                loop.call_later(IDLE_RELEASE_DELAY_S, self._release_if_idle, loop)
+
+    def _release_if_idle(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self._in_flight == 0:  # else the burst goes on, and its own end releases
+            self._release(loop)
 
     def _release(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Trim on a worker thread, not awaited: the reply does not wait for it."""
+        """Trim on a worker thread, not awaited: no reply waits for it."""
         try:
             loop.run_in_executor(self._executor, release_memory)
         except RuntimeError:  # shut down meanwhile: the process is ending anyway

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.memory_burst import BURST, Server, hostile_uploads, warm_up
+from bench.memory_burst import BURST, Server, burst, hostile_uploads, warm_up
 from bot.config import ConfigError, load_settings
 from bot.memory import release_memory
 
@@ -21,26 +21,36 @@ REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="RSS is read from /proc")
 
 
-def test_the_server_gives_memory_back_after_a_burst_of_hostile_uploads(tmp_path, tiny_model):
+#: Bursts sent one after another, each from its own loopback address (the rate limit counts per address):
+#: with nothing given back the server settled at 1.28x its idle size after one and 1.44x after three.
+ROUNDS = 3
+
+
+def test_the_server_gives_memory_back_after_bursts_of_hostile_uploads(tmp_path, tiny_model):
     uploads = hostile_uploads(BURST)
     server = Server.start(tiny_model.path, tmp_path / "data", {})  # the defaults, as `aniface serve` runs
+    statuses: dict[int, int] = {}
     try:
         idle = warm_up(server)
-        from bench.memory_burst import burst
-
-        peak, statuses = burst(server, uploads)
+        peak = idle
+        for round_number in range(ROUNDS):
+            round_peak, round_statuses = burst(server, uploads, source=f"127.0.0.{2 + round_number}")
+            peak = max(peak, round_peak)
+            for status, count in round_statuses.items():
+                statuses[status] = statuses.get(status, 0) + count
+        # polled: on a busy machine the last replies and the trim may take a few seconds more
         settled = server.settled_rss(below=int(idle * 1.3), seconds=20.0)
     finally:
         server.stop()
     log = server.log.read_text()
     assert 500 not in statuses and "Traceback" not in log, (statuses, log[-3000:])
-    assert statuses.get(200, 0) >= BURST // 2, statuses  # answered, not refused as busy or rate-limited
+    assert statuses.get(200, 0) >= ROUNDS * BURST // 2, statuses  # answered, not "busy" or rate-limited
     assert settled <= 1.3 * idle, f"idle {idle >> 20} MB, peak {peak >> 20} MB, after {settled >> 20} MB"
 
 
 _FRAGMENT = """
 import asyncio, sys
-from bot.worker import WorkerPool
+from bot.worker import IDLE_RELEASE_DELAY_S, WorkerPool
 
 def rss():
     with open("/proc/self/status") as status:
@@ -56,7 +66,7 @@ def job(seed):
 async def main(release):
     pool = WorkerPool(workers=2, max_waiting=8, release=release)
     await asyncio.gather(*(pool.run(job, seed) for seed in range(4)))
-    await asyncio.sleep(0.5)  # the trim runs on a worker after the last job, not awaited
+    await asyncio.sleep(IDLE_RELEASE_DELAY_S + 0.5)  # the trim runs on a worker after the burst, not awaited
     pool.shutdown()
     print(rss())
 
