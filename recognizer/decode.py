@@ -605,8 +605,11 @@ def _decode_video(data: bytes, fmt: str, limits: DecodeLimits) -> DecodedImage:
             for frame in decoder.decode(packet):
                 index += 1
                 _check_pixels(frame.width, frame.height, limits)
-                rgb = _video_frame_to_rgb(frame, shrink_factor(frame.width, frame.height,
-                                                               limits.max_output_pixels))
+                factor = shrink_factor(frame.width, frame.height, limits.max_output_pixels)
+                # a stream may change size midway (VP9 may): each frame is held to the budget too
+                check_memory(decode_bytes(frame.width, frame.height, "RGBA", _VIDEO_CANVASES, factor, outputs=2),
+                             limits.max_memory)
+                rgb = _video_frame_to_rgb(frame, factor)
                 if not _is_blank(rgb):
                     return DecodedImage(_finish(np.asarray(rgb)), fmt, index, max(frame_count, index + 1))
                 if first is None:

@@ -129,3 +129,14 @@ def test_the_shrink_factor_is_the_smallest_that_fits(width, height, limit):
     assert shrunk <= limit
     assert factor == 1 or -(-width // (factor - 1)) * -(-height // (factor - 1)) > limit
     assert np.isfinite(factor)
+
+
+def test_a_video_is_held_to_the_budget_and_shrunk_by_ffmpeg():
+    from tests.test_hostile_inputs import blank_then_content, video
+
+    data = video("webm", "libvpx-vp9", blank_then_content(2, 4, size=(64, 48)))
+    with pytest.raises(TooMuchMemory):
+        decode_image(data, DecodeLimits(max_memory=64 * 48 * 4 * 3))
+    decoded = decode_image(data, DecodeLimits(max_output_pixels=800))
+    assert (decoded.width, decoded.height, decoded.frame_index) == (32, 24, 2)
+    assert decoded.pixels[:, :10].mean(axis=(0, 1))[0] > 200  # the red half, shrunk
