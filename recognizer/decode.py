@@ -64,8 +64,8 @@ TGS_MAX_JSON_BYTES = 16 * 1024 * 1024
 TGS_RENDER_MAX_SIDE = 1024
 #: Pixels converted at once when a decoded canvas becomes the RGB output (a band of rows at a time).
 BAND_PIXELS = 1 << 20
-#: RGBA canvases a decoder holds at once, as measured (peak RSS of one decode, bench/memory_burst.py's
-#: sibling test in tests/test_decode_memory.py): libwebp decodes every WebP, still or not, through its
+#: RGBA canvases a decoder holds at once, as measured (the peak RSS of one decode: a 20 MP WebP still took
+#: 309 MB, a 16 MP 8-frame GIF 291 MB; tests/test_decode_memory.py): libwebp decodes every WebP through its
 #: animation decoder (a frame, the current and previous canvas) beside Pillow's copy; an APNG or GIF past
 #: its first frame keeps the previous canvas and a disposal copy; a video decoder keeps reference frames.
 _WEBP_CANVASES = 4
