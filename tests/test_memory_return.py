@@ -18,7 +18,7 @@ from bot.memory import release_memory
 
 REPO = Path(__file__).resolve().parents[1]
 
-pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="RSS is read from /proc")
+linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="RSS is read from /proc")
 
 
 #: Bursts sent one after another, each from its own loopback address (the rate limit counts per address):
@@ -26,6 +26,7 @@ pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="RS
 ROUNDS = 3
 
 
+@linux_only
 def test_the_server_gives_memory_back_after_bursts_of_hostile_uploads(tmp_path, tiny_model):
     uploads = hostile_uploads(BURST)
     server = Server.start(tiny_model.path, tmp_path / "data", {})  # the defaults, as `aniface serve` runs
@@ -81,6 +82,7 @@ def rss_after_burst(release: str) -> int:
     return int(run.stdout.split()[-1])
 
 
+@linux_only
 def test_the_worker_pool_gives_back_what_a_burst_freed():
     if not release_memory():
         pytest.skip("no glibc malloc_trim here: the pool does nothing, and that is the point")
