@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from bot.memory import RELEASE_MODES
 from bot.storage.engine import normalise_url
 from recognizer.backbone import DEFAULT_FEATURE_LAYERS
 from recognizer.detect import DEFAULT_DETECT_MAX_SIDE, MIN_DETECT_MAX_SIDE
@@ -61,6 +62,7 @@ class Settings:
     # Run the recognizer once on a made-up picture before any platform connects (`aniface serve`), so that
     # the first picture does not compile and trace while the chats' connections wait.
     warm_up: bool = True
+    release_memory: str = "idle"  # bot.memory.RELEASE_MODES: when freed memory goes back to the system
     max_image_bytes: int = 25 * 1024 * 1024
     max_image_pixels: int = 50_000_000
     admins: dict[str, frozenset[str]] = field(default_factory=dict)
@@ -121,6 +123,7 @@ _FIELDS: dict[str, tuple[str, str, str]] = {
     "workers": ("ANIFACE_WORKERS", "workers", "int"),
     "queue_size": ("ANIFACE_QUEUE_SIZE", "queue_size", "int"),
     "warm_up": ("ANIFACE_WARM_UP", "warm_up", "bool"),
+    "release_memory": ("ANIFACE_RELEASE_MEMORY", "release_memory", "str"),
     "max_image_bytes": ("ANIFACE_MAX_IMAGE_BYTES", "max_image_bytes", "int"),
     "max_image_pixels": ("ANIFACE_MAX_IMAGE_PIXELS", "max_image_pixels", "int"),
     "admins": ("ANIFACE_ADMINS", "admins", "admins"),
@@ -259,6 +262,8 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("ANIFACE_WORKERS must be at least 1")
     if settings.queue_size < 0:
         raise ConfigError("ANIFACE_QUEUE_SIZE must not be negative")
+    if settings.release_memory not in RELEASE_MODES:
+        raise ConfigError(f"ANIFACE_RELEASE_MEMORY must be one of {', '.join(RELEASE_MODES)}")
     if settings.model_dir is not None and not (settings.model_dir / "manifest.json").is_file():
         raise ConfigError(f"ANIFACE_MODEL: {settings.model_dir} is not a model directory (no manifest.json)")
     if settings.backbone_weights is not None and not settings.backbone_weights.is_file():
