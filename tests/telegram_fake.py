@@ -54,6 +54,9 @@ _TAG = re.compile(r"<(/?)([a-zA-Z][a-zA-Z0-9-]*)[^<>]*>")
 _ENTITY = re.compile(r"&(lt|gt|amp|quot|#\d+|#x[0-9a-fA-F]+);")
 CAPTION_LIMIT, TEXT_LIMIT, TOAST_LIMIT, CALLBACK_DATA_LIMIT = 1024, 4096, 200, 64
 DOWNLOAD_LIMIT = 20 * 1000 * 1000
+# each fake numbers its updates from its own million: tests that share a database (which records the ids it
+# took, as a fleet's does) must not see one fake's update 1 as another's
+_FIRST_UPDATE_IDS = itertools.count(1_000_000, 1_000_000)
 
 
 #: What getUpdates delivers when allowed_updates was never given: all but these opt-in kinds.
@@ -182,7 +185,7 @@ class FakeBotAPI(LocalFakeServer[Call, _Fault]):
         self._last_bot: dict[int, int] = {}  # per chat, the bot that last posted there
         self._updates: list[dict] = []
         self._new_update = asyncio.Event()
-        self._update_ids = itertools.count(1)
+        self._update_ids = itertools.count(next(_FIRST_UPDATE_IDS))
         self._message_ids = itertools.count(100)
         self._file_ids = itertools.count(1)
         self._callback_ids = itertools.count(1)
