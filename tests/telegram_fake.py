@@ -20,9 +20,9 @@ Telegram's does: after setWebhook, getUpdates is refused (409) and queued update
 (or to `deliver_to`, the test's stand-in for the TLS proxy in front of the bot) with the secret header,
 at most `max_connections` at once, and POSTed again after a non-2xx answer or a failed connection;
 `webhook_posts` logs every POST (update_id, status); `redeliver(update)` queues an update again, as
-Telegram does when an answer came too late. Captions, texts and callback data are checked against Telegram's limits and HTML rules,
-and photos against sendPhoto's (10 MB, width + height <= 10000, ratio <= 20; documents 50 MB), so a
-message the real API would refuse fails here too.
+Telegram does when an answer came too late. Captions, texts and callback data are checked against
+Telegram's limits and HTML rules, and photos against sendPhoto's (10 MB, width + height <= 10000, ratio
+<= 20; documents 50 MB), so a message the real API would refuse fails here too.
 """
 
 from __future__ import annotations

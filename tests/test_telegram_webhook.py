@@ -91,11 +91,11 @@ async def test_a_photo_delivered_twice_is_answered_once(core, fake, tmp_path, sc
     """Telegram POSTs an update again when it saw no answer in time; the second POST is answered 200 and the
     picture is not answered twice."""
     settings = settings_for(fake, core, tmp_path, TELEGRAM_WEBHOOK_URL=PUBLIC_URL, TELEGRAM_WEBHOOK_SECRET=SECRET)
+    async with Bot(fake.token, base_url=fake.base_url) as bot:
+        await bot.set_webhook(PUBLIC_URL, secret_token=SECRET, allowed_updates=list(ALLOWED_UPDATES))
     async with replica(core, settings) as (web, telegram):
-        assert "served at /hooks/telegram" in telegram.describe()
+        assert telegram.describe() == f"webhook {PUBLIC_URL}, served at /hooks/telegram"
         fake.deliver_to = f"{web.url}hooks/telegram"  # the TLS proxy in front of the replicas
-        async with Bot(fake.token, base_url=fake.base_url) as bot:
-            await bot.set_webhook(PUBLIC_URL, secret_token=SECRET, allowed_updates=list(ALLOWED_UPDATES))
         group, alice = fake.group(-next(_chat_ids)), fake.user(next(_user_ids))
         message = fake.photo_message(group, alice, scene_jpeg)
         [update] = fake.push(message)
@@ -147,6 +147,7 @@ async def test_a_replica_that_is_stopping_refuses_updates_and_telegram_sends_the
     web = await start_web(core, settings)
     try:
         stopping = await start_telegram(core, settings, FAST)
+        assert "run `aniface telegram set-webhook`" in stopping.describe()  # not registered yet
         stopping._receiver.close()  # what stop() does first; the queue is then drained
         fake.deliver_to = f"{web.url}hooks/telegram"
         async with Bot(fake.token, base_url=fake.base_url) as bot:

@@ -20,11 +20,13 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import re
 from dataclasses import dataclass
 from typing import Mapping
 
+from telegram.error import TelegramError
 from telegram.ext import Application
 
 from adapters.telegram.app import build_application, run, start_polling, start_webhook, stop
@@ -35,6 +37,8 @@ from adapters.telegram.webhook import MAX_UPDATE_BYTES, WebhookReceiver
 from bot.config import Settings
 from bot.inbound import NAME_CHARACTERS, InboundRoute
 from bot.ports import CorePort, StartError
+
+log = logging.getLogger(__name__)
 
 _SECRET = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 _TRUE = {"1", "true", "yes", "on"}
@@ -191,8 +195,19 @@ async def start(core: CorePort, settings: Settings, options: AdapterOptions | No
     receiver = WebhookReceiver(app, core, tg.webhook_secret or "")
     core.inbound.add(InboundRoute(tg.webhook_path, receiver, MAX_UPDATE_BYTES))
     description = f"webhook {tg.webhook_url}, served at /hooks/{tg.webhook_path}"
+    if not await _registered(app, tg.webhook_url):
+        description += " (Telegram has another webhook or none: run `aniface telegram set-webhook`)"
     return TelegramRunning(app, ", ".join(filter(None, [description, limits])), core=core, receiver=receiver,
                            route=tg.webhook_path)
+
+
+async def _registered(app: Application, url: str) -> bool:
+    """Whether Telegram posts to `url` (it is registered once, by the operator; a replica only says so)."""
+    try:
+        return (await app.bot.get_webhook_info()).url == url
+    except TelegramError as error:
+        log.warning("Telegram: could not read the webhook's registration: %s", error)
+        return True
 
 
 async def serve(core: CorePort, settings: TelegramSettings, stop_event: asyncio.Event | None = None,

@@ -20,8 +20,8 @@ from sqlalchemy.orm import Session, selectinload
 
 from bot.messages import ChatSettingsView
 from bot.storage.db import Database
-from bot.storage.models import (Alias, Character, ChatSettings, DeliveredUpdate, Face, PendingQuestion, Prediction, ReplyMessage,
-                                Vote, utcnow)
+from bot.storage.models import (Alias, Character, ChatSettings, DeliveredUpdate, Face, PendingQuestion, Prediction,
+                                ReplyMessage, Vote, utcnow)
 from bot.votes import Settled, settle
 from recognizer.labels import display_name, label_key
 
