@@ -77,6 +77,10 @@ class Settings:
     discord_token: str | None = None
     discord_guild_ids: tuple[int, ...] = ()
     discord_message_content: bool = True
+    # Sharding across processes: the total number of shards, and the ones this process runs. Neither set:
+    # one process, discord.py asks Discord for the count (/gateway/bot). The count alone: all of them here.
+    discord_shard_count: int | None = None
+    discord_shard_ids: tuple[int, ...] = ()
     web_enabled: bool = True
     web_host: str = "127.0.0.1"
     web_port: int = 8080
@@ -135,6 +139,8 @@ _FIELDS: dict[str, tuple[str, str, str]] = {
     "discord_token": ("DISCORD_TOKEN", "discord.token", "str"),
     "discord_guild_ids": ("DISCORD_GUILD_IDS", "discord.guild_ids", "ints"),
     "discord_message_content": ("DISCORD_MESSAGE_CONTENT", "discord.message_content", "bool"),
+    "discord_shard_count": ("DISCORD_SHARD_COUNT", "discord.shard_count", "int"),
+    "discord_shard_ids": ("DISCORD_SHARD_IDS", "discord.shard_ids", "ints"),
     "web_enabled": ("ANIFACE_WEB", "web.enabled", "bool"),
     "web_host": ("ANIFACE_HOST", "web.host", "str"),
     "web_port": ("ANIFACE_PORT", "web.port", "port"),
@@ -217,7 +223,10 @@ def _convert(raw: Any, kind: str, source: str) -> Any:
             return tuple(str(item).strip() for item in items if str(item).strip())
         if kind == "ints":
             items = raw if isinstance(raw, list) else str(raw).split(",")
-            return tuple(int(str(item).strip()) for item in items if str(item).strip())
+            try:
+                return tuple(int(str(item).strip()) for item in items if str(item).strip())
+            except ValueError:
+                raise ValueError("expected whole numbers separated by commas") from None
         if kind == "admins":
             return _admins(raw)
     except (TypeError, ValueError) as error:
@@ -272,3 +281,27 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("TELEGRAM_WEBHOOK_URL needs TELEGRAM_WEBHOOK_SECRET (Telegram sends it with every update)")
     if settings.backbone_preprocessing not in ("inception", "unit"):
         raise ConfigError("ANIFACE_BACKBONE_PREPROCESSING must be inception or unit")
+    if (problem := shard_problem(settings.discord_shard_count, settings.discord_shard_ids)) is not None:
+        raise ConfigError(problem)
+
+
+def shard_problem(count: int | None, ids: tuple[int, ...]) -> str | None:
+    """What is wrong with DISCORD_SHARD_COUNT and DISCORD_SHARD_IDS together, or None.
+
+    Discord routes a server to shard `(server_id >> 22) % count`, so every process of a bot must be given
+    the same count, and each shard id must run in exactly one process: a shard run twice answers its
+    servers twice, a shard run nowhere leaves its servers unanswered (which no single process can see)."""
+    if count is not None and count < 1:
+        return f"DISCORD_SHARD_COUNT must be at least 1, not {count}"
+    if ids and count is None:
+        return ("DISCORD_SHARD_IDS needs DISCORD_SHARD_COUNT: the total number of shards across all the "
+                "bot's processes, the same in each of them")
+    for shard in ids:
+        if not 0 <= shard < (count or 0):
+            return (f"DISCORD_SHARD_IDS: shard {shard} does not exist with DISCORD_SHARD_COUNT={count} "
+                    f"(shard ids run from 0 to {(count or 1) - 1})")
+    repeated = sorted({shard for shard in ids if ids.count(shard) > 1})
+    if repeated:
+        return (f"DISCORD_SHARD_IDS lists shard {', '.join(map(str, repeated))} more than once: each shard "
+                "runs once, or its servers are answered twice")
+    return None
