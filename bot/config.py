@@ -71,9 +71,8 @@ class Settings:
     telegram_base_file_url: str | None = None
     telegram_webhook_url: str | None = None
     telegram_webhook_secret: str | None = None
-    telegram_webhook_listen: str = "127.0.0.1"
-    telegram_webhook_port: int = 8443
-    telegram_webhook_path: str = "telegram"
+    telegram_webhook_path: str = "telegram"  # the webhook is served at /hooks/<this> on the web server
+    telegram_webhook_max_connections: int = 40
     telegram_local_mode: bool = False
     telegram_bot_username: str | None = None
     telegram_poll_timeout: int = 30
@@ -88,6 +87,8 @@ class Settings:
     web_host: str = "127.0.0.1"
     web_port: int = 8080
     web_admin_token: str | None = None
+    # How many `aniface serve` processes share the platforms' limits (each takes its share of them).
+    replicas: int = 1
 
     def describe(self) -> list[str]:
         """What the bot is using, in words, for the start-up message (no secrets)."""
@@ -132,9 +133,9 @@ _FIELDS: dict[str, tuple[str, str, str]] = {
     "telegram_base_file_url": ("TELEGRAM_BASE_FILE_URL", "telegram.base_file_url", "url"),
     "telegram_webhook_url": ("TELEGRAM_WEBHOOK_URL", "telegram.webhook_url", "url"),
     "telegram_webhook_secret": ("TELEGRAM_WEBHOOK_SECRET", "telegram.webhook_secret", "str"),
-    "telegram_webhook_listen": ("TELEGRAM_WEBHOOK_LISTEN", "telegram.webhook_listen", "str"),
-    "telegram_webhook_port": ("TELEGRAM_WEBHOOK_PORT", "telegram.webhook_port", "port"),
     "telegram_webhook_path": ("TELEGRAM_WEBHOOK_PATH", "telegram.webhook_path", "str"),
+    "telegram_webhook_max_connections": ("TELEGRAM_WEBHOOK_MAX_CONNECTIONS", "telegram.webhook_max_connections",
+                                         "int"),
     "telegram_local_mode": ("TELEGRAM_LOCAL_MODE", "telegram.local_mode", "bool"),
     "telegram_bot_username": ("TELEGRAM_BOT_USERNAME", "telegram.bot_username", "str"),
     "telegram_poll_timeout": ("TELEGRAM_POLL_TIMEOUT", "telegram.poll_timeout", "int"),
@@ -147,6 +148,7 @@ _FIELDS: dict[str, tuple[str, str, str]] = {
     "web_host": ("ANIFACE_HOST", "web.host", "str"),
     "web_port": ("ANIFACE_PORT", "web.port", "port"),
     "web_admin_token": ("ANIFACE_ADMIN_TOKEN", "web.admin_token", "str"),
+    "replicas": ("ANIFACE_REPLICAS", "replicas", "int"),
 }
 
 
@@ -258,6 +260,10 @@ def _admins(raw: Any) -> dict[str, frozenset[str]]:
 
 
 def _validate(settings: Settings) -> None:
+    if settings.replicas < 1:
+        raise ConfigError("ANIFACE_REPLICAS must be at least 1")
+    if not 1 <= settings.telegram_webhook_max_connections <= 100:
+        raise ConfigError("TELEGRAM_WEBHOOK_MAX_CONNECTIONS must be from 1 to 100 (Telegram's range)")
     if settings.workers < 1:
         raise ConfigError("ANIFACE_WORKERS must be at least 1")
     if settings.queue_size < 0:

@@ -14,7 +14,7 @@ import logging
 import tempfile
 import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import AsyncIterator, Sequence
 
@@ -23,6 +23,7 @@ from PIL import Image
 from bot import chat_settings, wording
 from bot.correcting import Corrector, Outcome
 from bot.corrections import parse_wrong, reaction_meaning, read_answer
+from bot.inbound import InboundRoutes
 from bot.loop_lag import LoopLag
 from bot.export import ExportSummary, export_dataset
 from bot.messages import (Ack, AckReason, AnswerMode, ChatSettingsView, Correction, FaceSummary, FetchRefused,
@@ -37,6 +38,9 @@ from recognizer import Box, DecodeLimits, ImageRejected, Recognizer, load_image
 log = logging.getLogger(__name__)
 
 ANSWER_MODES = tuple(mode.value for mode in AnswerMode)
+# Telegram resends an unacknowledged update for a while, not for a day; a day of ids is a few MB at most
+KEEP_DELIVERIES = timedelta(days=1)
+PRUNE_EVERY = 500
 
 
 @dataclass
@@ -75,6 +79,8 @@ class Core:
         self.store = Repository(database, self._embedding_key)
         self.corrector = Corrector(self.store, self.names, hasher, self._embedding_key)
         self.loop_lag = LoopLag()
+        self.inbound = InboundRoutes()
+        self._deliveries = 0
 
     # --- start-up ------------------------------------------------------------------------------
 
@@ -334,6 +340,20 @@ class Core:
         if moved:
             log.info("%s chat %s is now %s: its settings moved with it", platform, old_chat_id, new_chat_id)
         return moved
+
+    async def first_delivery(self, platform: str, update_id: int) -> bool:
+        """Whether an update a platform pushed is new: recorded in the database before it is handled, so a
+        redelivery (to this replica or another) is handled once. Storage errors propagate: the adapter then
+        refuses the update, and the platform sends it again later. Every `PRUNE_EVERY`th call forgets the
+        records older than `KEEP_DELIVERIES`."""
+        first = await asyncio.to_thread(self.store.first_delivery, platform, update_id)
+        self._deliveries += 1
+        if self._deliveries % PRUNE_EVERY == 0:
+            try:
+                await asyncio.to_thread(self.store.forget_deliveries, datetime.now(timezone.utc) - KEEP_DELIVERIES)
+            except STORAGE_ERRORS as error:  # the next prune will do
+                log.warning("could not prune the delivered updates: %s", error)
+        return first
 
     async def update_settings(self, person: Person, chat_id: str, change: SettingsChange | None = None, *,
                               answer_mode: str | None = None, unknown_threshold: float | None = None,

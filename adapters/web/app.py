@@ -29,6 +29,7 @@ from adapters.web.context import (BUSY_RETRY_AFTER_S, COOKIE_NAME, CORE, PLATFOR
                                   WEB_ID, ApiError, Handler, WebSettings, WebState)
 from adapters.web.middleware import (csrf_middleware, errors_middleware, headers_middleware, identity_middleware,
                                      rate_limit_middleware)
+from adapters.web.hooks import hook
 from adapters.web.openapi import openapi_document
 from adapters.web.ratelimit import RateLimit
 from adapters.web.reading import read_json, read_upload
@@ -79,6 +80,7 @@ def create_app(core: CorePort, *, admin_token: str | None = None, max_upload_byt
     app.router.add_get("/api/admin/corrections", admin_corrections)
     app.router.add_get("/api/admin/faces/{face_id:\\d{1,18}}/crop.png", admin_crop)
     app.router.add_get("/api/admin/export", admin_export)
+    app.router.add_post("/hooks/{name}", hook)  # routes of other adapters (bot.inbound): Telegram's webhook
     app.router.add_static("/static/", STATIC_DIR, show_index=False, append_version=False)
     return app
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import (JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, LargeBinary, MetaData,
-                        String, UniqueConstraint)
+from sqlalchemy import (JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Index, Integer, LargeBinary,
+                        MetaData, String, UniqueConstraint)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 # Stable constraint names, so that migrations can drop and alter them on every backend.
@@ -152,6 +152,18 @@ class ChatSettings(Base):
     unknown_threshold: Mapped[float | None] = mapped_column(Float)      # None: the model's own
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
     updated_by_hash: Mapped[str | None] = mapped_column(String(64))
+
+
+class DeliveredUpdate(Base):
+    """An update a platform pushed (a Telegram webhook POST), recorded before it is handled: a platform
+    sends again what was not acknowledged, and a fleet of replicas must handle each update once. Rows
+    older than a day are pruned (`Repository.forget_deliveries`)."""
+
+    __tablename__ = "delivered_updates"
+
+    platform: Mapped[str] = mapped_column(String(16), primary_key=True)
+    update_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
 
 
 class PendingQuestion(Base):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Iterable, Iterator, Sequence
 
 from sqlalchemy import delete, select, update
@@ -19,8 +20,8 @@ from sqlalchemy.orm import Session, selectinload
 
 from bot.messages import ChatSettingsView
 from bot.storage.db import Database
-from bot.storage.models import (Alias, Character, ChatSettings, Face, PendingQuestion, Prediction, ReplyMessage,
-                                Vote, utcnow)
+from bot.storage.models import (Alias, Character, ChatSettings, DeliveredUpdate, Face, PendingQuestion, Prediction,
+                                ReplyMessage, Vote, utcnow)
 from bot.votes import Settled, settle
 from recognizer.labels import display_name, label_key
 
@@ -228,6 +229,26 @@ class Repository:
             return False
         return moved > 0
 
+    # --- updates a platform pushed ----------------------------------------------------------------
+
+    def first_delivery(self, platform: str, update_id: int) -> bool:
+        """Record that `update_id` arrived; True the first time, False when any process recorded it already.
+
+        One `INSERT ... ON CONFLICT DO NOTHING` (PostgreSQL and SQLite alike): two replicas that get the same
+        update at once cannot both win, and neither waits on a lock held by the other's handling."""
+        insert = _insert_for(self.database.engine.dialect.name)
+        statement = (insert(DeliveredUpdate).values(platform=platform, update_id=update_id, received_at=utcnow())
+                     .on_conflict_do_nothing(index_elements=["platform", "update_id"])
+                     .returning(DeliveredUpdate.update_id))  # a row back only when this INSERT added it
+        with self.database.transaction() as session:
+            return session.execute(statement).first() is not None
+
+    def forget_deliveries(self, before: datetime) -> int:
+        """Drop the records of updates received before `before` (a platform stops resending long before);
+        how many went."""
+        with self.database.transaction() as session:
+            return session.execute(delete(DeliveredUpdate).where(DeliveredUpdate.received_at < before)).rowcount
+
     # --- corrections ---------------------------------------------------------------------------
 
     @contextmanager
@@ -235,6 +256,16 @@ class Repository:
         """One transaction for a correction: committed when the block ends, rolled back on an error."""
         with self.database.transaction() as session:
             yield VoteStore(session)
+
+
+def _insert_for(dialect: str):  # noqa: ANN202 - the dialect's `insert`, which has on_conflict_do_nothing
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    elif dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+    else:  # the two backends aniface supports (bot/storage/engine.py)
+        raise NotImplementedError(f"no INSERT ... ON CONFLICT for {dialect}")
+    return insert
 
 
 class VoteStore:
