@@ -87,8 +87,11 @@ class Settings:
     web_host: str = "127.0.0.1"
     web_port: int = 8080
     web_admin_token: str | None = None
-    # How many `aniface serve` processes share the platforms' limits (each takes its share of them).
+    # How many `aniface serve` processes run as one bot: each takes its share of the platforms' limits,
+    # and more than one needs PostgreSQL and a shared secret (bot.config._validate_replicas). How often
+    # each catches up with the others' corrections when no notification wakes it (SQLite has none).
     replicas: int = 1
+    catch_up_interval: float = 5.0
 
     def describe(self) -> list[str]:
         """What the bot is using, in words, for the start-up message (no secrets)."""
@@ -103,6 +106,8 @@ class Settings:
         platforms = [name for name, on in (("telegram", self.telegram_token), ("discord", self.discord_token),
                                            ("web", self.web_enabled)) if on]
         lines.append("platforms: " + (", ".join(platforms) or "none"))
+        if self.replicas > 1:
+            lines.append(f"replicas: {self.replicas} (sharing this database)")
         return lines
 
 
@@ -149,6 +154,7 @@ _FIELDS: dict[str, tuple[str, str, str]] = {
     "web_port": ("ANIFACE_PORT", "web.port", "port"),
     "web_admin_token": ("ANIFACE_ADMIN_TOKEN", "web.admin_token", "str"),
     "replicas": ("ANIFACE_REPLICAS", "replicas", "int"),
+    "catch_up_interval": ("ANIFACE_CATCH_UP_INTERVAL", "catch_up_interval", "seconds"),
 }
 
 
@@ -212,6 +218,13 @@ def _convert(raw: Any, kind: str, source: str) -> Any:
             if kind == "port" and not 0 <= number <= 65535:
                 raise ValueError("expected a port number from 0 to 65535")
             return number
+        if kind == "seconds":
+            if isinstance(raw, bool):
+                raise ValueError("expected a number of seconds")
+            try:
+                return float(raw)
+            except ValueError:
+                raise ValueError("expected a number of seconds") from None
         if kind == "bool":
             if isinstance(raw, bool):
                 return raw
@@ -288,6 +301,7 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("ANIFACE_BACKBONE_PREPROCESSING must be inception or unit")
     if (problem := shard_problem(settings.discord_shard_count, settings.discord_shard_ids)) is not None:
         raise ConfigError(problem)
+    _validate_replicas(settings)
 
 
 def shard_problem(count: int | None, ids: tuple[int, ...]) -> str | None:
@@ -310,3 +324,19 @@ def shard_problem(count: int | None, ids: tuple[int, ...]) -> str | None:
         return (f"DISCORD_SHARD_IDS lists shard {', '.join(map(str, repeated))} more than once: each shard "
                 "runs once, or its servers are answered twice")
     return None
+
+
+def _validate_replicas(settings: Settings) -> None:
+    """Several processes behave as one bot only on one shared PostgreSQL and with one shared secret."""
+    if not 0.05 <= settings.catch_up_interval <= 3600:
+        raise ConfigError("ANIFACE_CATCH_UP_INTERVAL must be from 0.05 to 3600 seconds")
+    if settings.replicas == 1:
+        return
+    if settings.database_url.startswith("sqlite"):
+        raise ConfigError(f"ANIFACE_REPLICAS={settings.replicas} needs PostgreSQL: the replicas share one "
+                          "database, and an SQLite file belongs to one machine. Set DATABASE_URL to a "
+                          "postgresql:// URL (the same for every replica), or run one replica.")
+    if not settings.secret:
+        raise ConfigError(f"ANIFACE_REPLICAS={settings.replicas} needs ANIFACE_SECRET, the same on every "
+                          "replica: without it each machine salts people's ids with its own key file, and "
+                          "one person's votes would count as several people's.")

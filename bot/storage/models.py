@@ -181,4 +181,43 @@ class PendingQuestion(Base):
     asked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
+class NameOffer(Base):
+    """A new name the bot answered "did you mean ...?" to: the same person sending it again for the same
+    face is taken at their word, on whichever process the second answer reaches."""
+
+    __tablename__ = "name_offers"
+    __table_args__ = (UniqueConstraint("user_hash", "face_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_hash: Mapped[str] = mapped_column(String(64))
+    face_id: Mapped[int] = mapped_column(ForeignKey("faces.id", ondelete="CASCADE"), index=True)
+    name_key: Mapped[str] = mapped_column(String(200))      # recognizer.labels.label_key of the offered name
+    offered_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class GalleryEvent(Base):
+    """What every process must learn from a correction, written in its transaction: a face whose votes
+    changed ("face": its settled label is read again) or a new character ("name"). Processes apply
+    the events by id; the table, not the notification that wakes them, is the truth."""
+
+    __tablename__ = "gallery_events"
+
+    # BIGSERIAL on PostgreSQL; SQLite's rowid (INTEGER PRIMARY KEY) is 64-bit already
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(8))             # "face" or "name"
+    face_id: Mapped[int | None] = mapped_column(ForeignKey("faces.id", ondelete="CASCADE"))
+    name: Mapped[str | None] = mapped_column(String(64))     # the new character's name ("name")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class AnnotatedPicture(Base):
+    """The annotated picture of a web answer, kept a while so that any replica serves it."""
+
+    __tablename__ = "annotated_pictures"
+
+    prediction_id: Mapped[int] = mapped_column(ForeignKey("predictions.id", ondelete="CASCADE"), primary_key=True)
+    png: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+
+
 Index("ix_predictions_lookup", Prediction.platform, Prediction.chat_id, Prediction.message_id)
