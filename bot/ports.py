@@ -40,6 +40,10 @@ class CorePort(Protocol):
     async def reply_sent(self, prediction_id: int, platform: str, chat_id: str, message_id: str) -> None:
         """The adapter sent a message carrying this prediction: corrections on it now find it."""
 
+    async def annotated_picture(self, prediction_id: int, platform: str, chat_id: str) -> bytes | None:
+        """The annotated picture of an answer identified with `IncomingImage.keep_annotated`, for its chat
+        only (any replica has it: it is stored)."""
+
     @property
     def max_image_bytes(self) -> int:
         """The largest picture the core reads (adapters refuse larger downloads up front)."""
