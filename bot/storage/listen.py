@@ -32,6 +32,12 @@ class Listener:
         self._connection = None  # psycopg.AsyncConnection, opened on first use and after a failure
         self.connected = asyncio.Event()
 
+    @property
+    def backend_pid(self) -> int | None:
+        """The server process of the LISTEN connection (None while there is none)."""
+        connection = self._connection
+        return None if connection is None or connection.closed else connection.info.backend_pid
+
     async def wait(self, timeout: float) -> bool:
         """True when a notification arrived; False after `timeout` (or while the server cannot be reached:
         the periodic catch-up goes on without it)."""
