@@ -16,7 +16,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -52,7 +52,7 @@ class Replica:
     log_path: Path
     started_at: float
     ready_after_s: float | None = None
-    cookies: dict[str, str] = field(default_factory=dict)
+    terminated: bool = False
 
     @property
     def base(self) -> str:
@@ -102,14 +102,19 @@ class Replica:
                 return int(line.split()[1]) * 1024
         return 0
 
-    def stop(self, timeout: float = 90) -> int:
-        if self.process.poll() is None:
+    def terminate(self) -> None:
+        """SIGTERM, once: a second one while it stops would end it before it exits by itself."""
+        if self.process.poll() is None and not self.terminated:
+            self.terminated = True
             self.process.send_signal(signal.SIGTERM)
-            try:
-                return self.process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-        return self.process.wait()
+
+    def stop(self, timeout: float = 90) -> int:
+        self.terminate()
+        try:
+            return self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            return self.process.wait()
 
 
 def start_replicas(count: int, folder: Path, environment: dict[str, str], *, ready_timeout: float = 240) -> list[Replica]:
@@ -148,8 +153,7 @@ def start_replicas(count: int, folder: Path, environment: dict[str, str], *, rea
 
 def stop_all(replicas: list[Replica]) -> None:
     for replica in replicas:
-        if replica.process.poll() is None:
-            replica.process.send_signal(signal.SIGTERM)
+        replica.terminate()
     for replica in replicas:
         replica.stop()
 
