@@ -90,8 +90,14 @@ class Replica:
         return json.loads(body), cookie
 
     def correct(self, face_id: int, name: str, cookie: str) -> dict:
-        status, _, body = self.http("/api/corrections", json.dumps({"face_id": face_id, "name": name}).encode(),
-                                    {"Content-Type": "application/json", "Cookie": cookie})
+        """A correction as the page sends it; a 429 (the per-address limit) is waited out, as a browser would."""
+        while True:
+            status, headers, body = self.http("/api/corrections",
+                                              json.dumps({"face_id": face_id, "name": name}).encode(),
+                                              {"Content-Type": "application/json", "Cookie": cookie})
+            if status != 429:
+                break
+            time.sleep(float(headers.get("Retry-After", "1")))
         assert status == 200, (status, body)
         return json.loads(body)
 
