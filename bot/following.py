@@ -127,11 +127,17 @@ class Follower:
 
     async def _run(self) -> None:
         while True:
-            if self.listener is not None:
-                await self.listener.wait(self.interval)
-            else:
+            try:
+                if self.listener is not None:
+                    await self.listener.wait(self.interval)
+                else:
+                    await asyncio.sleep(self.interval)
+                await self.catch_up_quietly()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - following must outlive one bad look; the next one repairs
+                log.exception("applying the gallery events failed; trying again in %.1f s", self.interval)
                 await asyncio.sleep(self.interval)
-            await self.catch_up_quietly()
 
     async def stop(self) -> None:
         task, self._task = self._task, None
