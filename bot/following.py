@@ -19,6 +19,7 @@ import contextlib
 import logging
 import threading
 import time
+from datetime import datetime, timedelta, timezone
 from typing import Callable, Iterable
 
 from bot.storage.db import STORAGE_ERRORS
@@ -34,6 +35,10 @@ GAP_PATIENCE_S = 30.0
 MAX_GAPS = 1000
 #: events read at once
 BATCH = 500
+#: events older than this are dropped when a process starts: running processes applied them within
+#: seconds, and a starting one loads the tables themselves (a process cut off from the database for
+#: longer than this would miss them: restart it)
+KEEP_EVENTS = timedelta(days=7)
 
 
 class EventCursor:
@@ -95,7 +100,9 @@ class Follower:
     def begin(self) -> None:
         """Start from the newest event; called before the core loads its memory from the tables, so
         that whatever commits meanwhile is applied again (harmless) rather than missed. The ids of
-        the latest events that are not there yet may belong to transactions still open: gaps."""
+        the latest events that are not there yet may belong to transactions still open: gaps. Events
+        older than KEEP_EVENTS go."""
+        self.store.forget_events_before(datetime.now(timezone.utc) - KEEP_EVENTS)
         newest, present = self.store.recent_event_ids(MAX_GAPS)
         with self._lock:
             self.cursor = EventCursor(newest)

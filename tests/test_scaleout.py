@@ -287,3 +287,35 @@ def test_two_serve_processes_share_what_they_learn(postgres_url, tmp_path, tiny_
     for replica in replicas:
         assert replica.process.returncode == 0, replica.log()
         assert "replicas: 2 (sharing this database)" in replica.log() and "Traceback" not in replica.log()
+
+
+# --- the events table does not grow for ever ------------------------------------------------------------
+
+async def test_a_starting_core_drops_events_older_than_a_week(database, tmp_path, backbone, tiny_model, scene):
+    from datetime import datetime, timedelta, timezone
+
+    from sqlalchemy import select, update
+
+    from bot.following import KEEP_EVENTS
+    from bot.storage.models import GalleryEvent
+
+    a = make(database.url, tmp_path, backbone, tiny_model, interval=60)
+    await a.start()
+    face_id = (await identify(a, scene)).faces[0].face_id
+    for name in NAMES[:2]:
+        assert (await a.name_face(PERSON, face_id, name, chat_id=PERSON.user_id)).ok
+    await a.close()
+    with database.transaction() as session:
+        ids = session.scalars(select(GalleryEvent.id).order_by(GalleryEvent.id)).all()
+        assert len(ids) == 4  # two names, two votes
+        old = datetime.now(timezone.utc) - KEEP_EVENTS - timedelta(minutes=1)
+        session.execute(update(GalleryEvent).where(GalleryEvent.id.in_(ids[:2])).values(created_at=old))
+    b = make(database.url, tmp_path, backbone, tiny_model, interval=60)
+    await b.start()
+    try:
+        with database.transaction() as session:
+            assert session.scalars(select(GalleryEvent.id).order_by(GalleryEvent.id)).all() == ids[2:]
+        assert b.status().applied_event_id == ids[-1]
+        assert (await identify(b, scene)).faces[0].name == NAMES[1]  # learned from the tables at start
+    finally:
+        await b.close()

@@ -125,6 +125,11 @@ class Repository:
             newest = session.scalar(select(func.max(GalleryEvent.id))) or 0
             return newest, set(session.scalars(select(GalleryEvent.id).where(GalleryEvent.id > newest - window)))
 
+    def forget_events_before(self, cutoff: datetime) -> int:
+        """Drop the events older than `cutoff` (every process applied them long ago); how many."""
+        with self.database.transaction() as session:
+            return session.execute(delete(GalleryEvent).where(GalleryEvent.created_at < cutoff)).rowcount or 0
+
     def changes(self, after: int, also: Collection[int] = (), limit: int = 500) -> Changes:
         """The events after id `after` (and those of ids `also`), oldest first, at most `limit`: the new
         names, and every face they name as its votes settle it now (so the order they are applied in
