@@ -18,6 +18,8 @@ from recognizer.backbone import DEFAULT_FEATURE_LAYERS
 from recognizer.detect import DEFAULT_DETECT_MAX_SIDE, MIN_DETECT_MAX_SIDE
 
 PLATFORMS = ("telegram", "discord", "web")
+LOG_FORMATS = ("text", "json")
+LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
 APP_NAME = "aniface"
@@ -92,6 +94,13 @@ class Settings:
     # each catches up with the others' corrections when no notification wakes it (SQLite has none).
     replicas: int = 1
     catch_up_interval: float = 5.0
+    # /metrics (bot.metrics): on the web server, or on its own port when the web page is off (each
+    # process on one machine needs its own port; 0 picks a free one)
+    metrics_enabled: bool = True
+    metrics_port: int = 9464
+    # logs: one line per event; "json" for a log collector (bot.logs). Never tokens, user ids or pictures.
+    log_format: str = "text"
+    log_level: str = "warning"
 
     def describe(self) -> list[str]:
         """What the bot is using, in words, for the start-up message (no secrets)."""
@@ -155,6 +164,10 @@ _FIELDS: dict[str, tuple[str, str, str]] = {
     "web_admin_token": ("ANIFACE_ADMIN_TOKEN", "web.admin_token", "str"),
     "replicas": ("ANIFACE_REPLICAS", "replicas", "int"),
     "catch_up_interval": ("ANIFACE_CATCH_UP_INTERVAL", "catch_up_interval", "seconds"),
+    "metrics_enabled": ("ANIFACE_METRICS", "metrics.enabled", "bool"),
+    "metrics_port": ("ANIFACE_METRICS_PORT", "metrics.port", "port"),
+    "log_format": ("ANIFACE_LOG_FORMAT", "log.format", "str"),
+    "log_level": ("ANIFACE_LOG_LEVEL", "log.level", "str"),
 }
 
 
@@ -297,6 +310,10 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("ANIFACE_DETECTOR=lbpcascade needs ANIFACE_CASCADE (lbpcascade_animeface.xml)")
     if settings.telegram_webhook_url and not settings.telegram_webhook_secret:
         raise ConfigError("TELEGRAM_WEBHOOK_URL needs TELEGRAM_WEBHOOK_SECRET (Telegram sends it with every update)")
+    if settings.log_format not in LOG_FORMATS:
+        raise ConfigError(f"ANIFACE_LOG_FORMAT must be one of {', '.join(LOG_FORMATS)}")
+    if settings.log_level.lower() not in LOG_LEVELS:
+        raise ConfigError(f"ANIFACE_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}")
     if settings.backbone_preprocessing not in ("inception", "unit"):
         raise ConfigError("ANIFACE_BACKBONE_PREPROCESSING must be inception or unit")
     if (problem := shard_problem(settings.discord_shard_count, settings.discord_shard_ids)) is not None:

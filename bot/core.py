@@ -13,7 +13,7 @@ import io
 import logging
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import AsyncIterator, Sequence
@@ -26,6 +26,7 @@ from bot.following import Follower
 from bot.corrections import parse_wrong, reaction_meaning, read_answer
 from bot.inbound import InboundRoutes
 from bot.loop_lag import LoopLag
+from bot.metrics import Metrics, reason_of
 from bot.export import ExportSummary, export_dataset
 from bot.messages import (Ack, AckReason, AnswerMode, ChatSettingsView, Correction, FaceSummary, FetchRefused,
                           IncomingImage, NotAllowed, Person, Reply, ReplyKind, SettingsChange, Status, Verdict)
@@ -56,6 +57,7 @@ class _Recognition:
     crops_png: list[bytes]
     annotated_png: bytes
     manual: bool = False  # regions a person drew, not detections
+    timings: dict[str, float] = field(default_factory=dict)  # "<stage>_s" -> seconds (bot.metrics.STAGES)
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,10 @@ class Core:
         self.corrector = Corrector(self.store, self.names, hasher)
         self.loop_lag = LoopLag()
         self.inbound = InboundRoutes()
+        self.metrics = Metrics()
+        self.metrics.watch(in_flight=lambda: self.pool.in_flight, workers=self.pool.workers,
+                           gallery_size=lambda: len(recognizer.gallery), known_characters=lambda: len(self.names.names()),
+                           model_version=recognizer.model_version)
         self._deliveries = 0
         # what every process (this one too) learns from the corrections, through the events table
         self.follower = Follower(self.store, self._apply, database.listener(), catch_up_interval)
@@ -95,6 +101,7 @@ class Core:
         then follow the gallery events of every process (from the newest one before loading); the
         event loop's lag is measured from here on (`status()`)."""
         self.loop_lag.start()
+        self.metrics.count_logged_errors()
         await asyncio.to_thread(self.follower.begin)
         await asyncio.to_thread(self._load_names)
         await self._rebuild_gallery()
@@ -146,26 +153,47 @@ class Core:
         """The reply to an image, or None when this chat only answers when asked and nobody asked.
 
         In one call: the chat's settings decide whether to answer; only then are the bytes fetched
-        (`image.fetch`), recognised, stored, and the reply worded. `image.working` is held meanwhile."""
+        (`image.fetch`), recognised, stored, and the reply worded. `image.working` is held meanwhile.
+        Each picture is counted (`self.metrics`) by how it ended, and logged in one line."""
+        started = time.perf_counter()
         settings = await self.chat_settings(image.platform, image.chat_id)
         if not chat_settings.answers(settings, asked=image.asked, private=image.is_private):
+            self._count_picture(image.platform, "ignored")
             return None
         working = image.working() if image.working is not None else contextlib.nullcontext()
         async with working:
             try:
                 data = await image.read()
             except FetchRefused as refusal:
-                return Reply(ReplyKind.REFUSED, wording.refused(refusal.user_message))
+                return self._counted(image, started, Reply(ReplyKind.REFUSED, wording.refused(refusal.user_message)),
+                                     reason=reason_of(refusal))
             try:
                 result = await self.pool.run(self._recognize, data, settings.unknown_threshold)
             except Busy:
-                return Reply(ReplyKind.BUSY, wording.BUSY)
+                return self._counted(image, started, Reply(ReplyKind.BUSY, wording.BUSY))
             except ImageRejected as error:
-                return Reply(ReplyKind.REFUSED, wording.refused(error.user_message))
+                return self._counted(image, started, Reply(ReplyKind.REFUSED, wording.refused(error.user_message)),
+                                     reason=reason_of(error))
+            self.metrics.stages(result.timings)
             if not result.faces:
-                return Reply(ReplyKind.NO_FACE, wording.NO_FACE, annotated_png=None,
-                             size=(result.width, result.height))
-            return await self._stored_reply(image, result)
+                return self._counted(image, started, Reply(ReplyKind.NO_FACE, wording.NO_FACE, annotated_png=None,
+                                                           size=(result.width, result.height)))
+            return self._counted(image, started, await self._stored_reply(image, result), faces=len(result.faces))
+
+    def _counted(self, image: IncomingImage, started: float, reply: Reply, *, reason: str | None = None,
+                 faces: int = 0) -> Reply:
+        """`reply`, counted by how the picture ended and timed from `started`."""
+        outcome = "answered" if reply.kind is ReplyKind.FACES else reply.kind.value
+        self._count_picture(image.platform, outcome, time.perf_counter() - started, faces, reason)
+        return reply
+
+    def _count_picture(self, platform: str, outcome: str, seconds: float | None = None, faces: int = 0,
+                       reason: str | None = None) -> None:
+        self.metrics.picture(platform, outcome, seconds, faces=faces, reason=reason)
+        # one line per picture, no person, chat or name in it: what a log collector needs to follow the load
+        log.info("picture %s", outcome, extra={"event": "picture", "platform": platform, "outcome": outcome,
+                                               "reason": reason, "faces": faces,
+                                               "seconds": None if seconds is None else round(seconds, 3)})
 
     async def _stored_reply(self, image: IncomingImage, result: _Recognition) -> Reply:
         try:
@@ -189,14 +217,23 @@ class Core:
                      result.annotated_png, tuple(result.crops_png), summaries, (result.width, result.height))
 
     def _recognize(self, data: bytes, unknown_threshold: float | None) -> _Recognition:
+        started = time.perf_counter()
         decoded = load_image(data, self.limits)
-        return self._recognition(data, decoded, self.recognizer.identify(decoded.pixels, unknown_threshold))
+        timings = {"decode_s": time.perf_counter() - started}
+        faces = self.recognizer.identify(decoded.pixels, unknown_threshold, timings=timings)
+        return self._recognition(data, decoded, faces, timings=timings)
 
-    def _recognition(self, data: bytes, decoded, faces: list, manual: bool = False) -> _Recognition:  # noqa: ANN001
+    def _recognition(self, data: bytes, decoded, faces: list, manual: bool = False,  # noqa: ANN001
+                     timings: dict[str, float] | None = None) -> _Recognition:
+        """The crops and the annotated picture (timed as the "annotate" stage) of recognised faces."""
+        started = time.perf_counter()
         pixels = decoded.pixels
         crops = self.recognizer.crops(pixels, [face.box for face in faces])
+        crops_png = [_png(crop) for crop in crops]
+        annotated = self.recognizer.annotate(pixels, faces)
+        timings = dict(timings or {}, annotate_s=time.perf_counter() - started)
         return _Recognition(hashlib.sha256(data).hexdigest(), decoded.width, decoded.height, faces,
-                            [_png(crop) for crop in crops], self.recognizer.annotate(pixels, faces), manual)
+                            crops_png, annotated, manual, timings)
 
     def _store_prediction(self, image: IncomingImage, result: _Recognition) -> tuple[int, list[int]]:
         annotated = result.annotated_png if image.keep_annotated else None
@@ -221,22 +258,28 @@ class Core:
         decoded picture's pixels (the width and height an `identify` of the same image stored), clipped
         to the picture. Stored as a prediction of its own whose faces are `manual`, numbered in the
         order given; corrected like any other face (`name_face`, `press`)."""
+        started = time.perf_counter()
         settings = await self.chat_settings(image.platform, image.chat_id)
         try:
             data = await image.read()
         except FetchRefused as refusal:
-            return Reply(ReplyKind.REFUSED, wording.refused(refusal.user_message))
+            return self._counted(image, started, Reply(ReplyKind.REFUSED, wording.refused(refusal.user_message)),
+                                 reason=reason_of(refusal))
         try:
             result = await self.pool.run(self._recognize_regions, data, list(boxes),
                                          settings.unknown_threshold)
         except Busy:
-            return Reply(ReplyKind.BUSY, wording.BUSY)
+            return self._counted(image, started, Reply(ReplyKind.BUSY, wording.BUSY))
         except ImageRejected as error:
-            return Reply(ReplyKind.REFUSED, wording.refused(error.user_message))
-        return await self._stored_reply(image, result)
+            return self._counted(image, started, Reply(ReplyKind.REFUSED, wording.refused(error.user_message)),
+                                 reason=reason_of(error))
+        self.metrics.stages(result.timings)
+        return self._counted(image, started, await self._stored_reply(image, result), faces=len(result.faces))
 
     def _recognize_regions(self, data: bytes, boxes: list, unknown_threshold: float | None) -> _Recognition:
+        started = time.perf_counter()
         decoded = load_image(data, self.limits)
+        timings = {"decode_s": time.perf_counter() - started}
         pixels = decoded.pixels
         height, width = pixels.shape[:2]
         if not boxes:
@@ -249,8 +292,9 @@ class Core:
             if right - left < 8 or bottom - top < 8:
                 raise ImageRejected(f"a box you drew is too small or outside the {width}\u00d7{height} picture")
             clipped.append(Box(left, top, right - left, bottom - top))
-        faces = self.recognizer.identify_regions(pixels, clipped, unknown_threshold=unknown_threshold)
-        return self._recognition(data, decoded, faces, manual=True)
+        faces = self.recognizer.identify_regions(pixels, clipped, unknown_threshold=unknown_threshold,
+                                                 timings=timings)
+        return self._recognition(data, decoded, faces, manual=True, timings=timings)
 
     async def annotated_picture(self, prediction_id: int, platform: str, chat_id: str) -> bytes | None:
         """The annotated picture of an answer identified with `keep_annotated`, for the chat it was sent
@@ -266,7 +310,7 @@ class Core:
     async def correct(self, correction: Correction) -> Ack:
         """Store a correction (committed before this returns) and teach the gallery at once (here, and
         through its events on every other process)."""
-        return await self._corrected(self.corrector.correct, correction)
+        return await self._corrected(correction.person.platform, correction.via, self.corrector.correct, correction)
 
     async def wrong_command(self, person: Person, chat_id: str, bot_message_id: str, arguments: str,
                             via: str = "command") -> Ack:
@@ -298,26 +342,32 @@ class Core:
     async def press(self, person: Person, chat_id: str, face_id: int, choice: int | None,
                     via: str = "button") -> Ack:
         """A button under an answer: candidate `choice` (1-based), or None for "none of these"."""
-        return await self._corrected(self.corrector.press, person, chat_id, face_id, choice, via)
+        return await self._corrected(person.platform, via, self.corrector.press, person, chat_id, face_id, choice, via)
 
     async def name_face(self, person: Person, face_id: int, name: str, via: str = "web",
                         chat_id: str | None = None) -> Ack:
         """Say what a face is, by its id (the web page, a form under an answer): `name` as typed, so a
         bare number picks that guess, as everywhere."""
-        return await self._corrected(self.corrector.name_face, person, face_id, name, via, chat_id)
+        return await self._corrected(person.platform, via, self.corrector.name_face, person, face_id, name, via,
+                                     chat_id)
 
     async def answer_question(self, person: Person, chat_id: str, text: str) -> Ack | None:
         """A message from someone the bot asked for a name (a name, or a guess's number); None when
         nobody asked them."""
-        return await self._corrected(self.corrector.answer_question, person, chat_id, text)
+        return await self._corrected(person.platform, "reply", self.corrector.answer_question, person, chat_id, text)
 
-    async def _corrected(self, take, *args) -> Ack | None:  # noqa: ANN001
+    async def _corrected(self, platform: str, kind: str, take, *args) -> Ack | None:  # noqa: ANN001
         """Run a `Corrector` call in a thread, then learn from its events as every other process does;
-        a database that cannot be written (disk full, read-only) stores nothing and says so."""
+        a database that cannot be written (disk full, read-only) stores nothing and says so. Counted by
+        `kind` (how it came: `Correction.via`) and how it was taken (its `AckReason`), unless it was none."""
         try:
             ack = await asyncio.to_thread(take, *args)
         except STORAGE_ERRORS:
-            return _storage_failed()
+            ack = _storage_failed()
+        if ack is not None:
+            self.metrics.correction(platform, kind, ack.reason.value)
+            log.info("correction %s", ack.reason.value, extra={"event": "correction", "platform": platform,
+                                                                "kind": kind, "result": ack.reason.value})
         if ack is not None and ack.ok:  # only a taken correction writes events
             await self.follower.catch_up_quietly()
         return ack
@@ -453,6 +503,7 @@ class Core:
     async def close(self) -> None:
         """Finish the work in flight, stop following the events, then close the database's connections."""
         await self.loop_lag.stop()
+        self.metrics.stop_counting_logged_errors()
         await asyncio.to_thread(self.pool.shutdown, True)
         await self.follower.stop()
         self.database.dispose()

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from bot.corrections import GUESSES, NAME_LIMIT
 from bot.inbound import InboundRoutes
+from bot.metrics import Metrics
 from bot.messages import (Ack, ChatSettingsView, IncomingImage, NotAllowed, Person, Reply, SettingsChange,
                           Status)
 
@@ -77,6 +78,9 @@ class CorePort(Protocol):
 
     #: HTTP routes this process's adapters serve through the web adapter's server (bot.inbound)
     inbound: InboundRoutes
+
+    #: what the core counted (bot.metrics); adapters only serve `metrics.exposition()`
+    metrics: Metrics
 
     async def update_settings(self, person: Person, chat_id: str, change: SettingsChange | None = None, *,
                               answer_mode: str | None = None, unknown_threshold: float | None = None,

@@ -202,7 +202,8 @@ class Recognizer:
 
         When none is found and faces can be named, the likeliest place for a face is offered instead,
         marked `guessed`, with its candidates and no name. `timings`, when given, receives the seconds spent finding faces ("detect_s")
-        and naming them ("name_s").
+        and naming them ("name_s"), the latter split into the backbone's call ("embed_s") and the head and
+        gallery ("classify_s").
         """
         image = self.read(source)
         started = time.perf_counter()
@@ -214,7 +215,7 @@ class Recognizer:
                 found, guessed = [likeliest], True
             elif _has_detail(image):
                 found, guessed = [(Detection(square_guess(image), 0.0), None)], True
-        faces = self._name(image, [d for d, _ in found], [e for _, e in found], unknown_threshold, guessed)
+        faces = self._name(image, [d for d, _ in found], [e for _, e in found], unknown_threshold, guessed, timings)
         if guessed and not faces[0].candidates:
             faces = []  # a guess with no name to offer (an empty gallery) says nothing
         if timings is not None:
@@ -223,21 +224,24 @@ class Recognizer:
         return faces
 
     def identify_regions(self, image: np.ndarray, boxes: Sequence[Box], scores: Sequence[float] | None = None,
-                         unknown_threshold: float | None = None) -> list[Face]:
-        """Name given regions (e.g. boxes a person drew), numbered in the order given."""
+                         unknown_threshold: float | None = None, timings: dict[str, float] | None = None) -> list[Face]:
+        """Name given regions (e.g. boxes a person drew), numbered in the order given; `timings` as `identify`'s."""
         scores = list(scores) if scores is not None else [1.0] * len(boxes)
         height, width = image.shape[:2]
         for box in boxes:
             if box.w <= 0 or box.h <= 0 or box.x < 0 or box.y < 0 or box.right > width or box.bottom > height:
                 raise ValueError(f"box {box.as_list()} is not inside the {width}x{height} image")
         detections = [Detection(box, score) for box, score in zip(boxes, scores)]
-        return self._name(image, detections, [None] * len(detections), unknown_threshold)
+        return self._name(image, detections, [None] * len(detections), unknown_threshold, timings=timings)
 
     def _name(self, image: np.ndarray, detections: Sequence[Detection], known: Sequence[np.ndarray | None],
-              unknown_threshold: float | None, guessed: bool = False) -> list[Face]:
-        """Faces for detections, numbered in the order given; embeddings already computed are reused."""
+              unknown_threshold: float | None, guessed: bool = False,
+              timings: dict[str, float] | None = None) -> list[Face]:
+        """Faces for detections, numbered in the order given; embeddings already computed are reused.
+        `timings` receives "embed_s" (the backbone's one batched call) and "classify_s" (head and gallery)."""
         if self.backbone is None or not detections:
             return [Face(i + 1, d.box, d.score) for i, d in enumerate(detections)]
+        started = time.perf_counter()
         missing = [i for i, embedding in enumerate(known) if embedding is None]
         # A bot with no model standardises embeddings with statistics of what it has seen; until it has
         # seen enough, patches of the image itself give the "typical picture" the faces stand out from.
@@ -248,12 +252,17 @@ class Recognizer:
             embeddings[i] = computed[row]
         stacked = np.stack(embeddings)
         self.gallery.observe(np.concatenate([stacked, computed[len(missing):]]) if background else stacked)
+        embedded = time.perf_counter()
+        named = self.classify(stacked, unknown_threshold)
+        if timings is not None:
+            timings["embed_s"] = embedded - started
+            timings["classify_s"] = time.perf_counter() - embedded
         # A guessed region offers its candidates but is never named outright: whatever is there may not
         # be a face, and a name would claim it is one.
         return [
             Face(i + 1, d.box, d.score, candidates, None if guessed else name, embedding, guessed)
             for i, (d, (candidates, name), embedding)
-            in enumerate(zip(detections, self.classify(stacked, unknown_threshold), embeddings))
+            in enumerate(zip(detections, named, embeddings))
         ]
 
     def annotate(self, image: np.ndarray, faces: Sequence[Face]) -> bytes:

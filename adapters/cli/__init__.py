@@ -50,6 +50,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     from bot.config import ConfigError, load_settings
+    from bot.logs import configure as configure_logging
 
     overrides = getattr(args, "settings_overrides", None)
     try:
@@ -57,6 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as error:
         print(f"aniface {args.command}: configuration: {error}", file=sys.stderr)
         return EXIT_USAGE
+    configure_logging(args.settings, verbose=args.verbose)
     if getattr(args, "cache_dir", "") is None:  # train, evaluate: the feature cache the settings name
         args.cache_dir = str(args.settings.cache_dir) if args.settings.cache_dir else None
     return int(args.run(args) or 0)

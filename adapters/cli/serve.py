@@ -60,8 +60,9 @@ def register(commands: argparse._SubParsersAction) -> None:
                         help="model directory (default: ANIFACE_MODEL; none: an empty gallery that learns "
                              "from corrections)")
     parser.add_argument("--no-web", action="store_true",
-                        help="do not serve the web page, and open no port (a Discord shard process: "
-                             "DISCORD_SHARD_COUNT, DISCORD_SHARD_IDS)")
+                        help="do not serve the web page (a Discord shard process: DISCORD_SHARD_COUNT, "
+                             "DISCORD_SHARD_IDS); the only port opened is then the metrics' "
+                             "(ANIFACE_METRICS_PORT, default 9464; ANIFACE_METRICS=false: none)")
     parser.set_defaults(run=run, settings_overrides=settings_overrides)
 
 
@@ -236,6 +237,10 @@ async def serve(core: CorePort, settings: Settings, *, stop: asyncio.Event | Non
             say(f"  {shown}: {handle.describe()}")
         if not running:
             raise ServeError("no adapter could be started")
+        metrics = await _start_metrics(core, settings)
+        if metrics is not None:
+            running.append(("metrics", metrics))
+            say(f"  metrics: {metrics.describe()}")
         line = (f"started in {loop.time() - started:.1f} s; the event loop's worst lag while connecting: "
                 f"{lag.peak() * 1000:.0f} ms")
         log.info(line)
@@ -254,6 +259,16 @@ async def serve(core: CorePort, settings: Settings, *, stop: asyncio.Event | Non
         await core.close()
         for number in signals:
             loop.remove_signal_handler(number)
+
+
+async def _start_metrics(core: CorePort, settings: Settings) -> Running | None:
+    """/metrics on a port of its own when no web server serves it (--no-web); None otherwise."""
+    from adapters.metrics import start as start_metrics
+
+    try:
+        return await start_metrics(core, settings)
+    except StartError as error:
+        raise ServeError(str(error)) from None
 
 
 def _install_signal_handlers(loop: asyncio.AbstractEventLoop, stop: asyncio.Event,

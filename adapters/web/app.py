@@ -47,7 +47,7 @@ MAX_ID = 2 ** 63 - 1  # every id is a signed 64-bit integer in the database; lar
 
 def create_app(core: CorePort, *, admin_token: str | None = None, max_upload_bytes: int | None = None,
                rate_limit: RateLimit | None = None, allowed_origins: tuple[str, ...] = (),
-               body_timeout: float = 120.0) -> web.Application:
+               body_timeout: float = 120.0, metrics: bool = True) -> web.Application:
     """The web page and its API for `core` (a started `bot.core.Core`).
 
     admin_token: enables the admin API (`Authorization: Bearer <token>`); None turns it off.
@@ -56,6 +56,7 @@ def create_app(core: CorePort, *, admin_token: str | None = None, max_upload_byt
     body_timeout: the seconds a client has to send a whole request body (an upload); slower ones get a 408.
     allowed_origins: other origins allowed to POST (e.g. "https://example.org" behind a proxy that
     rewrites Host); the page's own origin is always allowed.
+    metrics: serve the core's metrics at /metrics (Prometheus' text format).
     """
     if max_upload_bytes is None:
         max_upload_bytes = core.max_image_bytes
@@ -72,6 +73,8 @@ def create_app(core: CorePort, *, admin_token: str | None = None, max_upload_byt
     app.router.add_get("/admin", page("admin.html"))
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+    if metrics:
+        app.router.add_get("/metrics", metrics_text)
     app.router.add_get("/api/openapi.json", openapi)
     app.router.add_post("/api/identify", identify)
     app.router.add_post("/api/corrections", corrections)
@@ -164,6 +167,14 @@ async def readyz(request: web.Request) -> web.Response:
         return web.json_response({"status": "unavailable", "reason": reason}, status=503,
                                  headers={"Cache-Control": "no-store"})
     return web.json_response({"status": "ready"}, headers={"Cache-Control": "no-store"})
+
+
+async def metrics_text(request: web.Request) -> web.Response:
+    """The core's metrics for a Prometheus scrape (bot.metrics)."""
+    body, content_type = request.app[CORE].metrics.exposition()
+    response = web.Response(body=body, headers={"Cache-Control": "no-store"})
+    response.headers["Content-Type"] = content_type  # with its version and charset parameters, as they are
+    return response
 
 
 async def openapi(request: web.Request) -> web.Response:
