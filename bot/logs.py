@@ -16,6 +16,7 @@ import logging
 import sys
 from datetime import datetime, timezone
 from typing import IO, Iterable
+from urllib.parse import quote
 
 from bot.config import Settings
 
@@ -38,8 +39,10 @@ def secrets_of(settings: Settings) -> list[str]:
         values.append(make_url(settings.database_url).password)
     except Exception:  # noqa: BLE001 - an unparsable URL has no password to hide
         pass
-    # the longest first, so that a secret containing another is replaced whole
-    return sorted({str(v) for v in values if v and len(str(v)) >= 4}, key=len, reverse=True)
+    plain = {str(v) for v in values if v and len(str(v)) >= 4}
+    # as written and as a URL carries it (a Telegram token's ":" is "%3A" in a file's download URL)
+    spellings = plain | {quote(v, safe="") for v in plain} | {quote(v) for v in plain}
+    return sorted(spellings, key=len, reverse=True)  # the longest first: a secret within another goes whole
 
 
 class _Redacting(logging.Formatter):

@@ -175,16 +175,19 @@ def test_secrets_are_redacted_from_text_and_json_lines(tmp_path):
     for log_format in ("text", "json"):
         stream = io.StringIO()
         settings = core_factory.core_settings("postgresql://aniface:db-pass-word@localhost/aniface", tmp_path,
-                                              discord_token="discord.token.value", log_format=log_format)
+                                              discord_token="discord.token.value", telegram_token="4242:tok-en-v",
+                                              log_format=log_format)
         handler = configure_logging(settings, stream=stream)
         root = logging.getLogger()
         try:
-            logging.getLogger("bot.test").warning("sent to https://example.org/botdiscord.token.value/x",
+            logging.getLogger("bot.test").warning("sent to https://example.org/botdiscord.token.value/x, "
+                                                  "fetched https://example.org/file/bot4242%3Atok-en-v/a.jpg",
                                                   exc_info=ValueError("db-pass-word in an error"))
         finally:
             root.removeHandler(handler)
         text = stream.getvalue()
         assert "discord.token.value" not in text and "db-pass-word" not in text and "test-secret" not in text
+        assert "tok-en-v" not in text
         assert "[redacted]" in text
         if log_format == "json":
             [line] = text.splitlines()
