@@ -699,7 +699,7 @@ async def test_aniface_serve_starts_and_stops_it_beside_the_others(tmp_path):
     guild = fake.guild()
     try:
         settings = load_settings({"DISCORD_TOKEN": fake.token, "DISCORD_GUILD_IDS": guild["id"],
-                                  "ANIFACE_WEB": "false", "ANIFACE_DATA_DIR": str(tmp_path)})
+                                  "ANIFACE_WEB": "false", "ANIFACE_METRICS_PORT": "0", "ANIFACE_DATA_DIR": str(tmp_path)})
         said, stop = [], asyncio.Event()
         with pointed_at(fake):
             serving = asyncio.create_task(serve_command.serve(Core(Reply(ReplyKind.NO_FACE, wording.NO_FACE)),
@@ -726,7 +726,7 @@ async def test_serve_warms_the_recognizer_up_before_discord_connects(tmp_path, t
     recognizer = tiny_recognizer(tiny_backbone(tiny_model), tiny_model.path)  # a backbone never traced yet
     traces = recognizer.backbone._forward.experimental_get_tracing_count
     settings = core_settings(f"sqlite:///{tmp_path / 'aniface.sqlite3'}", tmp_path, discord_token=fake.token,
-                             discord_guild_ids=(int(guild["id"]),), web_enabled=False)
+                             discord_guild_ids=(int(guild["id"]),), web_enabled=False, metrics_port=0)
     from adapters.cli.runtime import build_core
     core = build_core(settings, recognizer)
     seen: list[tuple[str, int, int]] = []  # (line, REST calls so far, traces so far)

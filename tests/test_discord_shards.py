@@ -15,7 +15,9 @@ import signal
 import sys
 from pathlib import Path
 
+import aiohttp
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.test_discord import pointed_at, replies_to, shown_text  # first: it imports discord.py quietly
 from adapters.cli import main
@@ -172,6 +174,16 @@ async def test_without_shard_settings_one_process_runs_the_shards_discord_recomm
 
 # --- two `aniface serve --no-web` processes, one shard each ---------------------------------------
 
+async def discord_pictures(log: Path) -> float:
+    """The Discord pictures a process counted, from the /metrics it serves on the port it said at start."""
+    url = re.search(r"metrics: (http://\S+/metrics)", log.read_text()).group(1)
+    async with aiohttp.ClientSession() as session, session.get(url) as response:
+        assert response.status == 200
+        text = await response.text()
+    return sum(sample.value for family in text_string_to_metric_families(text) for sample in family.samples
+               if sample.name == "aniface_pictures_total" and sample.labels["platform"] == "discord")
+
+
 async def ready(process: asyncio.subprocess.Process, log: Path, timeout: float = 240.0) -> str:
     """The process's output once it said it is ready (it must not have exited)."""
     loop = asyncio.get_running_loop()
@@ -189,7 +201,8 @@ async def test_two_shard_processes_each_answer_their_own_servers_and_dms_reach_s
     servers = [fake.guild_on_shard(0, 2, "Zero"), fake.guild_on_shard(1, 2, "One")]
     png = encode(scene, "PNG")
     environment = dict(DISCORD_TOKEN=fake.token, DISCORD_SHARD_COUNT="2", ANIFACE_MODEL=str(tiny_model.path),
-                       ANIFACE_DATA_DIR=str(tmp_path / "data"), ANIFACE_SECRET="one bot", ANIFACE_WARM_UP="false")
+                       ANIFACE_DATA_DIR=str(tmp_path / "data"), ANIFACE_SECRET="one bot", ANIFACE_WARM_UP="false",
+                       ANIFACE_METRICS_PORT="0")  # each process its own metrics port (0: a free one)
     processes: list[asyncio.subprocess.Process] = []
     logs = [tmp_path / "shard-0.log", tmp_path / "shard-1.log"]
     try:
@@ -200,7 +213,7 @@ async def test_two_shard_processes_each_answer_their_own_servers_and_dms_reach_s
                                            **environment))
             said = await ready(processes[-1], log)
             assert f"Discord: running (shards {shard} of 2); the slash commands are not synced at start" in said
-            assert "web page" not in said and "platforms: discord" in said  # no page, no port
+            assert "web page" not in said and "platforms: discord" in said  # no page: only the metrics' port
             await fake.wait_until(lambda: len(fake.sessions) == shard + 1, 30, f"shard {shard}'s session")
         zero, one = fake.sessions  # process 0 identified first
         assert [payload["d"]["shard"] for payload in fake.sent_by_gateway(2)] == [[0, 2], [1, 2]]
@@ -238,6 +251,9 @@ async def test_two_shard_processes_each_answer_their_own_servers_and_dms_reach_s
         await asyncio.sleep(1.0)  # nothing answered twice
         for message in (*messages, dm):
             assert len(fake.calls_to("create_message", where=lambda c, m=message: replies_to(c, m))) == 1
+
+        # each process exposes its own metrics: shard 0 took two pictures (its server's and the DM), shard 1 one
+        assert [await discord_pictures(log) for log in logs] == [2, 1]
     finally:
         for process in processes:
             if process.returncode is None:

@@ -203,7 +203,7 @@ async def test_serve_runs_telegram_against_a_local_bot_api_and_stops_it(tmp_path
         settings = load_settings({"ANIFACE_DATA_DIR": str(tmp_path), "TELEGRAM_TOKEN": fake.token,
                                   "TELEGRAM_POLL_TIMEOUT": "1",
                                   "TELEGRAM_BASE_URL": fake.base_url, "TELEGRAM_BASE_FILE_URL": fake.base_file_url,
-                                  "ANIFACE_WEB": "false"}, None)
+                                  "ANIFACE_WEB": "false", "ANIFACE_METRICS_PORT": "0"}, None)
         core = StubCore()
 
         async def polling(said):
