@@ -233,3 +233,26 @@ async def test_serve_without_the_web_page_serves_metrics_on_their_own_port(tmp_p
     finally:
         stop.set()
         await serving
+
+
+# --- the Grafana dashboard ------------------------------------------------------------------------------
+
+def test_the_dashboard_queries_only_metrics_the_bot_exposes():
+    from pathlib import Path
+
+    from bot.metrics import Metrics
+
+    dashboard = json.loads((Path(__file__).parent.parent / "deploy" / "grafana-dashboard.json").read_text())
+    queried = {name for panel in dashboard["panels"] for target in panel["targets"]
+               for name in re.findall(r"\baniface_[a-z_]+", target["expr"])}
+    metrics = Metrics()  # one of everything, so that every labelled series has samples
+    metrics.watch(in_flight=lambda: 0, workers=2, gallery_size=lambda: 0, known_characters=lambda: 0,
+                  model_version="v1")
+    metrics.picture("web", "answered", 0.5, faces=1)
+    metrics.picture("web", "refused", 0.1, reason="too_many_pixels")
+    metrics.stages({f"{stage}_s": 0.01 for stage in STAGES})
+    metrics.correction("web", "web", "noted")
+    metrics.error("bot.core")
+    exposed = {name for (name, _) in samples(metrics.exposition()[0].decode())}
+    assert queried and queried <= exposed, queried - exposed
+    assert len({panel["id"] for panel in dashboard["panels"]}) == len(dashboard["panels"])
