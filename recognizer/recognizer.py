@@ -53,6 +53,9 @@ class RecognizerSettings:
     wide_search: bool = True
     # When no face is found, offer the likeliest place for one as a guess (only when faces can be named).
     guess_when_none: bool = True
+    # Threads of each LiteRT interpreter (a converted backbone): the cores shared out among the threads
+    # that recognise at once, so the two don't oversubscribe them (None: every core).
+    backbone_threads: int | None = None
 
 
 class Recognizer:
@@ -87,7 +90,7 @@ class Recognizer:
             self.search = FaceSearch(self.detector, cascade, other_passes=other_passes,
                                      sure_likelihood=self.settings.min_likelihood)
         if backbone is None and model is not None:
-            backbone = Backbone(model.manifest.backbone, model.backbone_weights or backbone_weights)
+            backbone = _model_backbone(model, backbone_weights, self.settings.backbone_threads)
         if backbone is not None and model is not None and backbone.spec != model.manifest.backbone:
             raise ModelError("the backbone given differs from the one this model was trained on")
         self.backbone = backbone
@@ -278,6 +281,13 @@ class Recognizer:
                     embeddings = self.embed([crop] * size)
             self.classify(embeddings[:1])
         self.annotate(image, [Face(1, Box(200, 100, 160, 160), 1.0)])
+
+
+def _model_backbone(model: ModelFiles, weights: str | os.PathLike | None, threads: int | None) -> Backbone:
+    """The converted backbone on LiteRT when the model directory holds one, else the Keras network."""
+    if model.converted_backbone is not None:
+        return Backbone.converted(model.manifest.backbone, model.converted_backbone, threads)
+    return Backbone(model.manifest.backbone, model.backbone_weights or weights)
 
 
 def _warm_up_picture() -> np.ndarray:
