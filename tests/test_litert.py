@@ -187,6 +187,7 @@ for entry in entry_points(group="aniface.adapters"):
     entry.load()
 from adapters.cli.runtime import build_core
 from bot.config import load_settings
+Path(data).mkdir()
 core = build_core(load_settings({}, None, model_dir=Path(model), data_dir=Path(data)))
 core.recognizer.warm_up(rounds=1)
 assert core.recognizer.backbone.runtime == "litert"
