@@ -211,3 +211,29 @@ def test_serving_a_converted_model_imports_no_tensorflow(converted, tiny_model, 
                             cwd=REPO, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "HEAVY []" in result.stdout, result.stdout[-2000:]
+
+
+def test_cli_train_writes_the_converted_backbone(tiny_model, shared_data, tmp_path, capsys):
+    """`aniface train` converts the backbone it trained on (the tiny model's weights as a local weights file);
+    with --no-convert, a model written again over it keeps no stale converted file."""
+    from adapters.cli import main
+
+    subset = tmp_path / "faces"
+    for name in tiny_model.labels[:3]:
+        (subset / name).mkdir(parents=True)
+        for file in sorted((shared_data / "faces" / name).iterdir())[:8]:
+            (subset / name / file.name).symlink_to(file)
+    out = tmp_path / "model"
+    args = ["train", str(subset), "--out", str(out), "--backbone-weights", str(tiny_model.path / BACKBONE_WEIGHTS_FILE),
+            "--input-size", "75", "--no-augment", "--no-verifier", "--seed", "1", "--val-fraction", "0.25",
+            "--test-fraction", "0.25", "--cache-dir", str(tmp_path / "cache"), "--json"]
+    assert main(args + ["--precision", "int8"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["converted_backbone"]["precision"] == "int8"
+    model = read_model(out)
+    assert model.converted_backbone == out / CONVERTED_BACKBONE_FILE
+    assert Recognizer(model).backbone.runtime == "litert"  # no weights file given: none needed
+
+    assert main(args + ["--no-convert"]) == 0
+    assert json.loads(capsys.readouterr().out)["converted_backbone"] is None
+    assert not (out / CONVERTED_BACKBONE_FILE).exists() and read_model(out).converted_backbone is None
