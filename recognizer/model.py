@@ -193,14 +193,12 @@ def _converted_backbone(path: Path, record: dict | None) -> Path | None:
     return file
 
 
-def record_converted_backbone(directory: str | os.PathLike, record: dict | None) -> None:
-    """Name a converted backbone in a model's manifest (None: none), editing the JSON as it is (atomically)."""
+def record_converted_backbone(directory: str | os.PathLike, record: dict) -> None:
+    """Name a converted backbone in a model's manifest, editing the JSON as it is (keys this version does not
+    know are kept), atomically. The model's version stays: the same head, its backbone on another runtime."""
     path = Path(directory)
     data = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
-    if record is None:
-        data.pop("converted_backbone", None)
-    else:
-        data["converted_backbone"] = dict(record)
+    data["converted_backbone"] = dict(record)
     _write_manifest_data(path, data)
 
 

@@ -24,8 +24,9 @@ REPO = Path(__file__).resolve().parents[1]
 # Largest difference from Keras' features, as a share of the largest feature, and the least cosine
 # similarity of a crop's two feature vectors. float32 differs by rounding only; float16 stores the weights
 # in half precision; int8 quantises weights and activations (what it costs in naming is measured on whole
-# pictures, docs/litert.md).
-TOLERANCE = {"float32": (1e-5, 0.999999), "float16": (5e-3, 0.9999), "int8": (5e-2, 0.995)}
+# pictures, docs/litert.md). Measured on these crops: 4.1e-7, 2.8e-4 and 5.6e-3 of the largest feature;
+# least cosine 1.0, 1.0 and 0.99996.
+TOLERANCE = {"float32": (1e-5, 0.999999), "float16": (2e-3, 0.99999), "int8": (3e-2, 0.999)}
 
 
 @pytest.fixture(scope="module")
@@ -186,10 +187,9 @@ assert main(["prelabel", crops, "--model", model, "--out", out, "--quiet", "--js
 from importlib.metadata import entry_points
 for entry in entry_points(group="aniface.adapters"):
     entry.load()
-from adapters.cli.runtime import build_core
+from adapters.cli.serve import _build
 from bot.config import load_settings
-Path(data).mkdir()
-core = build_core(load_settings({}, None, model_dir=Path(model), data_dir=Path(data)))
+core = _build(load_settings({}, None, model_dir=Path(model), data_dir=Path(data)))  # as `aniface serve`
 core.recognizer.warm_up(rounds=1)
 assert core.recognizer.backbone.runtime == "litert"
 heavy = sorted(name for name in sys.modules if name.split(".")[0] in ("tensorflow", "keras", "tf_keras"))
