@@ -237,3 +237,26 @@ def test_cli_train_writes_the_converted_backbone(tiny_model, shared_data, tmp_pa
     assert main(args + ["--no-convert"]) == 0
     assert json.loads(capsys.readouterr().out)["converted_backbone"] is None
     assert not (out / CONVERTED_BACKBONE_FILE).exists() and read_model(out).converted_backbone is None
+
+
+def test_evaluate_measures_a_converted_model_on_litert_with_its_own_cache(tiny_model, converted, tmp_path):
+    """A converted model's crop accuracy is measured on the features it is served with: never on Keras'
+    features cached for the same images (which would hide what a precision costs)."""
+    from recognizer.training.dataset import load_datasets
+    from recognizer.training.evaluate import evaluate_model
+    from recognizer.training.feature_cache import FeatureCache
+
+    folder = tmp_path / "faces"
+    for name in tiny_model.labels:
+        (folder / name).mkdir(parents=True)
+        for file in tiny_model.held_out_files[name][:3]:
+            (folder / name / file.name).symlink_to(file)
+    dataset = load_datasets([folder])
+    cache = FeatureCache(tmp_path / "cache")
+    keras = evaluate_model(read_model(tiny_model.path), dataset, cache=cache, progress=False).report
+    lite = evaluate_model(read_model(converted["int8"]), dataset, cache=cache, progress=False).report
+    again = evaluate_model(read_model(converted["int8"]), dataset, cache=cache, progress=False).report
+    assert keras["model"]["backbone_runtime"] == "tensorflow"
+    assert lite["model"]["backbone_runtime"] == "litert int8"
+    assert lite["images"]["features"] == {"cached": 0, "computed": 15}
+    assert again["images"]["features"] == {"cached": 15, "computed": 0} and again["top1"] == lite["top1"]
