@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from bot.memory import RELEASE_MODES
 from bot.storage.engine import normalise_url
 from recognizer.backbone import DEFAULT_FEATURE_LAYERS
 from recognizer.detect import DEFAULT_DETECT_MAX_SIDE, MIN_DETECT_MAX_SIDE
@@ -61,6 +62,7 @@ class Settings:
     # Run the recognizer once on a made-up picture before any platform connects (`aniface serve`), so that
     # the first picture does not compile and trace while the chats' connections wait.
     warm_up: bool = True
+    release_memory: str = "idle"  # bot.memory.RELEASE_MODES: when freed memory goes back to the system
     max_image_bytes: int = 25 * 1024 * 1024
     max_image_pixels: int = 50_000_000
     admins: dict[str, frozenset[str]] = field(default_factory=dict)
@@ -69,19 +71,27 @@ class Settings:
     telegram_base_file_url: str | None = None
     telegram_webhook_url: str | None = None
     telegram_webhook_secret: str | None = None
-    telegram_webhook_listen: str = "127.0.0.1"
-    telegram_webhook_port: int = 8443
-    telegram_webhook_path: str = "telegram"
+    telegram_webhook_path: str = "telegram"  # the webhook is served at /hooks/<this> on the web server
+    telegram_webhook_max_connections: int = 40
     telegram_local_mode: bool = False
     telegram_bot_username: str | None = None
     telegram_poll_timeout: int = 30
     discord_token: str | None = None
     discord_guild_ids: tuple[int, ...] = ()
     discord_message_content: bool = True
+    # Sharding across processes: the total number of shards, and the ones this process runs. Neither set:
+    # one process, discord.py asks Discord for the count (/gateway/bot). The count alone: all of them here.
+    discord_shard_count: int | None = None
+    discord_shard_ids: tuple[int, ...] = ()
     web_enabled: bool = True
     web_host: str = "127.0.0.1"
     web_port: int = 8080
     web_admin_token: str | None = None
+    # How many `aniface serve` processes run as one bot: each takes its share of the platforms' limits,
+    # and more than one needs PostgreSQL and a shared secret (bot.config._validate_replicas). How often
+    # each catches up with the others' corrections when no notification wakes it (SQLite has none).
+    replicas: int = 1
+    catch_up_interval: float = 5.0
 
     def describe(self) -> list[str]:
         """What the bot is using, in words, for the start-up message (no secrets)."""
@@ -96,6 +106,8 @@ class Settings:
         platforms = [name for name, on in (("telegram", self.telegram_token), ("discord", self.discord_token),
                                            ("web", self.web_enabled)) if on]
         lines.append("platforms: " + (", ".join(platforms) or "none"))
+        if self.replicas > 1:
+            lines.append(f"replicas: {self.replicas} (sharing this database)")
         return lines
 
 
@@ -117,6 +129,7 @@ _FIELDS: dict[str, tuple[str, str, str]] = {
     "workers": ("ANIFACE_WORKERS", "workers", "int"),
     "queue_size": ("ANIFACE_QUEUE_SIZE", "queue_size", "int"),
     "warm_up": ("ANIFACE_WARM_UP", "warm_up", "bool"),
+    "release_memory": ("ANIFACE_RELEASE_MEMORY", "release_memory", "str"),
     "max_image_bytes": ("ANIFACE_MAX_IMAGE_BYTES", "max_image_bytes", "int"),
     "max_image_pixels": ("ANIFACE_MAX_IMAGE_PIXELS", "max_image_pixels", "int"),
     "admins": ("ANIFACE_ADMINS", "admins", "admins"),
@@ -125,19 +138,23 @@ _FIELDS: dict[str, tuple[str, str, str]] = {
     "telegram_base_file_url": ("TELEGRAM_BASE_FILE_URL", "telegram.base_file_url", "url"),
     "telegram_webhook_url": ("TELEGRAM_WEBHOOK_URL", "telegram.webhook_url", "url"),
     "telegram_webhook_secret": ("TELEGRAM_WEBHOOK_SECRET", "telegram.webhook_secret", "str"),
-    "telegram_webhook_listen": ("TELEGRAM_WEBHOOK_LISTEN", "telegram.webhook_listen", "str"),
-    "telegram_webhook_port": ("TELEGRAM_WEBHOOK_PORT", "telegram.webhook_port", "port"),
     "telegram_webhook_path": ("TELEGRAM_WEBHOOK_PATH", "telegram.webhook_path", "str"),
+    "telegram_webhook_max_connections": ("TELEGRAM_WEBHOOK_MAX_CONNECTIONS", "telegram.webhook_max_connections",
+                                         "int"),
     "telegram_local_mode": ("TELEGRAM_LOCAL_MODE", "telegram.local_mode", "bool"),
     "telegram_bot_username": ("TELEGRAM_BOT_USERNAME", "telegram.bot_username", "str"),
     "telegram_poll_timeout": ("TELEGRAM_POLL_TIMEOUT", "telegram.poll_timeout", "int"),
     "discord_token": ("DISCORD_TOKEN", "discord.token", "str"),
     "discord_guild_ids": ("DISCORD_GUILD_IDS", "discord.guild_ids", "ints"),
     "discord_message_content": ("DISCORD_MESSAGE_CONTENT", "discord.message_content", "bool"),
+    "discord_shard_count": ("DISCORD_SHARD_COUNT", "discord.shard_count", "int"),
+    "discord_shard_ids": ("DISCORD_SHARD_IDS", "discord.shard_ids", "ints"),
     "web_enabled": ("ANIFACE_WEB", "web.enabled", "bool"),
     "web_host": ("ANIFACE_HOST", "web.host", "str"),
     "web_port": ("ANIFACE_PORT", "web.port", "port"),
     "web_admin_token": ("ANIFACE_ADMIN_TOKEN", "web.admin_token", "str"),
+    "replicas": ("ANIFACE_REPLICAS", "replicas", "int"),
+    "catch_up_interval": ("ANIFACE_CATCH_UP_INTERVAL", "catch_up_interval", "seconds"),
 }
 
 
@@ -201,6 +218,13 @@ def _convert(raw: Any, kind: str, source: str) -> Any:
             if kind == "port" and not 0 <= number <= 65535:
                 raise ValueError("expected a port number from 0 to 65535")
             return number
+        if kind == "seconds":
+            if isinstance(raw, bool):
+                raise ValueError("expected a number of seconds")
+            try:
+                return float(raw)
+            except ValueError:
+                raise ValueError("expected a number of seconds") from None
         if kind == "bool":
             if isinstance(raw, bool):
                 return raw
@@ -215,7 +239,10 @@ def _convert(raw: Any, kind: str, source: str) -> Any:
             return tuple(str(item).strip() for item in items if str(item).strip())
         if kind == "ints":
             items = raw if isinstance(raw, list) else str(raw).split(",")
-            return tuple(int(str(item).strip()) for item in items if str(item).strip())
+            try:
+                return tuple(int(str(item).strip()) for item in items if str(item).strip())
+            except ValueError:
+                raise ValueError("expected whole numbers separated by commas") from None
         if kind == "admins":
             return _admins(raw)
     except (TypeError, ValueError) as error:
@@ -246,10 +273,16 @@ def _admins(raw: Any) -> dict[str, frozenset[str]]:
 
 
 def _validate(settings: Settings) -> None:
+    if settings.replicas < 1:
+        raise ConfigError("ANIFACE_REPLICAS must be at least 1")
+    if not 1 <= settings.telegram_webhook_max_connections <= 100:
+        raise ConfigError("TELEGRAM_WEBHOOK_MAX_CONNECTIONS must be from 1 to 100 (Telegram's range)")
     if settings.workers < 1:
         raise ConfigError("ANIFACE_WORKERS must be at least 1")
     if settings.queue_size < 0:
         raise ConfigError("ANIFACE_QUEUE_SIZE must not be negative")
+    if settings.release_memory not in RELEASE_MODES:
+        raise ConfigError(f"ANIFACE_RELEASE_MEMORY must be one of {', '.join(RELEASE_MODES)}")
     if settings.model_dir is not None and not (settings.model_dir / "manifest.json").is_file():
         raise ConfigError(f"ANIFACE_MODEL: {settings.model_dir} is not a model directory (no manifest.json)")
     if settings.backbone_weights is not None and not settings.backbone_weights.is_file():
@@ -266,3 +299,44 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("TELEGRAM_WEBHOOK_URL needs TELEGRAM_WEBHOOK_SECRET (Telegram sends it with every update)")
     if settings.backbone_preprocessing not in ("inception", "unit"):
         raise ConfigError("ANIFACE_BACKBONE_PREPROCESSING must be inception or unit")
+    if (problem := shard_problem(settings.discord_shard_count, settings.discord_shard_ids)) is not None:
+        raise ConfigError(problem)
+    _validate_replicas(settings)
+
+
+def shard_problem(count: int | None, ids: tuple[int, ...]) -> str | None:
+    """What is wrong with DISCORD_SHARD_COUNT and DISCORD_SHARD_IDS together, or None.
+
+    Discord routes a server to shard `(server_id >> 22) % count`, so every process of a bot must be given
+    the same count, and each shard id must run in exactly one process: a shard run twice answers its
+    servers twice, a shard run nowhere leaves its servers unanswered (which no single process can see)."""
+    if count is not None and count < 1:
+        return f"DISCORD_SHARD_COUNT must be at least 1, not {count}"
+    if ids and count is None:
+        return ("DISCORD_SHARD_IDS needs DISCORD_SHARD_COUNT: the total number of shards across all the "
+                "bot's processes, the same in each of them")
+    for shard in ids:
+        if not 0 <= shard < (count or 0):
+            return (f"DISCORD_SHARD_IDS: shard {shard} does not exist with DISCORD_SHARD_COUNT={count} "
+                    f"(shard ids run from 0 to {(count or 1) - 1})")
+    repeated = sorted({shard for shard in ids if ids.count(shard) > 1})
+    if repeated:
+        return (f"DISCORD_SHARD_IDS lists shard {', '.join(map(str, repeated))} more than once: each shard "
+                "runs once, or its servers are answered twice")
+    return None
+
+
+def _validate_replicas(settings: Settings) -> None:
+    """Several processes behave as one bot only on one shared PostgreSQL and with one shared secret."""
+    if not 0.05 <= settings.catch_up_interval <= 3600:
+        raise ConfigError("ANIFACE_CATCH_UP_INTERVAL must be from 0.05 to 3600 seconds")
+    if settings.replicas == 1:
+        return
+    if settings.database_url.startswith("sqlite"):
+        raise ConfigError(f"ANIFACE_REPLICAS={settings.replicas} needs PostgreSQL: the replicas share one "
+                          "database, and an SQLite file belongs to one machine. Set DATABASE_URL to a "
+                          "postgresql:// URL (the same for every replica), or run one replica.")
+    if not settings.secret:
+        raise ConfigError(f"ANIFACE_REPLICAS={settings.replicas} needs ANIFACE_SECRET, the same on every "
+                          "replica: without it each machine salts people's ids with its own key file, and "
+                          "one person's votes would count as several people's.")

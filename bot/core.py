@@ -14,15 +14,17 @@ import logging
 import tempfile
 import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import AsyncIterator, Sequence
 
 import numpy as np
 from PIL import Image
 from bot import chat_settings, wording
-from bot.correcting import Corrector, Outcome
+from bot.correcting import Corrector
+from bot.following import Follower
 from bot.corrections import parse_wrong, reaction_meaning, read_answer
+from bot.inbound import InboundRoutes
 from bot.loop_lag import LoopLag
 from bot.export import ExportSummary, export_dataset
 from bot.messages import (Ack, AckReason, AnswerMode, ChatSettingsView, Correction, FaceSummary, FetchRefused,
@@ -30,6 +32,7 @@ from bot.messages import (Ack, AckReason, AnswerMode, ChatSettingsView, Correcti
 from bot.names import NameBook
 from bot.privacy import Hasher
 from bot.storage.db import STORAGE_ERRORS, Database
+from bot.storage.events import Changes
 from bot.storage.repository import NewFace, NewPrediction, Repository
 from bot.worker import Busy, WorkerPool
 from recognizer import Box, DecodeLimits, ImageRejected, Recognizer, load_image
@@ -37,6 +40,11 @@ from recognizer import Box, DecodeLimits, ImageRejected, Recognizer, load_image
 log = logging.getLogger(__name__)
 
 ANSWER_MODES = tuple(mode.value for mode in AnswerMode)
+# Telegram resends an unacknowledged update for a while, not for a day; a day of ids is a few MB at most
+KEEP_DELIVERIES = timedelta(days=1)
+PRUNE_EVERY = 500
+#: how long the web page's annotated pictures are kept (any replica serves them from the database)
+KEEP_ANNOTATED = timedelta(hours=24)
 
 
 @dataclass
@@ -63,7 +71,7 @@ class ExportArchive:
 class Core:
     def __init__(self, database: Database, recognizer: Recognizer, hasher: Hasher, *,
                  admins: dict[str, set[str]] | None = None, pool: WorkerPool | None = None,
-                 limits: DecodeLimits | None = None) -> None:
+                 limits: DecodeLimits | None = None, catch_up_interval: float = 5.0) -> None:
         self.database = database
         self.recognizer = recognizer
         self.hasher = hasher
@@ -73,17 +81,24 @@ class Core:
         self.names = NameBook()
         self._embedding_key = recognizer.backbone.spec.cache_key() if recognizer.backbone else None
         self.store = Repository(database, self._embedding_key)
-        self.corrector = Corrector(self.store, self.names, hasher, self._embedding_key)
+        self.corrector = Corrector(self.store, self.names, hasher)
         self.loop_lag = LoopLag()
+        self.inbound = InboundRoutes()
+        self._deliveries = 0
+        # what every process (this one too) learns from the corrections, through the events table
+        self.follower = Follower(self.store, self._apply, database.listener(), catch_up_interval)
 
     # --- start-up ------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Register the model's labels as characters, load the names, rebuild the gallery from the votes; the
+        """Register the model's labels as characters, load the names, rebuild the gallery from the votes,
+        then follow the gallery events of every process (from the newest one before loading); the
         event loop's lag is measured from here on (`status()`)."""
         self.loop_lag.start()
+        await asyncio.to_thread(self.follower.begin)
         await asyncio.to_thread(self._load_names)
         await self._rebuild_gallery()
+        self.follower.start()
 
     async def warm_up(self) -> float:
         """Run the recognizer once on a made-up picture, on the worker pool, so that the first real picture
@@ -184,6 +199,7 @@ class Core:
                             [_png(crop) for crop in crops], self.recognizer.annotate(pixels, faces), manual)
 
     def _store_prediction(self, image: IncomingImage, result: _Recognition) -> tuple[int, list[int]]:
+        annotated = result.annotated_png if image.keep_annotated else None
         faces = [NewFace(number=face.number, box=(face.box.x, face.box.y, face.box.w, face.box.h),
                          detection_score=float(face.detection_score), crop_png=crop,
                          embedding=None if face.embedding is None else _embedding_bytes(face.embedding),
@@ -194,7 +210,8 @@ class Core:
         return self.store.store_prediction(NewPrediction(
             platform=image.platform, chat_id=image.chat_id, message_id=image.message_id,
             sender_hash=self.hasher(image.platform, image.sender.user_id), image_sha256=result.image_sha256,
-            width=result.width, height=result.height, model_version=self.recognizer.model_version, faces=faces))
+            width=result.width, height=result.height, model_version=self.recognizer.model_version, faces=faces),
+            annotated, KEEP_ANNOTATED)
 
     # --- boxes a person drew -------------------------------------------------------------------
 
@@ -235,6 +252,11 @@ class Core:
         faces = self.recognizer.identify_regions(pixels, clipped, unknown_threshold=unknown_threshold)
         return self._recognition(data, decoded, faces, manual=True)
 
+    async def annotated_picture(self, prediction_id: int, platform: str, chat_id: str) -> bytes | None:
+        """The annotated picture of an answer identified with `keep_annotated`, for the chat it was sent
+        in only; None once it is older than KEEP_ANNOTATED."""
+        return await asyncio.to_thread(self.store.annotated_picture, prediction_id, platform, chat_id)
+
     async def reply_sent(self, prediction_id: int, platform: str, chat_id: str, message_id: str) -> None:
         """The adapter sent a message for this prediction: replies and reactions on it now find it."""
         await asyncio.to_thread(self.store.reply_sent, prediction_id, platform, chat_id, message_id)
@@ -242,7 +264,8 @@ class Core:
     # --- corrections ---------------------------------------------------------------------------
 
     async def correct(self, correction: Correction) -> Ack:
-        """Store a correction (committed before this returns) and teach the gallery at once."""
+        """Store a correction (committed before this returns) and teach the gallery at once (here, and
+        through its events on every other process)."""
         return await self._corrected(self.corrector.correct, correction)
 
     async def wrong_command(self, person: Person, chat_id: str, bot_message_id: str, arguments: str,
@@ -286,26 +309,26 @@ class Core:
     async def answer_question(self, person: Person, chat_id: str, text: str) -> Ack | None:
         """A message from someone the bot asked for a name (a name, or a guess's number); None when
         nobody asked them."""
+        return await self._corrected(self.corrector.answer_question, person, chat_id, text)
+
+    async def _corrected(self, take, *args) -> Ack | None:  # noqa: ANN001
+        """Run a `Corrector` call in a thread, then learn from its events as every other process does;
+        a database that cannot be written (disk full, read-only) stores nothing and says so."""
         try:
-            outcome = await asyncio.to_thread(self.corrector.answer_question, person, chat_id, text)
+            ack = await asyncio.to_thread(take, *args)
         except STORAGE_ERRORS:
             return _storage_failed()
-        return None if outcome is None else self._learn(outcome)
+        if ack is not None and ack.ok:  # only a taken correction writes events
+            await self.follower.catch_up_quietly()
+        return ack
 
-    async def _corrected(self, take, *args) -> Ack:  # noqa: ANN001
-        """Run a `Corrector` call in a thread and learn from it; a database that cannot be written
-        (disk full, read-only) stores nothing and says so."""
-        try:
-            outcome = await asyncio.to_thread(take, *args)
-        except STORAGE_ERRORS:
-            return _storage_failed()
-        return self._learn(outcome)
-
-    def _learn(self, outcome: Outcome) -> Ack:
-        for learned in outcome.learned:
-            if learned.embedding is not None:
-                self.recognizer.learn(learned.face_id, learned.embedding, learned.label)
-        return outcome.ack
+    def _apply(self, changes: Changes) -> None:
+        """Gallery events, from this process or another: the one way memory learns from corrections."""
+        for name in changes.names:
+            self.names.add(name)
+        for face in changes.faces:
+            if face.embedding is not None and face.embedding_key == self._embedding_key:
+                self.recognizer.learn(face.face_id, np.frombuffer(face.embedding, np.float32), face.label)
 
     # --- settings and admin --------------------------------------------------------------------
 
@@ -334,6 +357,20 @@ class Core:
         if moved:
             log.info("%s chat %s is now %s: its settings moved with it", platform, old_chat_id, new_chat_id)
         return moved
+
+    async def first_delivery(self, platform: str, update_id: int) -> bool:
+        """Whether an update a platform pushed is new: recorded in the database before it is handled, so a
+        redelivery (to this replica or another) is handled once. Storage errors propagate: the adapter then
+        refuses the update, and the platform sends it again later. Every `PRUNE_EVERY`th call forgets the
+        records older than `KEEP_DELIVERIES`."""
+        first = await asyncio.to_thread(self.store.first_delivery, platform, update_id)
+        self._deliveries += 1
+        if self._deliveries % PRUNE_EVERY == 0:
+            try:
+                await asyncio.to_thread(self.store.forget_deliveries, datetime.now(timezone.utc) - KEEP_DELIVERIES)
+            except STORAGE_ERRORS as error:  # the next prune will do
+                log.warning("could not prune the delivered updates: %s", error)
+        return first
 
     async def update_settings(self, person: Person, chat_id: str, change: SettingsChange | None = None, *,
                               answer_mode: str | None = None, unknown_threshold: float | None = None,
@@ -393,7 +430,8 @@ class Core:
         lag = self.loop_lag
         measured = lag.running
         return Status(self.recognizer.model_version, bool(self.recognizer.can_name), len(self.names.names()),
-                      loop_lag_s=lag.worst if measured else None, recent_loop_lag_s=lag.recent() if measured else None)
+                      loop_lag_s=lag.worst if measured else None, recent_loop_lag_s=lag.recent() if measured else None,
+                      applied_event_id=self.follower.applied)
 
     @property
     def max_image_bytes(self) -> int:
@@ -413,9 +451,10 @@ class Core:
         return await asyncio.to_thread(self.store.face_crop, face_id)
 
     async def close(self) -> None:
-        """Finish the work in flight, then close the database's connections."""
+        """Finish the work in flight, stop following the events, then close the database's connections."""
         await self.loop_lag.stop()
         await asyncio.to_thread(self.pool.shutdown, True)
+        await self.follower.stop()
         self.database.dispose()
 
 

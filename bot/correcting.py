@@ -1,18 +1,13 @@
-"""The correction flow: a vote on a stored face, the name it gives, and what the gallery learns from it.
+"""The correction flow: a vote on a stored face and the name it gives.
 
-`Corrector` runs inside one database transaction (a `VoteStore`), in a worker thread: `Core` calls it
-through `asyncio.to_thread` and teaches the recognizer the `Outcome.learned` it returns. It also keeps
-the "did you mean" memory: a new name offered back once and sent again is accepted.
+`Corrector` runs inside one database transaction (a `VoteStore`), in a worker thread (`Core` calls it
+through `asyncio.to_thread`). It changes nothing in memory: the votes and new names it stores are
+written with their gallery events (bot/storage/events.py), which every process, this one included,
+applies once they are committed (bot/following.py). The "did you mean" memory (a new name offered back
+once and sent again is accepted) is stored too, so it holds on whichever process the answer reaches.
 """
 
 from __future__ import annotations
-
-import threading
-from contextlib import contextmanager
-from dataclasses import dataclass, field
-from typing import Callable, Iterator
-
-import numpy as np
 
 from bot import wording
 from bot.corrections import read_answer
@@ -24,124 +19,83 @@ from bot.storage.repository import Repository, VoteStore
 from recognizer.labels import display_name, label_key
 
 
-@dataclass
-class Learned:
-    """What the gallery learns about one face: its settled label (None: not settled) and its embedding."""
-
-    face_id: int
-    embedding: np.ndarray | None
-    label: str | None
-
-
-@dataclass
-class Outcome:
-    ack: Ack
-    learned: list[Learned] = field(default_factory=list)
-
-
 class Corrector:
-    def __init__(self, store: Repository, names: NameBook, hasher: Hasher, embedding_key: str | None) -> None:
+    def __init__(self, store: Repository, names: NameBook, hasher: Hasher) -> None:
         self.store = store
-        self.names = names
+        self.names = names  # read only: names are learned from the events (Core._apply)
         self.hasher = hasher
-        self.embedding_key = embedding_key
-        # (user_hash, face_id) -> key of a new name we answered "did you mean" to; sent again, it is accepted
-        self._offered: dict[tuple[str, int], str] = {}
-        # what memory learns in the transaction under way (per thread): applied only once it has committed
-        self._local = threading.local()
-
-    @contextmanager
-    def _transaction(self) -> Iterator[VoteStore]:
-        """`store.votes()`; the name book and the "did you mean" offers change only after its commit."""
-        pending: list[Callable[[], None]] = []
-        self._local.pending = pending
-        try:
-            with self.store.votes() as session:
-                yield session
-        finally:
-            self._local.pending = None
-        for change in pending:
-            change()
-
-    def _after_commit(self, change: Callable[[], None]) -> None:
-        pending = getattr(self._local, "pending", None)
-        if pending is None:
-            change()
-        else:
-            pending.append(change)
 
     # --- the ways a correction comes in --------------------------------------------------------
 
-    def correct(self, correction: Correction) -> Outcome:
+    def correct(self, correction: Correction) -> Ack:
         """A correction of an answer, found by the bot message it replies to."""
         person = correction.person
-        with self._transaction() as session:
+        with self.store.votes() as session:
             prediction = session.answered_by(person.platform, correction.chat_id, correction.bot_message_id)
             if prediction is None:
-                return Outcome(Ack(False, wording.NOT_A_PREDICTION, reason=AckReason.NOT_AN_ANSWER))
+                return Ack(False, wording.NOT_A_PREDICTION, reason=AckReason.NOT_AN_ANSWER)
             faces = prediction.faces
             several = len(faces) > 1
             if correction.face_number is None and several:
                 if correction.verdict == Verdict.RIGHT:
                     return self._confirm_all(session, person, faces, correction.via)
-                return Outcome(Ack(False, wording.which_face(len(faces)), reason=AckReason.WHICH_FACE))
+                return Ack(False, wording.which_face(len(faces)), reason=AckReason.WHICH_FACE)
             number = correction.face_number or 1
             face = next((f for f in faces if f.number == number), None)
             if face is None:
-                return Outcome(Ack(False, wording.no_such_face(number, len(faces)), reason=AckReason.NO_SUCH_FACE))
+                return Ack(False, wording.no_such_face(number, len(faces)), reason=AckReason.NO_SUCH_FACE)
             return self._vote(session, person, face, correction.verdict, correction.name, correction.candidate,
                               correction.via, several)
 
-    def press(self, person: Person, chat_id: str, face_id: int, choice: int | None, via: str) -> Outcome:
+    def press(self, person: Person, chat_id: str, face_id: int, choice: int | None, via: str) -> Ack:
         """A button under an answer: candidate `choice` (1-based), or None for "none of these"."""
-        with self._transaction() as session:
+        with self.store.votes() as session:
             face = session.face(face_id)
             if face is None or face.prediction.chat_id != chat_id or face.prediction.platform != person.platform:
-                return Outcome(Ack(False, wording.NOT_A_PREDICTION, reason=AckReason.NOT_AN_ANSWER))
+                return Ack(False, wording.NOT_A_PREDICTION, reason=AckReason.NOT_AN_ANSWER)
             several = len(face.prediction.faces) > 1
             verdict = Verdict.WRONG if choice is None else Verdict.IS
             return self._vote(session, person, face, verdict, None, choice, via, several)
 
-    def name_face(self, person: Person, face_id: int, name: str, via: str, chat_id: str | None) -> Outcome:
+    def name_face(self, person: Person, face_id: int, name: str, via: str, chat_id: str | None) -> Ack:
         """A face named by its id, `name` as typed (a bare number picks that guess)."""
-        with self._transaction() as session:
+        with self.store.votes() as session:
             face = session.face(face_id)
             if face is None or (chat_id is not None and face.prediction.chat_id != chat_id):
-                return Outcome(Ack(False, wording.UNKNOWN_FACE, reason=AckReason.NOT_AN_ANSWER))
+                return Ack(False, wording.UNKNOWN_FACE, reason=AckReason.NOT_AN_ANSWER)
             answer = read_answer(name)
             return self._vote(session, person, face, Verdict.IS, answer.name, answer.candidate, via,
                               len(face.prediction.faces) > 1)
 
-    def answer_question(self, person: Person, chat_id: str, text: str) -> Outcome | None:
+    def answer_question(self, person: Person, chat_id: str, text: str) -> Ack | None:
         """The answer of someone the bot asked for a name; None when nobody asked them."""
         user_hash = self.hasher(person.platform, person.user_id)
-        with self._transaction() as session:
+        with self.store.votes() as session:
             question = session.question(person.platform, chat_id, user_hash)
             if question is None:
                 return None
             face = session.face(question.face_id)
             answer = read_answer(text)
-            outcome = self._vote(session, person, face, Verdict.IS, answer.name, answer.candidate, "reply",
-                                 len(face.prediction.faces) > 1)
-            if outcome.ack.ok:
+            ack = self._vote(session, person, face, Verdict.IS, answer.name, answer.candidate, "reply",
+                             len(face.prediction.faces) > 1)
+            if ack.ok:
                 session.forget_question(question)
-            return outcome
+            return ack
 
     # --- the vote ------------------------------------------------------------------------------
 
-    def _confirm_all(self, session: VoteStore, person: Person, faces: list[Face], via: str) -> Outcome:
-        learned, confirmed = [], []
+    def _confirm_all(self, session: VoteStore, person: Person, faces: list[Face], via: str) -> Ack:
+        confirmed = []
         for face in faces:
             if face.predicted_name:
-                outcome = self._vote(session, person, face, Verdict.RIGHT, None, None, via, True)
-                learned += outcome.learned
+                self._vote(session, person, face, Verdict.RIGHT, None, None, via, True)
                 confirmed.append(f"{face.number}. {wording.shown(face.predicted_name)}")
         if not confirmed:
-            return Outcome(Ack(False, wording.which_face(len(faces)), reason=AckReason.WHICH_FACE))
-        return Outcome(Ack(True, wording.confirmed_all(confirmed)), learned)
+            return Ack(False, wording.which_face(len(faces)), reason=AckReason.WHICH_FACE)
+        return Ack(True, wording.confirmed_all(confirmed))
 
     def _vote(self, session: VoteStore, person: Person, face: Face, verdict: Verdict, name: str | None,
-              candidate: int | None, via: str, several: bool) -> Outcome:
+              candidate: int | None, via: str, several: bool) -> Ack:
         user_hash = self.hasher(person.platform, person.user_id)
         if verdict == Verdict.RIGHT:
             guess = face.predicted_name or (face.candidates[0]["name"] if face.candidates else None)
@@ -151,23 +105,23 @@ class Corrector:
                 verdict, name = Verdict.IS, guess
         if verdict == Verdict.IS and candidate is not None:
             if not 1 <= candidate <= len(face.candidates):
-                return Outcome(Ack(False, wording.NO_SUCH_CANDIDATE, reason=AckReason.NO_SUCH_GUESS))
+                return Ack(False, wording.NO_SUCH_CANDIDATE, reason=AckReason.NO_SUCH_GUESS)
             name = face.candidates[candidate - 1]["name"]
         if verdict == Verdict.WRONG or name is None:
             session.put_vote(face, person.platform, user_hash, "not", None, via)
             session.ask(person.platform, face, user_hash)
-            return Outcome(Ack(True, wording.ask_name(face.number, several), asks_for_name=True, face_id=face.id,
-                               reason=AckReason.ASK_NAME), [self._settled(session, face)])
+            return Ack(True, wording.ask_name(face.number, several), asks_for_name=True, face_id=face.id,
+                       reason=AckReason.ASK_NAME)
 
         character, refusal = self._character_for(session, name, user_hash, face.id, from_model=candidate is not None
                                                  or name == face.predicted_name)
         if character is None:
-            return Outcome(refusal)
+            return refusal
         session.put_vote(face, person.platform, user_hash, "is", character.id, via)
-        self._after_commit(lambda: self._offered.pop((user_hash, face.id), None))
+        session.forget_offer(user_hash, face.id)
         text = (wording.confirmed if name == face.predicted_name else wording.thanks)(character.name, face.number,
                                                                                       several)
-        return Outcome(Ack(True, text, face_id=face.id), [self._settled(session, face)])
+        return Ack(True, text, face_id=face.id)
 
     def _character_for(self, session: VoteStore, name: str, user_hash: str, face_id: int,
                        from_model: bool) -> tuple[Character | None, Ack | None]:
@@ -176,8 +130,8 @@ class Corrector:
             return None, Ack(False, wording.bad_name(match.reason), reason=AckReason.BAD_NAME)
         if match.status == NameStatus.SUGGEST and not from_model:
             key = label_key(match.name)
-            if self._offered.get((user_hash, face_id)) != key:
-                self._after_commit(lambda: self._offered.__setitem__((user_hash, face_id), key))
+            if session.offered(user_hash, face_id) != key:
+                session.offer(user_hash, face_id, key)
                 return None, Ack(False, wording.did_you_mean(match.suggestions, match.name), match.suggestions,
                                  reason=AckReason.SUGGEST)
         target = match.name if match.status == NameStatus.KNOWN else display_name(match.name)
@@ -185,12 +139,4 @@ class Corrector:
         character = session.character(key)
         if character is None:
             character = session.add_character(target, key, "model" if from_model else "user")
-            self._after_commit(lambda name=character.name: self.names.add(name))
         return character, None
-
-    def _settled(self, session: VoteStore, face: Face) -> Learned:
-        label = session.settled_label(face)
-        embedding = None
-        if face.embedding is not None and face.embedding_key == self.embedding_key:
-            embedding = np.frombuffer(face.embedding, np.float32)
-        return Learned(face.id, embedding, label)

@@ -52,6 +52,7 @@ class IncomingImage:
     is_private: bool = False  # a one-to-one chat with the bot
     fetch: Callable[[], Awaitable[bytes]] = _no_fetch
     working: Callable[[], AsyncContextManager[object]] | None = None
+    keep_annotated: bool = False  # store the annotated picture, for `CorePort.annotated_picture` (the web)
 
     async def read(self) -> bytes:
         return self.data if self.data is not None else await self.fetch()
@@ -181,3 +182,4 @@ class Status:
     known_characters: int
     loop_lag_s: float | None = None         # the event loop's worst lag since start (None: not measured)
     recent_loop_lag_s: float | None = None  # ... over the last 5 minutes
+    applied_event_id: int = 0  # the newest gallery event this process has applied (bot/following.py)

@@ -14,6 +14,7 @@ from typing import AsyncContextManager, Protocol, Sequence, runtime_checkable
 from typing import TYPE_CHECKING
 
 from bot.corrections import GUESSES, NAME_LIMIT
+from bot.inbound import InboundRoutes
 from bot.messages import (Ack, ChatSettingsView, IncomingImage, NotAllowed, Person, Reply, SettingsChange,
                           Status)
 
@@ -38,6 +39,10 @@ class CorePort(Protocol):
 
     async def reply_sent(self, prediction_id: int, platform: str, chat_id: str, message_id: str) -> None:
         """The adapter sent a message carrying this prediction: corrections on it now find it."""
+
+    async def annotated_picture(self, prediction_id: int, platform: str, chat_id: str) -> bytes | None:
+        """The annotated picture of an answer identified with `IncomingImage.keep_annotated`, for its chat
+        only (any replica has it: it is stored)."""
 
     @property
     def max_image_bytes(self) -> int:
@@ -65,6 +70,13 @@ class CorePort(Protocol):
 
     async def chat_moved(self, platform: str, old_chat_id: str, new_chat_id: str) -> bool:
         """The platform gave a chat a new id: its settings move with it (the new id's own, if any, stay)."""
+
+    async def first_delivery(self, platform: str, update_id: int) -> bool:
+        """Record a pushed update before handling it: True the first time any process sees it, False for a
+        redelivery (answer it, do not handle it again)."""
+
+    #: HTTP routes this process's adapters serve through the web adapter's server (bot.inbound)
+    inbound: InboundRoutes
 
     async def update_settings(self, person: Person, chat_id: str, change: SettingsChange | None = None, *,
                               answer_mode: str | None = None, unknown_threshold: float | None = None,

@@ -7,9 +7,12 @@ Telegram stickers (TGS, gzipped Lottie rendered with rlottie) and short videos
 flattened onto `BACKGROUND`, and for animations the first frame that is not blank (searched up to the
 frame limit, within a budget of SCAN_PIXELS examined pixels).
 
-Every size limit is checked from the file's header before any pixel is decoded.
-Anything that is not a readable image raises `UnreadableImage`; the limits raise
-`FileTooLarge`, `TooManyPixels` and `TooManyFrames` (all `ImageRejected`).
+Every size limit is checked from the file's header before any pixel is decoded, the memory budget
+too (`recognizer.decode_budget`): a picture over `max_output_pixels` is shrunk by a whole factor (a
+JPEG by its decoder, at 1/2, 1/4 or 1/8 scale; anything else band by band as it is converted), an
+animation whose later frames would not fit is answered with its first frame, and one whose first frame
+does not fit is refused. Anything that is not a readable image raises `UnreadableImage`; the limits
+raise `FileTooLarge`, `TooManyPixels`, `TooManyFrames` and `TooMuchMemory` (all `ImageRejected`).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from typing import Callable
 import numpy as np
 from PIL import Image, ImageStat
 
+from recognizer.decode_budget import check_memory, decode_bytes, shrink_factor
 from recognizer.errors import (
     BadDimensions,
     EmptyFile,
@@ -58,6 +62,15 @@ BLANK_STD = 4.0
 TGS_MAX_JSON_BYTES = 16 * 1024 * 1024
 #: Lottie is vector art: a TGS is rendered with its long side at most this many pixels.
 TGS_RENDER_MAX_SIDE = 1024
+#: Pixels converted at once when a decoded canvas becomes the RGB output (a band of rows at a time).
+BAND_PIXELS = 1 << 20
+#: RGBA canvases a decoder holds at once, as measured (the peak RSS of one decode: a 20 MP WebP still took
+#: 309 MB, a 16 MP 8-frame GIF 291 MB; tests/test_decode_memory.py): libwebp decodes every WebP through its
+#: animation decoder (a frame, the current and previous canvas) beside Pillow's copy; an APNG or GIF past
+#: its first frame keeps the previous canvas and a disposal copy; a video decoder keeps reference frames.
+_WEBP_CANVASES = 4
+_SCAN_CANVASES = 3
+_VIDEO_CANVASES = 7
 #: Counting frames without a header count (GIF, WEBM) stops after this many, whatever the limit.
 _COUNT_CAP = 200_000
 
@@ -85,6 +98,10 @@ class DecodeLimits:
     max_bytes: int = 25 * 1024 * 1024
     max_pixels: int = 50_000_000  # per frame, width * height
     max_frames: int = 2_000
+    #: Pixel memory one decode may hold at once (canvases and output), estimated from the header.
+    max_memory: int = 320 * 1024 * 1024
+    #: A larger picture is shrunk by a whole factor to at most this (detection works at 2048 px anyway).
+    max_output_pixels: int = 4096 * 4096
 
 
 @dataclass(frozen=True, eq=False)
@@ -213,13 +230,18 @@ def _decode_pillow(data: bytes, fmt: str, limits: DecodeLimits) -> DecodedImage:
         if header_size is not None:
             _check_pixels(*header_size, limits)
     if fmt == "WEBP":
-        # libwebp allocates the whole canvas when its decoder is created, so check first.
+        # libwebp allocates its canvases when its decoder is created, so check first.
         header_size = _webp_header_size(data)
         if header_size is not None:
             _check_pixels(*header_size, limits)
+            width, height = header_size
+            check_memory(decode_bytes(width, height, "RGBA", _WEBP_CANVASES,
+                                      shrink_factor(width, height, limits.max_output_pixels)), limits.max_memory)
     image = _pillow_open(data, fmt)
     try:
         _check_pixels(*image.size, limits)
+        if fmt == "JPEG":
+            _draft_jpeg(image, limits)
         if fmt == "GIF":
             frame_count = _count_gif_frames(data, max(limits.max_frames + 1, min(_COUNT_CAP, limits.max_frames * 10)))
             if frame_count == 0:
@@ -232,14 +254,60 @@ def _decode_pillow(data: bytes, fmt: str, limits: DecodeLimits) -> DecodedImage:
             fmt = "APNG"
         if frame_count > limits.max_frames:
             raise TooManyFrames(frame_count, limits.max_frames)
+        scan = _frames_within_budget(image, fmt, frame_count, limits)
         orientation = _exif_orientation(image)
-        index, rgb = _pick_pillow_frame(image, frame_count, limits)
-        transpose = _ORIENTATION.get(orientation)
-        if transpose is not None:
-            rgb = rgb.transpose(transpose)
-        return DecodedImage(_finish(np.asarray(rgb)), fmt, index, frame_count)
+        index, pixels = _pick_pillow_frame(image, frame_count, scan, limits)
+        return DecodedImage(_finish(_orient(pixels, orientation)), fmt, index, frame_count)
     finally:
         image.close()
+
+
+def _draft_jpeg(image: Image.Image, limits: DecodeLimits) -> None:
+    """Let libjpeg decode at 1/2, 1/4 or 1/8 scale: no larger than the output needs, small enough for the
+    budget (libjpeg's own scaling: the full-size picture is never held)."""
+    width, height = image.size
+    scale = 1
+    while scale < 8 and scale * 2 <= shrink_factor(width, height, limits.max_output_pixels):
+        scale *= 2
+    while scale < 8 and _still_bytes(math.ceil(width / scale), math.ceil(height / scale), image.mode,
+                                     limits) > limits.max_memory:
+        scale *= 2
+    if scale > 1:
+        image.draft(None, (width // scale, height // scale))
+
+
+def _still_bytes(width: int, height: int, mode: str, limits: DecodeLimits) -> int:
+    return decode_bytes(width, height, mode, 1, shrink_factor(width, height, limits.max_output_pixels))
+
+
+def _frames_within_budget(image: Image.Image, fmt: str, frame_count: int, limits: DecodeLimits) -> int:
+    """How many frames may be scanned: all, within the budget; only the first when composing later frames
+    (on RGBA canvases, the previous one kept) would not fit; refused when not even the first fits."""
+    width, height = image.size
+    factor = shrink_factor(width, height, limits.max_output_pixels)
+    canvases = _WEBP_CANVASES if fmt == "WEBP" else 1
+    outputs = 1 if frame_count == 1 else 2
+    check_memory(decode_bytes(width, height, image.mode, canvases, factor, outputs), limits.max_memory)
+    if frame_count == 1 or fmt == "WEBP":  # libwebp's canvases are all there from the start
+        return frame_count
+    scanning = decode_bytes(width, height, "RGBA", _SCAN_CANVASES, factor, outputs=2)
+    return frame_count if scanning <= limits.max_memory else 1
+
+
+def _orient(pixels: np.ndarray, orientation: int) -> np.ndarray:
+    """Undo the EXIF orientation on the array (PIL's transposes, as views)."""
+    transpose = _ORIENTATION.get(orientation)
+    if transpose is None:
+        return pixels
+    return {
+        Image.Transpose.FLIP_LEFT_RIGHT: lambda a: a[:, ::-1],
+        Image.Transpose.FLIP_TOP_BOTTOM: lambda a: a[::-1],
+        Image.Transpose.ROTATE_180: lambda a: a[::-1, ::-1],
+        Image.Transpose.ROTATE_90: lambda a: np.rot90(a, 1),
+        Image.Transpose.ROTATE_270: lambda a: np.rot90(a, -1),
+        Image.Transpose.TRANSPOSE: lambda a: a.transpose(1, 0, 2),
+        Image.Transpose.TRANSVERSE: lambda a: a[::-1, ::-1].transpose(1, 0, 2),
+    }[transpose](pixels)
 
 
 def _pillow_open(data: bytes, fmt: str) -> Image.Image:
@@ -261,20 +329,23 @@ def _pillow_open(data: bytes, fmt: str) -> Image.Image:
     return factory(io.BytesIO(data), "")
 
 
-def _pick_pillow_frame(image: Image.Image, frame_count: int, limits: DecodeLimits) -> tuple[int, Image.Image]:
-    """The first non-blank frame (within the SCAN_PIXELS budget), else frame 0, as flattened RGB."""
-    first: Image.Image | None = None
+def _pick_pillow_frame(image: Image.Image, frame_count: int, scan: int,
+                       limits: DecodeLimits) -> tuple[int, np.ndarray]:
+    """The first non-blank of the first `scan` frames (within the SCAN_PIXELS budget), else frame 0, as
+    flattened RGB shrunk to the output size."""
+    first: np.ndarray | None = None
     scanned = 0
-    for index in range(min(frame_count, limits.max_frames)):
+    for index in range(min(scan, limits.max_frames)):
         if scanned >= SCAN_PIXELS:
             break
         try:
             if index:
                 image.seek(index)
                 _check_pixels(*image.size, limits)
-            rgb = _to_rgb(image)
-            if frame_count == 1 or not _is_blank(rgb):
-                return index, rgb
+            factor = shrink_factor(*image.size, limits.max_output_pixels)
+            pixels, gray_std = _rgb_array(image, factor)
+            if scan == 1 or gray_std >= BLANK_STD:
+                return index, pixels
         except ImageRejected:
             raise
         except Exception:
@@ -282,10 +353,37 @@ def _pick_pillow_frame(image: Image.Image, frame_count: int, limits: DecodeLimit
                 raise
             break  # a broken later frame: settle for the first one
         if first is None:
-            first = rgb.copy() if rgb is image else rgb  # `image` changes on the next seek
-        scanned += rgb.width * rgb.height
+            first = pixels
+        scanned += image.width * image.height
     assert first is not None
     return 0, first
+
+
+def _rgb_array(image: Image.Image, factor: int) -> tuple[np.ndarray, float]:
+    """The decoded canvas as an (H/factor, W/factor, 3) RGB array, and its grayscale standard deviation.
+
+    Converted a band of rows at a time, so that no full-size RGB, RGBA or byte-string copy of a large
+    canvas is ever made beside it (those copies took 3x the canvas).
+    """
+    image.load()
+    width, height = image.size
+    out = np.empty((math.ceil(height / factor), math.ceil(width / factor), 3), np.uint8)
+    if image.mode in _SIXTEEN_BIT_MODES or image.mode in ("I", "F"):
+        bands = [(0, height)]  # scaled by the whole picture's range: converted at once (rare, 4 bytes/px)
+    else:
+        rows = max(factor, BAND_PIXELS // max(1, width) // factor * factor)
+        bands = [(top, min(height, top + rows)) for top in range(0, height, rows)]
+    count, total, squares = 0, 0.0, 0.0
+    for top, bottom in bands:
+        part = image if (top, bottom) == (0, height) else image.crop((0, top, width, bottom))
+        rgb = _to_rgb(part)
+        if factor > 1:
+            rgb = rgb.reduce(factor)
+        out[top // factor: top // factor + rgb.height] = np.asarray(rgb)
+        stat = ImageStat.Stat(rgb.convert("L"))
+        count, total, squares = count + stat.count[0], total + stat.sum[0], squares + stat.sum2[0]
+    mean = total / max(1, count)
+    return out, math.sqrt(max(0.0, squares / max(1, count) - mean * mean))
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:
@@ -478,7 +576,11 @@ def _decode_video(data: bytes, fmt: str, limits: DecodeLimits) -> DecodedImage:
         codec = stream.codec_context.name
         if codec not in _VIDEO_CODECS:
             raise UnreadableImage(detail=f"{fmt}: video codec {codec!r} not accepted")
-        _check_pixels(stream.codec_context.width, stream.codec_context.height, limits)
+        width, height = stream.codec_context.width, stream.codec_context.height
+        _check_pixels(width, height, limits)
+        check_memory(decode_bytes(width, height, "RGBA", _VIDEO_CANVASES,
+                                  shrink_factor(width, height, limits.max_output_pixels), outputs=2),
+                     limits.max_memory)
         frame_count = int(stream.frames or 0)  # MP4 has it in its header, WEBM does not
         if frame_count <= 0:
             cap = max(limits.max_frames + 1, min(_COUNT_CAP, limits.max_frames * 10))
@@ -503,7 +605,11 @@ def _decode_video(data: bytes, fmt: str, limits: DecodeLimits) -> DecodedImage:
             for frame in decoder.decode(packet):
                 index += 1
                 _check_pixels(frame.width, frame.height, limits)
-                rgb = _video_frame_to_rgb(frame)
+                factor = shrink_factor(frame.width, frame.height, limits.max_output_pixels)
+                # a stream may change size midway (VP9 may): each frame is held to the budget too
+                check_memory(decode_bytes(frame.width, frame.height, "RGBA", _VIDEO_CANVASES, factor, outputs=2),
+                             limits.max_memory)
+                rgb = _video_frame_to_rgb(frame, factor)
                 if not _is_blank(rgb):
                     return DecodedImage(_finish(np.asarray(rgb)), fmt, index, max(frame_count, index + 1))
                 if first is None:
@@ -535,10 +641,12 @@ def _video_decoder(stream):  # -> av.CodecContext
     return stream.codec_context
 
 
-def _video_frame_to_rgb(frame) -> Image.Image:  # frame: av.VideoFrame
+def _video_frame_to_rgb(frame, factor: int = 1) -> Image.Image:  # frame: av.VideoFrame
+    """A decoded frame as RGB, shrunk by `factor` by FFmpeg's scaler while it converts."""
+    size = {"width": math.ceil(frame.width / factor), "height": math.ceil(frame.height / factor)} if factor > 1 else {}
     if any(component.is_alpha for component in frame.format.components):
-        return _flatten_rgba(Image.fromarray(frame.to_ndarray(format="rgba")))
-    return frame.to_image()  # RGB
+        return _flatten_rgba(Image.fromarray(frame.to_ndarray(format="rgba", **size)))
+    return frame.to_image(**size)  # RGB
 
 
 # --- shared -------------------------------------------------------------------------------------------

@@ -47,6 +47,15 @@ class TooManyFrames(ImageRejected):
         self.frames, self.limit_frames = frames, limit_frames
 
 
+class TooMuchMemory(ImageRejected):
+    """Decoding would hold more pixel memory than the budget allows (a small file can declare a huge canvas)."""
+
+    def __init__(self, needed_bytes: int, budget_bytes: int) -> None:
+        super().__init__(f"this image would take too much memory to decode: about {format_bytes(needed_bytes)}, "
+                         f"limit {format_bytes(budget_bytes)}")
+        self.needed_bytes, self.budget_bytes = needed_bytes, budget_bytes
+
+
 class ModelError(RuntimeError):
     """A model directory or backbone weights that cannot be used; the message says what to do."""
 

@@ -146,6 +146,12 @@ class Gallery:
                 self._entries[key] = (np.asarray(embedding, np.float32).ravel(), label)
             self._matrix = None
 
+    def label(self, key: Hashable) -> str | None:
+        """The label a face was taught (None: not in the gallery)."""
+        with self._lock:
+            entry = self._entries.get(key)
+            return None if entry is None else entry[1]
+
     def remove(self, key: Hashable) -> None:
         self.set(key, np.zeros(0), None)
 

@@ -25,9 +25,14 @@ Permissions); `restrict` adds an overwrite and `text_channel` a second channel.
 Gateway: HELLO, heartbeats (op 1 -> op 11), IDENTIFY -> READY (+ GUILD_CREATE per server),
 RESUME -> the missed events replayed -> RESUMED, and `reconnect()` sends op 7 (`drop_connection()`
 closes the socket as a network failure would); an IDENTIFY asking for Message Content while
-`message_content_enabled` is off is closed with 4014, as Discord does. Every dispatch has a
-sequence number and is kept, so a client that resumes gets what it missed. zlib-stream transport
-compression is honoured when the client asks for it. `gateway_log` holds what the client sent.
+`message_content_enabled` is off is closed with 4014, as Discord does. Every IDENTIFY opens a session
+(`sessions`) for the shard it names (`shard: [id, count]`, else [0, 1]; an id not below the count is
+closed with 4010, a shard with more than `max_guilds_per_session` servers with 4011): as on Discord, a session gets the events of the servers with
+`(guild_id >> 22) % count == id` only (READY lists them, GUILD_CREATE each), and DMs go to shard 0 only;
+`/gateway/bot` recommends `recommended_shards`; `guild_on_shard` makes a server for a given shard.
+Each session numbers its dispatches and keeps them, so a client that resumes gets what it missed; a
+session the client closed with 1000 is over. zlib-stream transport compression is honoured when the
+client asks for it. `gateway_log` holds what the clients sent (connection number, payload).
 
 Interactions: `slash`, `context_menu`, `press` (a button) and `submit_modal` dispatch
 INTERACTION_CREATE for commands the client registered; the first response must come within 3 s
@@ -153,6 +158,25 @@ class _Connection:
     path: str
     compressor: Any = None
     alive: bool = True
+    dropped: bool = False       # the fake closed it (the client's 1000 is then only its reply)
+
+
+@dataclass
+class _Session:
+    """One gateway session: its shard, its own sequence and events (for a resume), its live connection."""
+    id: str
+    shard: int
+    shard_count: int
+    connection: _Connection
+    sequence: int = 0
+    events: list[dict] = field(default_factory=list)
+    ended: bool = False         # the client closed it (code 1000): it cannot be resumed, gets nothing more
+
+    def owns(self, guild_id: int | None) -> bool:
+        """Discord's routing: a server's events go to shard (id >> 22) % count; DMs to shard 0 only."""
+        if guild_id is None:
+            return self.shard == 0
+        return (guild_id >> 22) % self.shard_count == self.shard
 
 
 class FakeDiscord(LocalFakeServer[Call, _Fault]):
@@ -180,11 +204,10 @@ class FakeDiscord(LocalFakeServer[Call, _Fault]):
         self.interactions: dict[int, Interaction] = {}
         self.modals: list[tuple[Interaction, dict]] = []
         self.reactions: list[tuple[int, str]] = []      # (message id, emoji) the bot added
-        # gateway session
-        self.session_id: str | None = None
-        self.sequence = 0
-        self._events: list[dict] = []                   # every dispatch of the session, for replays
-        self._connection: _Connection | None = None
+        # gateway sessions, one per IDENTIFY; a shard count to recommend on /gateway/bot
+        self.recommended_shards = 1
+        self.max_guilds_per_session = 2500              # beyond: 4011 "Sharding required", as Discord closes it
+        self.sessions: list[_Session] = []
         self._connections = 0
         self._send_lock = asyncio.Lock()
 
@@ -219,12 +242,36 @@ class FakeDiscord(LocalFakeServer[Call, _Fault]):
         app.router.add_route("*", "/api/v10/{rest:.*}", self._unknown)
 
     async def close(self) -> None:
-        # the gateway websocket first, marked dead so that nothing more is sent on it, then the server
-        if self._connection is not None:
-            self._connection.alive = False
-            if not self._connection.ws.closed:
-                await self._connection.ws.close(code=1001)
+        # the gateway websockets first, marked dead so that nothing more is sent on them, then the server
+        for session in self.sessions:
+            session.connection.alive = False
+            session.connection.dropped = True
+            if not session.connection.ws.closed:
+                await session.connection.ws.close(code=1001)
         await super().close()
+
+    @property
+    def session_id(self) -> str | None:
+        """The newest session's id (None before the first IDENTIFY)."""
+        return self.sessions[-1].id if self.sessions else None
+
+    @property
+    def sequence(self) -> int:
+        return self.sessions[-1].sequence if self.sessions else 0
+
+    def live_sessions(self) -> list[_Session]:
+        return [session for session in self.sessions if not session.ended]
+
+    def shard_of(self, guild: dict | None, count: int) -> int:
+        """The shard that gets `guild`'s events with `count` shards (a DM: None -> 0)."""
+        return 0 if guild is None else (int(guild["id"]) >> 22) % count
+
+    def guild_on_shard(self, shard: int, count: int, name: str = "Anime fans") -> dict:
+        """A new server whose events go to `shard` of `count` (its id is a snowflake: made until one fits)."""
+        while True:
+            guild_id = self.snowflake()
+            if (guild_id >> 22) % count == shard:
+                return self.guild(name, guild_id=guild_id)
 
     @property
     def api_base(self) -> str:
@@ -256,8 +303,8 @@ class FakeDiscord(LocalFakeServer[Call, _Fault]):
                 and m["author"]["id"] == self.bot_user["id"]]
 
     def gateway_closed(self) -> bool:
-        """Whether the client's websocket is closed (after it stopped)."""
-        return self._connection is None or self._connection.ws.closed
+        """Whether every websocket a client opened is closed (after it stopped)."""
+        return all(session.connection.ws.closed for session in self.sessions)
 
     def sent_by_gateway(self, op: int) -> list[dict]:
         return [payload for _, payload in self.gateway_log if payload.get("op") == op]
@@ -270,10 +317,10 @@ class FakeDiscord(LocalFakeServer[Call, _Fault]):
         self.users[int(user["id"])] = user
         return user
 
-    def guild(self, name: str = "Anime fans", owner: dict | None = None) -> dict:
+    def guild(self, name: str = "Anime fans", owner: dict | None = None, guild_id: int | None = None) -> dict:
         """A server with one text channel (`guild["channels"][0]`) and the bot in it; dispatched as
         GUILD_CREATE when the bot is already connected."""
-        guild_id = self.snowflake()
+        guild_id = guild_id or self.snowflake()
         owner = owner or self.user("Owner")
         everyone = {"id": str(guild_id), "name": "@everyone", "permissions": str(MEMBER_PERMISSIONS), "position": 0,
                     "color": 0, "colors": {"primary_color": 0, "secondary_color": None, "tertiary_color": None},
@@ -592,28 +639,38 @@ class FakeDiscord(LocalFakeServer[Call, _Fault]):
 
     # --- gateway -------------------------------------------------------------------------------
 
-    def dispatch(self, event: str, data: dict) -> int:
-        """Send an event to the client (or keep it for a resume while it is disconnected); its sequence."""
-        self.sequence += 1
-        payload = {"op": 0, "t": event, "s": self.sequence, "d": data}
-        self._events.append(payload)
-        if self._connection is not None and self._connection.alive:
-            asyncio.get_running_loop().create_task(self._send(self._connection, payload))
-        return self.sequence
+    def dispatch(self, event: str, data: dict, session: _Session | None = None) -> int:
+        """Send an event to the sessions of the shard it belongs to (or keep it for a resume while one is
+        disconnected); its sequence number in the last of them (0: no session gets it)."""
+        targets = [session] if session is not None else [s for s in self.live_sessions()
+                                                          if s.owns(_guild_of(event, data))]
+        sequence = 0
+        for target in targets:
+            target.sequence += 1
+            sequence = target.sequence
+            payload = {"op": 0, "t": event, "s": sequence, "d": data}
+            target.events.append(payload)
+            if target.connection.alive:
+                asyncio.get_running_loop().create_task(self._send(target.connection, payload))
+        return sequence
 
-    async def reconnect(self) -> None:
-        """op 7 RECONNECT: the client must reconnect and resume; events meanwhile wait for it."""
-        connection = self._connection
-        if connection is not None and connection.alive:
-            connection.alive = False
-            await self._send(connection, {"op": 7, "d": None}, force=True)
+    def _sessions(self, shard: int | None) -> list[_Session]:
+        return [s for s in self.live_sessions() if shard is None or s.shard == shard]
 
-    async def drop_connection(self, code: int = 4000) -> None:
-        """Close the websocket as a network failure would (the client resumes)."""
-        connection = self._connection
-        if connection is not None:
-            connection.alive = False
-            await connection.ws.close(code=code)
+    async def reconnect(self, shard: int | None = None) -> None:
+        """op 7 RECONNECT (to every session, or `shard`'s): the client must reconnect and resume; events
+        meanwhile wait for it."""
+        for session in self._sessions(shard):
+            if session.connection.alive:
+                session.connection.alive = False
+                await self._send(session.connection, {"op": 7, "d": None}, force=True)
+
+    async def drop_connection(self, code: int = 4000, shard: int | None = None) -> None:
+        """Close the websockets (every session's, or `shard`'s) as a network failure would (the client resumes)."""
+        for session in self._sessions(shard):
+            session.connection.alive = False
+            session.connection.dropped = True
+            await session.connection.ws.close(code=code)
 
     async def _send(self, connection: _Connection, payload: dict, force: bool = False) -> None:
         if not (connection.alive or force) or connection.ws.closed:
@@ -654,6 +711,10 @@ class FakeDiscord(LocalFakeServer[Call, _Fault]):
             elif op == 6:
                 await self._resume(connection, payload["d"])
         connection.alive = False
+        if ws.close_code == 1000 and not connection.dropped:  # the client ended its session: Discord forgets it
+            for session in self.sessions:
+                if session.connection is connection:
+                    session.ended = True
         return ws
 
     async def _identify(self, connection: _Connection, data: dict) -> None:
@@ -664,40 +725,41 @@ class FakeDiscord(LocalFakeServer[Call, _Fault]):
         if not self.message_content_enabled and (self.identified_intents or 0) & MESSAGE_CONTENT_INTENT:
             await connection.ws.close(code=4014, message=b"Disallowed intent(s).")
             return
-        self.session_id = secrets.token_hex(16)
-        self.sequence = 0
-        self._events = []
-        self._retire_connection()
-        self._connection = connection
+        shard, count = data.get("shard") or (0, 1)
+        if not 0 <= shard < count:
+            await connection.ws.close(code=4010, message=b"Invalid shard.")
+            return
+        session = _Session(secrets.token_hex(16), shard, count, connection)
+        mine = [guild for guild in self.guilds.values() if session.owns(int(guild["id"]))]
+        if len(mine) > self.max_guilds_per_session:
+            await connection.ws.close(code=4011, message=b"Sharding required.")
+            return
+        self.sessions.append(session)
         connection.alive = True
-        guilds = [{"id": str(guild_id), "unavailable": True} for guild_id in self.guilds]
         self.dispatch("READY", {
-            "v": 10, "user": self.bot_user, "guilds": guilds, "session_id": self.session_id,
-            "resume_gateway_url": self.resume_url, "application": {"id": str(self.app_id), "flags": 0},
-            "private_channels": [], "relationships": [], "presences": [], "guild_join_requests": [],
-            "geo_ordered_rtc_regions": [], "user_settings": {}, "shard": [0, 1],
-        })
-        for guild in self.guilds.values():
-            self.dispatch("GUILD_CREATE", guild)
+            "v": 10, "user": self.bot_user, "guilds": [{"id": g["id"], "unavailable": True} for g in mine],
+            "session_id": session.id, "resume_gateway_url": self.resume_url,
+            "application": {"id": str(self.app_id), "flags": 0}, "private_channels": [], "relationships": [],
+            "presences": [], "guild_join_requests": [], "geo_ordered_rtc_regions": [], "user_settings": {},
+            "shard": [shard, count],
+        }, session)
+        for guild in mine:
+            self.dispatch("GUILD_CREATE", guild, session)
 
     async def _resume(self, connection: _Connection, data: dict) -> None:
-        if data.get("token") != self.token or data.get("session_id") != self.session_id:
+        session = next((s for s in self.live_sessions() if s.id == data.get("session_id")), None)
+        if data.get("token") != self.token or session is None:
             await self._send(connection, {"op": 9, "d": False}, force=True)
             return
-        self._retire_connection()
-        self._connection = connection
+        session.connection.alive = False
+        session.connection = connection
         sent = int(data.get("seq") or 0)
-        while pending := [e for e in self._events if e["s"] > sent]:  # events may arrive while replaying
+        while pending := [e for e in session.events if e["s"] > sent]:  # events may arrive while replaying
             for payload in pending:
                 await self._send(connection, payload, force=True)
                 sent = payload["s"]
         connection.alive = True  # no await since the last check: nothing is missed
-        self.dispatch("RESUMED", {})
-
-    def _retire_connection(self) -> None:
-        old = self._connection
-        if old is not None:
-            old.alive = False
+        self.dispatch("RESUMED", {}, session)
 
     # --- REST ----------------------------------------------------------------------------------
 
@@ -799,7 +861,7 @@ class FakeDiscord(LocalFakeServer[Call, _Fault]):
         return list(self.commands.get(int(guild) if guild else None, {}).values())
 
     async def _r_gateway(self, request, payload, files) -> dict:
-        return {"url": str(self.gateway_url), "shards": 1,
+        return {"url": str(self.gateway_url), "shards": self.recommended_shards,
                 "session_start_limit": {"total": 1000, "remaining": 999, "reset_after": 0, "max_concurrency": 1}}
 
     def _channel(self, channel_id: str) -> dict:
@@ -1005,6 +1067,13 @@ def _json(body: Any, status: int = 200, headers: dict | None = None) -> web.Resp
     merged = {**(_RATE_HEADERS if status != 429 else {}), "X-RateLimit-Reset": f"{time.time() + 1:.3f}",
               **(headers or {}), "Content-Type": "application/json"}
     return web.Response(body=json.dumps(body).encode(), status=status, headers=merged)
+
+
+def _guild_of(event: str, data: dict) -> int | None:
+    """The server an event belongs to (which shard gets it), or None (a DM: shard 0)."""
+    if event == "GUILD_CREATE":
+        return int(data["id"])
+    return int(data["guild_id"]) if data.get("guild_id") else None
 
 
 def _public_member(member: dict, with_user: bool = True) -> dict:

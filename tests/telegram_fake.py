@@ -15,14 +15,20 @@ late (the client times out although the message was posted); `admins` per chat f
 `reactions_allowed`; `migrate(group)` (a group becomes a supergroup); `started` users (sending to a
 private chat of anyone else is 403, as on Telegram); `privacy_mode` (Telegram's default for a bot: in
 a group where the bot is not an admin, `push` withholds what Telegram would not deliver, see
-`delivered`). Captions, texts and callback data are checked against Telegram's limits and HTML rules,
-and photos against sendPhoto's (10 MB, width + height <= 10000, ratio <= 20; documents 50 MB), so a
-message the real API would refuse fails here too.
+`delivered`); `conflict_polling` (another poller holds getUpdates: 409 Conflict). A webhook works as
+Telegram's does: after setWebhook, getUpdates is refused (409) and queued updates are POSTed to the URL
+(or to `deliver_to`, the test's stand-in for the TLS proxy in front of the bot) with the secret header,
+at most `max_connections` at once, and POSTed again after a non-2xx answer or a failed connection;
+`webhook_posts` logs every POST (update_id, status); `redeliver(update)` queues an update again, as
+Telegram does when an answer came too late. Captions, texts and callback data are checked against
+Telegram's limits and HTML rules, and photos against sendPhoto's (10 MB, width + height <= 10000, ratio
+<= 20; documents 50 MB), so a message the real API would refuse fails here too.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import itertools
 import json
@@ -32,6 +38,7 @@ from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from typing import Any, Iterable
 
+import aiohttp
 from aiohttp import web
 from PIL import Image
 
@@ -47,6 +54,9 @@ _TAG = re.compile(r"<(/?)([a-zA-Z][a-zA-Z0-9-]*)[^<>]*>")
 _ENTITY = re.compile(r"&(lt|gt|amp|quot|#\d+|#x[0-9a-fA-F]+);")
 CAPTION_LIMIT, TEXT_LIMIT, TOAST_LIMIT, CALLBACK_DATA_LIMIT = 1024, 4096, 200, 64
 DOWNLOAD_LIMIT = 20 * 1000 * 1000
+# each fake numbers its updates from its own million: tests that share a database (which records the ids it
+# took, as a fleet's does) must not see one fake's update 1 as another's
+_FIRST_UPDATE_IDS = itertools.count(1_000_000, 1_000_000)
 
 
 #: What getUpdates delivers when allowed_updates was never given: all but these opt-in kinds.
@@ -175,11 +185,19 @@ class FakeBotAPI(LocalFakeServer[Call, _Fault]):
         self._last_bot: dict[int, int] = {}  # per chat, the bot that last posted there
         self._updates: list[dict] = []
         self._new_update = asyncio.Event()
-        self._update_ids = itertools.count(1)
+        self._update_ids = itertools.count(next(_FIRST_UPDATE_IDS))
         self._message_ids = itertools.count(100)
         self._file_ids = itertools.count(1)
         self._callback_ids = itertools.count(1)
         self._chats: dict[int, dict] = {}
+        self.conflict_polling = False          # another process is polling: getUpdates answers 409
+        self.webhook: dict[str, Any] | None = None  # setWebhook's parameters while a webhook is set
+        self.deliver_to: str | None = None     # where webhook POSTs really go (the test's TLS proxy)
+        self.webhook_posts: list[tuple[int, int]] = []  # (update_id, HTTP status; 0: no connection)
+        self.redelivery_delay = 0.1            # seconds before a refused POST is sent again
+        self._pusher: asyncio.Task | None = None
+        self._deliveries: set[asyncio.Task] = set()
+        self._in_flight: set[int] = set()      # id() of the queued update dicts being POSTed
 
     # --- server --------------------------------------------------------------------------------
 
@@ -194,6 +212,10 @@ class FakeBotAPI(LocalFakeServer[Call, _Fault]):
     @property
     def base_file_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/file/bot"
+
+    async def close(self) -> None:
+        await self._stop_pushing()
+        await super().close()
 
     # --- knobs ---------------------------------------------------------------------------------
 
@@ -361,6 +383,11 @@ class FakeBotAPI(LocalFakeServer[Call, _Fault]):
         self._new_update.set()
         return update
 
+    def redeliver(self, update: dict) -> None:
+        """Queue an update again, same update_id: Telegram's retry after a POST it saw no answer to."""
+        self._updates.append(dict(update))
+        self._new_update.set()
+
     def push_reaction(self, chat: dict, user: dict, message_id: int, new: Iterable[str],
                       old: Iterable[str] = ()) -> dict:
         return self.push_update({"message_reaction": {
@@ -398,6 +425,13 @@ class FakeBotAPI(LocalFakeServer[Call, _Fault]):
             return web.json_response({"ok": False, "error_code": 401, "description": "Unauthorized"}, status=401)
         params, files = await self._params(request)
         if method.lower() == "getupdates":
+            if self.webhook is not None or self.conflict_polling:
+                self.calls.append(Call(method, params, files, status=409))
+                description = ("Conflict: can't use getUpdates method while webhook is active; use deleteWebhook "
+                               "to delete the webhook first" if self.webhook is not None else
+                               "Conflict: terminated by other getUpdates request; make sure that only one bot "
+                               "instance is running")
+                return web.json_response({"ok": False, "error_code": 409, "description": description}, status=409)
             return web.json_response({"ok": True, "result": await self._get_updates(params)})
         call = Call(method, params, files)
         self.calls.append(call)
@@ -547,13 +581,99 @@ class FakeBotAPI(LocalFakeServer[Call, _Fault]):
         return True
 
     _m_close = _m_logout
-    _m_deletewebhook = _m_logout
-    _m_setwebhook = _m_logout
     _m_setmycommands = _m_logout
     _m_deletemycommands = _m_logout
 
+    # --- the webhook ---------------------------------------------------------------------------
+
+    def _m_setwebhook(self, params: dict, files: dict) -> bool:
+        url = params.get("url") or ""
+        if not url:
+            return self._m_deletewebhook(params, files)
+        if not url.startswith("https://"):
+            raise ApiError(400, "Bad Request: bad webhook: An HTTPS URL must be provided for webhook")
+        secret = params.get("secret_token")
+        if secret is not None and not re.fullmatch(r"[A-Za-z0-9_-]{1,256}", secret):
+            raise ApiError(400, "Bad Request: secret token contains unallowed characters")
+        connections = int(params.get("max_connections") or 40)
+        if not 1 <= connections <= 100:
+            raise ApiError(400, "Bad Request: bad max_connections")
+        if params.get("drop_pending_updates") in (True, "true", "True"):
+            self._updates.clear()
+        self.webhook = {"url": url, "secret_token": secret, "max_connections": connections,
+                        "allowed_updates": params.get("allowed_updates")}
+        if "allowed_updates" in params:
+            self.allowed_updates = params["allowed_updates"]
+        if self._pusher is None:
+            self._pusher = asyncio.get_running_loop().create_task(self._push_updates())
+        self._new_update.set()
+        return True
+
+    def _m_deletewebhook(self, params: dict, files: dict) -> bool:
+        self.webhook = None
+        if params.get("drop_pending_updates") in (True, "true", "True"):
+            self._updates.clear()
+        self._new_update.set()  # the pusher sees there is no webhook and ends
+        return True
+
     def _m_getwebhookinfo(self, params: dict, files: dict) -> dict:
-        return {"url": "", "has_custom_certificate": False, "pending_update_count": 0}
+        if self.webhook is None:
+            return {"url": "", "has_custom_certificate": False, "pending_update_count": len(self._updates)}
+        info = {"url": self.webhook["url"], "has_custom_certificate": False,
+                "pending_update_count": len(self._updates), "max_connections": self.webhook["max_connections"]}
+        if self.webhook["allowed_updates"] is not None:
+            info["allowed_updates"] = self.webhook["allowed_updates"]
+        return info
+
+    async def _push_updates(self) -> None:
+        """POST every queued update to the webhook, as Telegram does, until the webhook is deleted."""
+        try:
+            async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
+                while self.webhook is not None:
+                    self._new_update.clear()
+                    allowed = set(self.allowed_updates or ()) or DEFAULT_UPDATES
+                    self._updates = [u for u in self._updates if _kind(u) in allowed]
+                    limit = asyncio.Semaphore(self.webhook["max_connections"])
+                    for update in self._updates:
+                        if id(update) not in self._in_flight:
+                            self._in_flight.add(id(update))
+                            task = asyncio.get_running_loop().create_task(self._deliver(session, limit, update))
+                            self._deliveries.add(task)
+                            task.add_done_callback(self._deliveries.discard)
+                    await self._new_update.wait()
+                await asyncio.gather(*self._deliveries, return_exceptions=True)
+        finally:
+            self._pusher = None
+
+    async def _deliver(self, session: aiohttp.ClientSession, limit: asyncio.Semaphore, update: dict) -> None:
+        try:
+            while self.webhook is not None:
+                headers = {}
+                if self.webhook["secret_token"]:
+                    headers["X-Telegram-Bot-Api-Secret-Token"] = self.webhook["secret_token"]
+                async with limit:
+                    try:
+                        async with session.post(self.deliver_to or self.webhook["url"], json=update,
+                                                headers=headers) as response:
+                            status = response.status
+                    except (aiohttp.ClientError, asyncio.TimeoutError):
+                        status = 0
+                self.webhook_posts.append((update["update_id"], status))
+                if 200 <= status < 300:
+                    with contextlib.suppress(ValueError):
+                        self._updates.remove(update)  # by equality: a redelivered copy is the same update
+                    return
+                await asyncio.sleep(self.redelivery_delay)
+        finally:
+            self._in_flight.discard(id(update))
+
+    async def _stop_pushing(self) -> None:
+        self.webhook = None
+        self._new_update.set()
+        tasks = [t for t in (self._pusher, *self._deliveries) if t is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     def _m_sendmessage(self, params: dict, files: dict) -> dict:
         return self._post(params, text=self._visible(params, "text", TEXT_LIMIT))

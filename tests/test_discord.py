@@ -30,7 +30,8 @@ import discord.http
 from PIL import Image
 from sqlalchemy import select
 
-from adapters.discord_bot import AdapterOptions, DiscordBot, DiscordSettings, SettingsError, intents, serve, start
+from adapters.discord_bot import (AdapterOptions, DiscordBot, DiscordSettings, SettingsError, intents, serve, start,
+                                  sync_commands)
 from adapters.discord_bot import render
 from adapters.discord_bot.handlers import source_key
 from bot.chat_settings import parse_threshold
@@ -125,8 +126,9 @@ async def running_bot(core, options: AdapterOptions = FAST, fake: FakeDiscord | 
         await fake.start()
     guild = next(iter(fake.guilds.values()), None) or fake.guild()
     with pointed_at(fake):
-        bot = DiscordBot(core, fake.token, guild_ids=guild_ids,
-                         options=dataclasses.replace(options, media_base=fake.media_base))
+        if not fake.commands:  # registered once, as an operator does with `aniface discord sync`
+            await sync_commands(fake.token, guild_ids)
+        bot = DiscordBot(core, fake.token, options=dataclasses.replace(options, media_base=fake.media_base))
         try:
             await bot.start()
             await bot.wait_until_ready(timeout=20)
@@ -612,7 +614,7 @@ async def test_help_privacy_and_commands_synced_per_guild_in_development(core):
     guild = fake.guild()
     try:
         async with running_bot(core, fake=fake, guild_ids=(int(guild["id"]),)) as bot:
-            [sync] = fake.calls_to("sync_commands")
+            [sync] = fake.calls_to("sync_commands")  # the harness's `sync_commands`; the bot synced nothing
             assert sync.path.endswith(f"/guilds/{guild['id']}/commands")
             names = {(c["name"], c.get("type", 1)) for c in sync.payload}
             assert names == {("identify", 1), ("help", 1), ("privacy", 1), ("settings", 1), ("export", 1),
@@ -653,6 +655,7 @@ async def test_serve_runs_in_the_callers_loop_and_stops_when_asked():
     stop = asyncio.Event()
     try:
         with pointed_at(fake):
+            await sync_commands(fake.token)
             settings = DiscordSettings.from_env({"DISCORD_TOKEN": fake.token})
             serving = asyncio.create_task(serve(core, settings, stop, options=dataclasses.replace(
                 FAST, media_base=fake.media_base)))
@@ -702,8 +705,9 @@ async def test_aniface_serve_starts_and_stops_it_beside_the_others(tmp_path):
             serving = asyncio.create_task(serve_command.serve(Core(Reply(ReplyKind.NO_FACE, wording.NO_FACE)),
                                                               settings, stop=stop, say=said.append))
             await fake.wait_until(lambda: "ready; stop with Ctrl+C or SIGTERM" in said, what="ready")
-            assert any("Discord: running" in line for line in said)
-            assert fake.calls_to("sync_commands")[0].path.endswith(f"/guilds/{guild['id']}/commands")
+            [line] = [line for line in said if "Discord: running" in line]
+            assert "not synced at start: run `aniface discord sync`" in line, line  # says how to sync
+            assert not fake.calls_to("sync_commands", ok=None)  # serve never syncs (`aniface discord sync` does)
             stop.set()
             await asyncio.wait_for(serving, 20)
         assert len(fake.sent_by_gateway(2)) == 1 and fake.gateway_closed()  # one session, closed on stop
@@ -733,6 +737,8 @@ async def test_serve_warms_the_recognizer_up_before_discord_connects(tmp_path, t
     try:
         stop = asyncio.Event()
         with pointed_at(fake):
+            await sync_commands(fake.token, settings.discord_guild_ids)
+            fake.calls.clear()
             serving = asyncio.create_task(serve_command.serve(core, settings, stop=stop, say=say))
             await fake.wait_until(lambda: any(line.startswith("ready") for line, _, _ in seen), 120, "ready")
             [(warmed, calls, traced)] = [entry for entry in seen if "warmed up in" in entry[0]]

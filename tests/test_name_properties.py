@@ -24,6 +24,7 @@ class FailingStore:
     """A store whose every commit fails (a full disk): the block runs, then the commit raises."""
 
     def __init__(self) -> None:
+        self.offers: list[tuple] = []  # written in the transaction that fails: the database keeps none
         self.face = SimpleNamespace(id=7, number=1, candidates=[{"name": "Chino Kafu"}], predicted_name=None,
                                     embedding=None, embedding_key=None,
                                     prediction=SimpleNamespace(chat_id="c", platform="web", faces=[None]))
@@ -34,13 +35,15 @@ class FailingStore:
         yield SimpleNamespace(
             face=lambda face_id: store.face, character=lambda key: None,
             add_character=lambda name, key, source: SimpleNamespace(id=1, name=name),
-            put_vote=lambda *args: None, ask=lambda *args: None, settled_label=lambda face: None)
+            put_vote=lambda *args: None, ask=lambda *args: None, offered=lambda user_hash, face_id: None,
+            offer=lambda *args: store.offers.append(args), forget_offer=lambda *args: None)
         raise DiskFull("no space left on device")
 
 
 def test_a_failed_commit_leaves_no_phantom_name_and_no_offer():
     names = NameBook(["Chino Kafu"])
-    corrector = Corrector(FailingStore(), names, lambda platform, user: "u", None)
+    store = FailingStore()
+    corrector = Corrector(store, names, lambda platform, user: "u")
     alice = Person("web", "alice")
     with pytest.raises(DiskFull):
         corrector.name_face(alice, 7, "Full Disk A", "web", "c")
@@ -48,7 +51,8 @@ def test_a_failed_commit_leaves_no_phantom_name_and_no_offer():
     assert names.resolve("Full Disk B").status == NameStatus.NEW  # no "did you mean Full Disk A?"
     with pytest.raises(DiskFull):
         corrector.name_face(alice, 7, "Chino Kaf", "web", "c")  # a "did you mean" offer, not committed
-    assert corrector._offered == {}
+    # the offer went into the transaction (rolled back with it), nowhere else
+    assert store.offers == [("u", 7, label_key("Chino Kaf"))] and names.names() == ["Chino Kafu"]
 
 
 # --- property tests ----------------------------------------------------------------------------

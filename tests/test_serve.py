@@ -213,7 +213,7 @@ async def test_serve_runs_telegram_against_a_local_bot_api_and_stops_it(tmp_path
                 await asyncio.sleep(0.05)
 
         said = await run_until_ready(core, settings, polling)
-        assert "  Telegram: running" in said and not any("web page" in line for line in said)
+        assert "  Telegram: polling" in said and not any("web page" in line for line in said)
         assert [call.method for call in fake.calls][:1] == ["getMe"]
         polls = fake.get_updates_calls
         await asyncio.sleep(1.5)

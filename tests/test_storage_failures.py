@@ -147,3 +147,72 @@ def test_serve_refuses_a_database_it_cannot_write(tmp_path, capsys, monkeypatch,
     err = " ".join(capsys.readouterr().err.split())
     assert "Traceback" not in err
     assert "cannot be written" in err and "readonly" in err, err
+
+
+# --- PostgreSQL made read-only (issue 15, defect 9, the server's side) -----------------------------------
+
+READ_ONLY_KINDS = {
+    # the whole database in read-only mode, as an operator sets it (or a hot standby answers)
+    "default_transaction_read_only": 'ALTER DATABASE "{name}" SET default_transaction_read_only = on',
+    # a role that may only read: the owner gives up its own right to write every table
+    "select_only": "REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON ALL TABLES IN SCHEMA public FROM CURRENT_USER",
+}
+
+
+@pytest.fixture(params=sorted(READ_ONLY_KINDS))
+def read_only_postgres(request, postgres_admin_url):
+    """The URL of a migrated PostgreSQL database that cannot be written any more, and what makes it so."""
+    from sqlalchemy import create_engine, make_url
+    from sqlalchemy.pool import NullPool
+
+    from bot.storage.db import Database
+    from tests.storage_fixtures import fresh_postgres_database
+
+    with fresh_postgres_database(postgres_admin_url) as url:
+        Database(url).dispose()  # the schema is there: the server was writable once
+        engine = create_engine(url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+        try:
+            with engine.connect() as connection:
+                connection.exec_driver_sql(READ_ONLY_KINDS[request.param].format(name=make_url(url).database))
+        finally:
+            engine.dispose()
+        yield url, request.param
+
+
+def test_serve_refuses_a_read_only_postgresql_database(read_only_postgres, tmp_path, capsys, monkeypatch,
+                                                        web_backbone, tiny_model):  # noqa: F811
+    from tests.test_serve import clear_settings
+
+    url, kind = read_only_postgres
+    clear_settings(monkeypatch)
+    monkeypatch.setenv("ANIFACE_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("ANIFACE_SECRET", "web-test-secret")
+    monkeypatch.setenv("DATABASE_URL", url)
+    monkeypatch.setenv("ANIFACE_MODEL", str(tiny_model.path))
+    monkeypatch.setattr("adapters.cli.runtime.build_recognizer",
+                        lambda settings: core_factory.tiny_recognizer(web_backbone, tiny_model.path))
+    assert main(["serve", "--port", "0"]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "Traceback" not in err and "password" not in err.split("cannot be written")[0].lower()
+    assert "cannot be written" in err, err
+    assert ("read-only transaction" if kind == "default_transaction_read_only" else "permission denied") in err, err
+
+
+async def test_readyz_reports_a_read_only_postgresql_database(read_only_postgres, tmp_path, web_backbone,
+                                                              tiny_model):  # noqa: F811
+    url, kind = read_only_postgres
+    read_only = core_factory.make_core(url, tmp_path, core_factory.tiny_recognizer(web_backbone, tiny_model.path),
+                                       secret="web-test-secret")
+    client = await open_client(read_only)
+    try:
+        response = await client.get("/readyz")
+        body = await response.json()
+        assert response.status == 503 and body["status"] == "unavailable", body
+        assert body["reason"].startswith("the database cannot be written: "), body
+        response = await client.get("/healthz")
+        assert response.status == 200
+        ack = await read_only.update_settings(ALICE, "chat", answer_mode="asked")
+        assert ack.reason == AckReason.STORAGE_UNAVAILABLE and ack.text == wording.CANT_SAVE
+    finally:
+        await client.close()
+        await read_only.close()

@@ -16,17 +16,15 @@ import io
 import itertools
 import json
 import re
-import socket
 import zipfile
 from dataclasses import dataclass
 
-import httpx
 import numpy as np
 import pytest
 from PIL import Image
 from sqlalchemy import select
 
-from adapters.telegram import AdapterOptions, TelegramSettings, build_application, start_polling, start_webhook, stop
+from adapters.telegram import AdapterOptions, TelegramSettings, build_application, start_polling, stop
 from adapters.telegram import render
 from adapters.telegram.config import SettingsError
 from adapters.telegram.network import NotSent, ServerError, may_retry, posts_a_message
@@ -558,34 +556,6 @@ async def test_private_chat_commands_and_registration(bot, scene_jpeg):
     message = fake.photo_message(private, alice, scene_jpeg)  # in a private chat every picture is answered
     fake.push(message)
     await fake.wait_for("sendPhoto", where=lambda c: _replies_to(c, message))
-
-
-async def test_a_webhook_with_a_secret_token(core):
-    fake = FakeBotAPI()
-    await fake.start()
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    app = build_application(core, fake.token, base_url=fake.base_url, base_file_url=fake.base_file_url, options=FAST)
-    try:
-        await start_webhook(app, webhook_url="https://bot.example.org/telegram", secret_token="s3cret-token",
-                            listen="127.0.0.1", port=port, url_path="telegram")
-        [hook] = fake.calls_to("setWebhook")
-        assert hook.params["url"] == "https://bot.example.org/telegram"
-        assert hook.params["secret_token"] == "s3cret-token"
-        alice = fake.user(next(_user_ids))
-        update = {"update_id": 1, "message": fake.message(fake.private(alice), alice, text="/help")}
-        async with httpx.AsyncClient() as client:
-            url = f"http://127.0.0.1:{port}/telegram"
-            refused = await client.post(url, json=update)
-            assert refused.status_code == 403
-            accepted = await client.post(url, json=update, headers={"X-Telegram-Bot-Api-Secret-Token": "s3cret-token"})
-            assert accepted.status_code == 200
-        [help_call] = await fake.wait_for("sendMessage")
-        assert "Send me a picture" in html_text(help_call)
-    finally:
-        await stop(app)
-        await fake.close()
 
 
 async def test_the_network_guard_stops_a_bot_that_would_reach_the_real_api(core):

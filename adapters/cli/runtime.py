@@ -46,4 +46,5 @@ def build_core(settings: Settings, recognizer: Recognizer | None = None) -> Core
     recognizer = recognizer or build_recognizer(settings)
     return Core(database, recognizer, Hasher(load_secret(settings.data_dir, settings.secret)),
                 admins={platform: set(ids) for platform, ids in settings.admins.items()},
-                pool=WorkerPool(settings.workers, settings.queue_size))
+                pool=WorkerPool(settings.workers, settings.queue_size, settings.release_memory),
+                catch_up_interval=settings.catch_up_interval)

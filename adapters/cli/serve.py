@@ -59,7 +59,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--model", metavar="DIR", default=None,
                         help="model directory (default: ANIFACE_MODEL; none: an empty gallery that learns "
                              "from corrections)")
-    parser.add_argument("--no-web", action="store_true", help="do not serve the web page")
+    parser.add_argument("--no-web", action="store_true",
+                        help="do not serve the web page, and open no port (a Discord shard process: "
+                             "DISCORD_SHARD_COUNT, DISCORD_SHARD_IDS)")
     parser.set_defaults(run=run, settings_overrides=settings_overrides)
 
 

@@ -10,11 +10,14 @@ own event loop:
 
 or `bot = await start(core, settings)` ... `await bot.stop()` (settings: DiscordSettings or
 `bot.config.Settings`), or step by step with `DiscordBot(core, token)` / `build_client(core)`.
+The commands are registered with Discord apart from serving, when they change:
+`await sync_commands(token, guild_ids)` (what `aniface discord sync` runs).
 """
 
-from adapters.discord_bot.app import AnifaceClient, DiscordBot, build_client, intents, run, sync_commands
+from adapters.discord_bot.app import AnifaceClient, DiscordBot, build_client, intents, run
 from adapters.discord_bot.config import DiscordSettings, SettingsError, serve, start, start_adapter
 from adapters.discord_bot.handlers import AdapterOptions, DiscordHandlers
+from adapters.discord_bot.sync import Synced, sync_commands
 
 __all__ = ["AdapterOptions", "AnifaceClient", "DiscordBot", "DiscordHandlers", "DiscordSettings", "SettingsError",
-           "build_client", "intents", "run", "serve", "start", "start_adapter", "sync_commands"]
+           "Synced", "build_client", "intents", "run", "serve", "start", "start_adapter", "sync_commands"]

@@ -1,12 +1,13 @@
 """The discord.py client, and running it inside a loop that someone else owns (`aniface serve`).
 
     bot = DiscordBot(core, token)          # or build_client(core) for the client alone
-    await bot.start()                      # login (a wrong token fails here), sync commands, connect
+    await bot.start()                      # login (a wrong token fails here), connect the shards
     ...                                    # the loop serves other adapters meanwhile
     await bot.stop()                       # stop taking work, finish what is in flight, disconnect
 
 `run(bot, stop_event)` does both and returns when `stop_event` is set (or when cancelled, or when
 the gateway connection ends for good). discord.py's own `Client.run()` is not used: it owns the loop.
+The commands are registered with Discord by `aniface discord sync` (`sync.py`), not here.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import discord
 from discord import app_commands
 
 from adapters.discord_bot.handlers import AdapterOptions, DiscordHandlers
-from bot.core import Core
+from bot.ports import CorePort
 
 log = logging.getLogger(__name__)
 
@@ -50,27 +51,29 @@ def intents(message_content: bool = True) -> discord.Intents:
     return chosen
 
 
-class AnifaceClient(discord.Client):
-    """A discord.py Client with an app-command tree, whose events go to `DiscordHandlers`."""
+class AnifaceClient(discord.AutoShardedClient):
+    """discord.py's AutoShardedClient with an app-command tree, whose events go to `DiscordHandlers`.
 
-    def __init__(self, handlers: DiscordHandlers, *, guild_ids: Sequence[int] = (), message_content: bool = True,
-                 sync_commands: bool = True) -> None:
+    Sharded always: one session may hold at most 2,500 servers (Discord closes it with 4011 beyond), and
+    discord.py then cannot go on. `shard_count` and `shard_ids` split the shards over processes (every
+    process the same count, each its own ids); neither: discord.py asks Discord for the count it
+    recommends (/gateway/bot) and runs them all here. DMs reach shard 0 only. The commands are not
+    synced here: `aniface discord sync` does it once (see `sync.py`).
+    """
+
+    def __init__(self, handlers: DiscordHandlers, *, message_content: bool = True, shard_count: int | None = None,
+                 shard_ids: Sequence[int] = ()) -> None:
         discord.VoiceClient.warn_nacl = discord.VoiceClient.warn_dave = False  # no voice: no warning about it
         super().__init__(intents=intents(message_content), allowed_mentions=discord.AllowedMentions.none(),
                          chunk_guilds_at_startup=False, guild_ready_timeout=handlers.options.guild_ready_timeout,
-                         max_messages=1000)
+                         max_messages=1000, shard_count=shard_count, shard_ids=list(shard_ids) or None)
         self.handlers = handlers
         self.tree = app_commands.CommandTree(self)
-        self.guild_ids = tuple(int(g) for g in guild_ids)
-        self.sync_on_start = sync_commands
         handlers.register(self)
 
-    async def setup_hook(self) -> None:
-        if self.sync_on_start:
-            await sync_commands(self)
-
     async def on_ready(self) -> None:
-        log.info("Discord: connected as %s (%s) in %d server(s)", self.user, self.user.id if self.user else "?",
+        log.info("Discord: connected as %s (%s), shards %s of %s, in %d server(s)", self.user,
+                 self.user.id if self.user else "?", ",".join(map(str, sorted(self.shards))), self.shard_count,
                  len(self.guilds))
 
     async def on_message(self, message: discord.Message) -> None:
@@ -83,49 +86,31 @@ class AnifaceClient(discord.Client):
         await self.handlers.on_raw_reaction_add(payload)
 
 
-def build_client(core: Core, *, guild_ids: Sequence[int] = (), message_content: bool = True,
-                 options: AdapterOptions | None = None, sync_commands: bool = True) -> AnifaceClient:
+def build_client(core: CorePort, *, message_content: bool = True, options: AdapterOptions | None = None,
+                 shard_count: int | None = None, shard_ids: Sequence[int] = ()) -> AnifaceClient:
     """A client whose handlers translate Discord onto `core`'s use cases (not logged in yet).
 
-    `guild_ids`: sync the commands to these servers only, where they appear at once (development);
-    none: globally. `message_content=False`: do not ask for the privileged intent.
+    `message_content=False`: do not ask for the privileged intent. `shard_count`, `shard_ids`: this
+    process's share of the bot's shards (see `AnifaceClient`).
     """
-    return AnifaceClient(DiscordHandlers(core, options), guild_ids=guild_ids, message_content=message_content,
-                         sync_commands=sync_commands)
-
-
-async def sync_commands(client: AnifaceClient) -> None:
-    """Register the slash and context-menu commands: per server in development, else globally."""
-    tree = client.tree
-    try:
-        if client.guild_ids:
-            for guild_id in client.guild_ids:
-                guild = discord.Object(guild_id)
-                tree.copy_global_to(guild=guild)
-                synced = await tree.sync(guild=guild)
-                log.info("Discord: %d commands synced to server %s", len(synced), guild_id)
-        else:
-            synced = await tree.sync()
-            log.info("Discord: %d commands synced globally (they may take a while to appear)", len(synced))
-    except discord.Forbidden as error:  # the bot works without its commands: mentions and reactions
-        log.warning("Discord: could not sync the commands (was the bot invited with the applications.commands "
-                    "scope?): %s", error)
-    except discord.HTTPException as error:
-        log.warning("Discord: could not sync the commands: %s", error)
+    return AnifaceClient(DiscordHandlers(core, options), message_content=message_content, shard_count=shard_count,
+                         shard_ids=shard_ids)
 
 
 class DiscordBot:
     """One running Discord adapter: `start()`, then `stop()`; `aniface serve` holds it."""
 
-    def __init__(self, core: Core, token: str, *, guild_ids: Sequence[int] = (), message_content: bool = True,
-                 options: AdapterOptions | None = None) -> None:
+    def __init__(self, core: CorePort, token: str, *, message_content: bool = True,
+                 options: AdapterOptions | None = None, shard_count: int | None = None,
+                 shard_ids: Sequence[int] = ()) -> None:
         self.token = token
-        self.client = build_client(core, guild_ids=guild_ids, message_content=message_content, options=options)
+        self.client = build_client(core, message_content=message_content, options=options, shard_count=shard_count,
+                                   shard_ids=shard_ids)
         self.handlers = self.client.handlers
         self._connection: asyncio.Task | None = None
 
     async def start(self) -> None:
-        """Log in (a wrong token raises discord.LoginFailure here), sync the commands, start the gateway."""
+        """Log in (a wrong token raises discord.LoginFailure here), then start the gateway's shards."""
         await self.handlers.open()
         try:
             await self.client.login(self.token)
@@ -164,7 +149,14 @@ class DiscordBot:
             raise TimeoutError("Discord did not become ready in time")
 
     def describe(self) -> str:
-        return "running"
+        """The start-up line: which shards, and how the commands get to Discord (not synced at start)."""
+        count = self.client.shard_count
+        if count is None:
+            shards = "as many shards as Discord recommends"
+        else:
+            shards = f"shards {','.join(map(str, self.client.shard_ids or range(count)))} of {count}"
+        return (f"running ({shards}); the slash commands are not synced at start: run `aniface discord sync` "
+                "once after installing, and again when an upgrade changes them")
 
     async def stop(self, timeout: float | None = None) -> None:
         """Stop taking new work, finish what is in flight (replies need the connection), then disconnect."""

@@ -1,8 +1,11 @@
 """The Discord adapter's settings, from the environment, and `serve()` / `start()` for `aniface serve`.
 
 - `DISCORD_TOKEN`: the bot's token (Developer Portal -> your application -> Bot); unset: no Discord adapter.
-- `DISCORD_GUILD_IDS`: comma-separated server ids. Set, the commands are synced to those servers only,
-  where they appear at once (development); unset, globally (they may take a while to appear).
+- `DISCORD_GUILD_IDS`: comma-separated server ids. Set, `aniface discord sync` puts the commands in those
+  servers only, where they appear at once (development); unset, globally (they may take a while to appear).
+- `DISCORD_SHARD_COUNT`, `DISCORD_SHARD_IDS`: the bot's shards in total, and the ones this process runs
+  (e.g. 4 and "0,1" here, 4 and "2,3" in a second process). Unset: one process, with the count Discord
+  recommends. The rule they must keep is `bot.config.shard_problem`.
 - `DISCORD_MESSAGE_CONTENT`: `true` (default) asks for the privileged Message Content intent, which
   must then be turned on in the Developer Portal; `false` runs without it: only /identify, the Apps
   menu, mentions and private chats are answered, and /wrong needs the reply to ping the bot.
@@ -20,7 +23,7 @@ import discord
 
 from adapters.discord_bot.app import DiscordBot, run
 from adapters.discord_bot.handlers import AdapterOptions
-from bot.config import Settings
+from bot.config import Settings, shard_problem
 from bot.ports import CorePort, StartError
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -41,7 +44,7 @@ def _guild_ids(value: Any, name: str = "DISCORD_GUILD_IDS") -> tuple[int, ...]:
         if not text:
             continue
         if not text.isdigit():
-            raise SettingsError(f"{name} must be server ids (numbers) separated by commas, not {text!r}")
+            raise SettingsError(f"{name} must be ids (numbers) separated by commas, not {text!r}")
         ids.append(int(text))
     return tuple(ids)
 
@@ -62,6 +65,12 @@ class DiscordSettings:
     token: str
     guild_ids: tuple[int, ...] = ()
     message_content: bool = True
+    shard_count: int | None = None
+    shard_ids: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        if (problem := shard_problem(self.shard_count, self.shard_ids)) is not None:
+            raise SettingsError(problem)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "DiscordSettings | None":
@@ -70,8 +79,13 @@ class DiscordSettings:
         token = env.get("DISCORD_TOKEN", "").strip()
         if not token:
             return None
+        count = env.get("DISCORD_SHARD_COUNT", "").strip()
+        if count and not count.isdigit():
+            raise SettingsError(f"DISCORD_SHARD_COUNT must be a whole number, not {count!r}")
         return cls(token=token, guild_ids=_guild_ids(env.get("DISCORD_GUILD_IDS")),
-                   message_content=_flag(env, "DISCORD_MESSAGE_CONTENT", True))
+                   message_content=_flag(env, "DISCORD_MESSAGE_CONTENT", True),
+                   shard_count=int(count) if count else None,
+                   shard_ids=_guild_ids(env.get("DISCORD_SHARD_IDS"), "DISCORD_SHARD_IDS"))
 
     @classmethod
     def from_config(cls, config: Any, environ: Mapping[str, str] | None = None) -> "DiscordSettings | None":
@@ -85,11 +99,13 @@ class DiscordSettings:
         message_content = getattr(config, "discord_message_content", None)
         if message_content is None:
             message_content = _flag(env, "DISCORD_MESSAGE_CONTENT", True)
-        return cls(token=token, guild_ids=guild_ids, message_content=message_content)
+        return cls(token=token, guild_ids=guild_ids, message_content=message_content,
+                   shard_count=getattr(config, "discord_shard_count", None),
+                   shard_ids=tuple(getattr(config, "discord_shard_ids", None) or ()))
 
     def build(self, core: CorePort, options: AdapterOptions | None = None) -> DiscordBot:
-        return DiscordBot(core, self.token, guild_ids=self.guild_ids, message_content=self.message_content,
-                          options=options)
+        return DiscordBot(core, self.token, message_content=self.message_content, options=options,
+                          shard_count=self.shard_count, shard_ids=self.shard_ids)
 
 
 def _settings(settings: Any) -> DiscordSettings:
@@ -111,7 +127,8 @@ async def start_adapter(core: CorePort, settings: Settings) -> DiscordBot | None
     except Exception as error:  # noqa: BLE001 - a refused token, an unreachable gateway, a bad setting
         detail = " ".join(str(error).split())[:300] or type(error).__name__
         raise StartError(f"Discord could not start: {type(error).__name__}: {detail}. Check DISCORD_TOKEN (from "
-                         "the Developer Portal) and DISCORD_GUILD_IDS; see adapters/discord_bot/README.md.") from error
+                         "the Developer Portal) and DISCORD_SHARD_COUNT/DISCORD_SHARD_IDS; see "
+                         "adapters/discord_bot/README.md.") from error
 
 
 async def _start(bot: DiscordBot) -> None:

@@ -21,12 +21,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from typing import TYPE_CHECKING, Literal, Optional
+from typing import TYPE_CHECKING
 
 import discord
 from discord import app_commands
 
 from adapters.discord_bot import media, texts
+from adapters.discord_bot.command_tree import declare_commands
 from adapters.discord_bot.commands import Commands
 from adapters.discord_bot.common import (DEFAULT_UPLOAD_LIMIT, PLATFORM, WRONG_COMMAND, AdapterOptions, chat_key,
                                          interaction_person, is_wrong_command, manages_chat, person_of, source_key)
@@ -70,45 +71,11 @@ class DiscordHandlers:
     # --- wiring ------------------------------------------------------------------------------
 
     def register(self, client: "AnifaceClient") -> None:
-        """The slash commands and context-menu commands on the client's tree, and the buttons."""
+        """The commands on the client's tree (declared in `command_tree`), their error handler, and the buttons."""
         self.client = client
         self.corrections.bind(client)
         tree = client.tree
-        handlers = self
-
-        @tree.command(name="identify", description=texts.COMMANDS["identify"])
-        @app_commands.describe(image=texts.IDENTIFY_IMAGE)
-        async def identify(interaction: discord.Interaction, image: discord.Attachment) -> None:
-            await handlers.pictures.identify_command(interaction, image)
-
-        @tree.command(name="help", description=texts.COMMANDS["help"])
-        async def help_(interaction: discord.Interaction) -> None:
-            await handlers.commands.help(interaction)
-
-        @tree.command(name="privacy", description=texts.COMMANDS["privacy"])
-        async def privacy(interaction: discord.Interaction) -> None:
-            await handlers.commands.privacy(interaction)
-
-        @tree.command(name="settings", description=texts.COMMANDS["settings"])
-        @app_commands.describe(mode=texts.SETTINGS_MODE, threshold=texts.SETTINGS_THRESHOLD)
-        @app_commands.default_permissions(manage_guild=True)
-        async def settings(interaction: discord.Interaction, mode: Optional[Literal["all", "asked"]] = None,
-                           threshold: Optional[app_commands.Range[str, 1, 16]] = None) -> None:
-            await handlers.commands.settings(interaction, mode, threshold)
-
-        @tree.command(name="export", description=texts.COMMANDS["export"])
-        @app_commands.default_permissions(manage_guild=True)
-        async def export(interaction: discord.Interaction) -> None:
-            await handlers.commands.export(interaction)
-
-        @tree.context_menu(name=texts.IDENTIFY_MENU)
-        async def identify_menu(interaction: discord.Interaction, message: discord.Message) -> None:
-            await handlers.pictures.identify_menu(interaction, message)
-
-        @tree.context_menu(name=texts.CORRECT_MENU)
-        async def correct_menu(interaction: discord.Interaction, message: discord.Message) -> None:
-            await handlers.corrections.correct_menu(interaction, message)
-
+        declare_commands(tree)
         tree.error(self.command_failed)
         client.add_dynamic_items(self.corrections.fix_button)
 

@@ -6,10 +6,10 @@ For `aniface serve` (entry point `aniface.adapters: telegram`): `running = await
     from adapters.telegram import TelegramSettings, serve
     settings = TelegramSettings.from_env()          # None without TELEGRAM_TOKEN
     if settings:
-        await serve(core, settings, stop_event)     # long polling, or a webhook with TELEGRAM_WEBHOOK_URL
+        await serve(core, settings, stop_event)     # long polling
 
-or step by step: `app = build_application(core, token, ...)`, `await start_polling(app)` /
-`await start_webhook(app, ...)`, and `await stop(app)`.
+or step by step: `app = build_application(core, token, ...)`, `await start_polling(app)`, and
+`await stop(app)`. A webhook is served on the web server by `aniface serve` (adapters.telegram.webhook).
 """
 
 from adapters.telegram.app import (ALLOWED_UPDATES, build_application, register_commands, run, start_polling,

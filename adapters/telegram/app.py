@@ -1,11 +1,13 @@
 """The PTB Application, and running it inside a loop that someone else owns (`aniface serve`).
 
     app = build_application(core, token)
-    await start_polling(app)      # or: await start_webhook(app, webhook_url=..., secret_token=...)
+    await start_polling(app)      # refused while a webhook is set; stops on a Conflict
     ...                           # the loop serves other adapters meanwhile
     await stop(app)
 
-`run(app, ...)` does the three in one call and returns when `stop_event` is set (or when cancelled).
+A webhook: `build_application(..., webhook=True)` (no Updater), `await start_webhook(app)`, and the
+updates are put on `app.update_queue` by `adapters.telegram.webhook.WebhookReceiver`, a route of the
+web adapter's server. `run(app, ...)` polls until `stop_event` is set (or the task is cancelled).
 PTB's own `run_polling()`/`run_webhook()` are not used: they own the event loop.
 """
 
@@ -20,6 +22,7 @@ from telegram.error import TelegramError
 from telegram.ext import Application, ApplicationBuilder
 
 from adapters.telegram import texts
+from adapters.telegram.delivery import StopOnConflict, refuse_if_webhook
 from adapters.telegram.handlers import AdapterOptions, TelegramHandlers
 from adapters.telegram.network import Limiter, SafeRequest
 from bot.core import Core
@@ -30,18 +33,20 @@ log = logging.getLogger(__name__)
 #: it the buttons and /wrong still work.
 ALLOWED_UPDATES: tuple[str, ...] = (Update.MESSAGE, Update.CALLBACK_QUERY, Update.MESSAGE_REACTION)
 HANDLERS_KEY = "aniface.handlers"
+CONFLICT_GUARD_KEY = "aniface.conflict_guard"
 
 
 def build_application(core: Core, token: str, *, base_url: str | None = None, base_file_url: str | None = None,
                       local_mode: bool = False, bot_username: str | None = None,
-                      options: AdapterOptions | None = None) -> Application:
+                      options: AdapterOptions | None = None, webhook: bool = False) -> Application:
     """A PTB Application whose handlers translate Telegram onto `core`'s use cases.
 
     `base_url`/`base_file_url` as PTB takes them (e.g. "http://localhost:8081/bot" and
     "http://localhost:8081/file/bot" for a local Bot API server); `local_mode` for a server started
     with --local (files are read from its disk and are not limited to 20 MB). `bot_username`
     overrides the name getMe reports (for mentions). Bot admins come from the core's `admins`;
-    chat admins are asked of Telegram when it matters.
+    chat admins are asked of Telegram when it matters. `webhook`: no Updater (updates come from
+    `adapters.telegram.webhook`).
     """
     options = options or AdapterOptions()
     timeouts = dict(connect_timeout=options.connect_timeout, read_timeout=options.read_timeout,
@@ -62,6 +67,8 @@ def build_application(core: Core, token: str, *, base_url: str | None = None, ba
         builder = builder.base_file_url(base_file_url)
     if local_mode:
         builder = builder.local_mode(True)
+    if webhook:
+        builder = builder.updater(None)
     app = builder.build()
     handlers = TelegramHandlers(core, options, bot_username=bot_username, local_mode=local_mode)
     handlers.register(app)
@@ -92,40 +99,41 @@ async def _initialize(app: Application) -> None:
 
 async def start_polling(app: Application, *, poll_timeout: int = 30, drop_pending_updates: bool = False,
                         allowed_updates: Sequence[str] = ALLOWED_UPDATES) -> None:
-    """Start the Application and long polling (getUpdates); returns once polling runs."""
+    """Start the Application and long polling (getUpdates); returns once polling runs.
+
+    Raises `delivery.WebhookIsSet` while a webhook is set (PTB's polling would delete it); a Conflict later
+    (another poller) stops polling with a logged reason (`delivery.StopOnConflict`)."""
+    guard = StopOnConflict(app)
+    app.bot_data[CONFLICT_GUARD_KEY] = guard
     try:
-        await _initialize(app)
+        await app.initialize()  # getMe: fails here on a wrong token or an unreachable Bot API
+        await refuse_if_webhook(app.bot)
+        await register_commands(app)
+        await app.start()
         await app.updater.start_polling(timeout=poll_timeout, allowed_updates=list(allowed_updates),
-                                        drop_pending_updates=drop_pending_updates)
+                                        drop_pending_updates=drop_pending_updates, error_callback=guard)
     except BaseException:
         await stop(app)
         raise
     log.info("Telegram: polling as @%s", app.bot.username)
 
 
-async def start_webhook(app: Application, *, webhook_url: str, secret_token: str, listen: str = "127.0.0.1",
-                        port: int = 8443, url_path: str = "telegram", drop_pending_updates: bool = False,
-                        allowed_updates: Sequence[str] = ALLOWED_UPDATES) -> None:
-    """Start the Application and PTB's webhook server, behind a reverse proxy that terminates TLS.
-
-    `webhook_url` is the public HTTPS address Telegram posts to (the proxy forwards it to
-    http://listen:port/url_path); requests without the `secret_token` header are refused.
-    """
-    if not secret_token:
-        raise ValueError("a webhook needs a secret token (TELEGRAM_WEBHOOK_SECRET)")
+async def start_webhook(app: Application) -> None:
+    """Start an Application built with `webhook=True`: its updates come from the web server's route
+    (`adapters.telegram.webhook`); the webhook itself is registered once, by `aniface telegram set-webhook`."""
     try:
         await _initialize(app)
-        await app.updater.start_webhook(listen=listen, port=port, url_path=url_path, webhook_url=webhook_url,
-                                        secret_token=secret_token, allowed_updates=list(allowed_updates),
-                                        drop_pending_updates=drop_pending_updates)
     except BaseException:
         await stop(app)
         raise
-    log.info("Telegram: webhook at %s as @%s", webhook_url, app.bot.username)
+    log.info("Telegram: taking webhook updates as @%s", app.bot.username)
 
 
 async def stop(app: Application) -> None:
     """Stop fetching updates, finish the updates and albums in hand, close the connections."""
+    guard = app.bot_data.get(CONFLICT_GUARD_KEY)
+    if guard is not None:
+        await guard.wait_stopped()  # a Conflict may be stopping the Updater this moment
     if app.updater is not None and app.updater.running:
         await app.updater.stop()
     if app.running:
@@ -133,15 +141,9 @@ async def stop(app: Application) -> None:
     await app.shutdown()
 
 
-async def run(app: Application, *, stop_event: asyncio.Event | None = None, webhook_url: str | None = None,
-              secret_token: str | None = None, listen: str = "127.0.0.1", port: int = 8443,
-              url_path: str = "telegram", poll_timeout: int = 30) -> None:
-    """Serve until `stop_event` is set or the task is cancelled: long polling, or a webhook when given one."""
-    if webhook_url:
-        await start_webhook(app, webhook_url=webhook_url, secret_token=secret_token or "", listen=listen, port=port,
-                            url_path=url_path)
-    else:
-        await start_polling(app, poll_timeout=poll_timeout)
+async def run(app: Application, *, stop_event: asyncio.Event | None = None, poll_timeout: int = 30) -> None:
+    """Poll until `stop_event` is set or the task is cancelled (a webhook needs the web server: `aniface serve`)."""
+    await start_polling(app, poll_timeout=poll_timeout)
     try:
         await (stop_event or asyncio.Event()).wait()
     finally:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from telegram import Message, ReplyParameters, User
 from telegram.constants import ChatType, FileSizeLimit
@@ -34,6 +34,14 @@ class AdapterOptions:
     group_rate: float = 20.0          # messages a minute in one group (only calls that post count)
     network_retries: int = 2          # safe retries after a connection or server failure
     retry_delay: float = 1.0
+
+
+def per_replica(options: AdapterOptions, replicas: int) -> AdapterOptions:
+    """One replica's share of Telegram's flood limits: the limits count per bot, not per process, so N
+    replicas that each sent at the full rate would send N times too much."""
+    if replicas <= 1:
+        return options
+    return replace(options, overall_rate=options.overall_rate / replicas, group_rate=options.group_rate / replicas)
 
 
 def person_of(message: Message, is_chat_admin: bool = False) -> Person:

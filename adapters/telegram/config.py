@@ -9,26 +9,36 @@
   from its disk, which must then be this machine's).
 - `TELEGRAM_BOT_USERNAME`: the bot's @name for mentions, if not the one getMe reports.
 - `TELEGRAM_WEBHOOK_URL`: set, a webhook instead of long polling: the public HTTPS URL Telegram posts
-  to. `TELEGRAM_WEBHOOK_SECRET` (required then; 1-256 of A-Z a-z 0-9 _ -) is checked on every request.
-  `TELEGRAM_WEBHOOK_LISTEN`, `TELEGRAM_WEBHOOK_PORT`, `TELEGRAM_WEBHOOK_PATH`: where PTB's webhook
-  server listens behind the reverse proxy (127.0.0.1, 8443, `telegram`).
+  to, which the reverse proxy forwards to the web server's `/hooks/<TELEGRAM_WEBHOOK_PATH>` (default
+  `/hooks/telegram`). `TELEGRAM_WEBHOOK_SECRET` (required then; 1-256 of A-Z a-z 0-9 _ -) is checked on
+  every request. `TELEGRAM_WEBHOOK_MAX_CONNECTIONS` (40): how many POSTs Telegram keeps open at once.
+  The webhook is registered once with `aniface telegram set-webhook`, not by each replica.
 - `TELEGRAM_POLL_TIMEOUT`: the long-polling timeout in seconds (30).
+- `ANIFACE_REPLICAS` (bot.config): each process keeps to its share of Telegram's flood limits.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import re
 from dataclasses import dataclass
 from typing import Mapping
 
+from telegram.error import TelegramError
 from telegram.ext import Application
 
 from adapters.telegram.app import build_application, run, start_polling, start_webhook, stop
+from adapters.telegram.common import per_replica
+from adapters.telegram.delivery import WebhookIsSet
 from adapters.telegram.handlers import AdapterOptions
+from adapters.telegram.webhook import MAX_UPDATE_BYTES, WebhookReceiver
 from bot.config import Settings
+from bot.inbound import NAME_CHARACTERS, InboundRoute
 from bot.ports import CorePort, StartError
+
+log = logging.getLogger(__name__)
 
 _SECRET = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 _TRUE = {"1", "true", "yes", "on"}
@@ -55,10 +65,10 @@ class TelegramSettings:
     bot_username: str | None = None
     webhook_url: str | None = None
     webhook_secret: str | None = None
-    webhook_listen: str = "127.0.0.1"
-    webhook_port: int = 8443
     webhook_path: str = "telegram"
+    webhook_max_connections: int = 40
     poll_timeout: int = 30
+    replicas: int = 1
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "TelegramSettings | None":
@@ -87,15 +97,18 @@ class TelegramSettings:
             bot_username=env.get("TELEGRAM_BOT_USERNAME", "").strip().lstrip("@") or None,
             webhook_url=env.get("TELEGRAM_WEBHOOK_URL", "").strip() or None,
             webhook_secret=env.get("TELEGRAM_WEBHOOK_SECRET", "").strip() or None,
-            webhook_listen=env.get("TELEGRAM_WEBHOOK_LISTEN", "").strip() or "127.0.0.1",
-            webhook_port=number("TELEGRAM_WEBHOOK_PORT", 8443),
             webhook_path=env.get("TELEGRAM_WEBHOOK_PATH", "").strip().strip("/") or "telegram",
+            webhook_max_connections=number("TELEGRAM_WEBHOOK_MAX_CONNECTIONS", 40),
             poll_timeout=number("TELEGRAM_POLL_TIMEOUT", 30),
+            replicas=number("ANIFACE_REPLICAS", 1),
         )
         settings.check()
         return settings
 
     def check(self) -> None:
+        if not self.webhook_path or not set(self.webhook_path) <= NAME_CHARACTERS:
+            raise SettingsError("TELEGRAM_WEBHOOK_PATH is one path segment of A-Z a-z 0-9 _ - (it is served at "
+                                "/hooks/<path>)")
         if self.webhook_url:
             if not self.webhook_url.startswith("https://"):
                 raise SettingsError("TELEGRAM_WEBHOOK_URL must be an https:// address (Telegram posts only to HTTPS)")
@@ -116,58 +129,92 @@ class TelegramSettings:
                         local_mode=settings.telegram_local_mode,
                         bot_username=(settings.telegram_bot_username or "").strip().lstrip("@") or None,
                         webhook_url=settings.telegram_webhook_url, webhook_secret=settings.telegram_webhook_secret,
-                        webhook_listen=settings.telegram_webhook_listen, webhook_port=settings.telegram_webhook_port,
                         webhook_path=settings.telegram_webhook_path.strip("/") or "telegram",
-                        poll_timeout=settings.telegram_poll_timeout)
+                        webhook_max_connections=settings.telegram_webhook_max_connections,
+                        poll_timeout=settings.telegram_poll_timeout, replicas=settings.replicas)
         converted.check()
         return converted
 
     def build(self, core: CorePort, options: AdapterOptions | None = None) -> Application:
+        """The Application, keeping to this replica's share of the flood limits; without an Updater for a
+        webhook."""
         return build_application(core, self.token, base_url=self.base_url, base_file_url=self.base_file_url,
-                                 local_mode=self.local_mode, bot_username=self.bot_username, options=options)
+                                  local_mode=self.local_mode, bot_username=self.bot_username,
+                                  options=per_replica(options or AdapterOptions(), self.replicas),
+                                  webhook=bool(self.webhook_url))
 
 
 class TelegramRunning:
     """The adapter running in the caller's loop (polling or a webhook); `stop()` finishes what is in hand."""
 
-    def __init__(self, app: Application) -> None:
+    def __init__(self, app: Application, description: str = "running", *, core: CorePort | None = None,
+                 receiver: WebhookReceiver | None = None, route: str | None = None) -> None:
         self.app = app
+        self.description = description
+        self._core, self._receiver, self._route = core, receiver, route
 
     def describe(self) -> str:
-        return "running"
+        return self.description
 
     async def stop(self) -> None:
-        await stop(self.app)
+        if self._receiver is not None:
+            self._receiver.close()  # 503 from now on: Telegram sends those again, to a replica that runs
+        await stop(self.app)        # what is on the update queue is handled first
+        if self._core is not None and self._route is not None:
+            self._core.inbound.remove(self._route)
 
 
 async def start(core: CorePort, settings: Settings, options: AdapterOptions | None = None) -> TelegramRunning | None:
     """For `aniface serve` (the `aniface.adapters` entry point): start in the running loop (getMe,
-    commands, then polling or the webhook); None when no TELEGRAM_TOKEN is configured."""
+    commands, then polling or the webhook's route on the web server); None when no TELEGRAM_TOKEN is
+    configured."""
     try:
         tg = TelegramSettings.from_settings(settings)
     except SettingsError as error:
         raise StartError(f"Telegram: {error}") from None
     if tg is None:
         return None
+    if tg.webhook_url and not settings.web_enabled:
+        raise StartError("Telegram: the webhook (TELEGRAM_WEBHOOK_URL) is served by the web server, at "
+                         f"/hooks/{tg.webhook_path}, and the web server is off (--no-web or ANIFACE_WEB=false).")
     app = tg.build(core, options)
     try:
         if tg.webhook_url:
-            await start_webhook(app, webhook_url=tg.webhook_url, secret_token=tg.webhook_secret or "",
-                                listen=tg.webhook_listen, port=tg.webhook_port, url_path=tg.webhook_path)
+            await start_webhook(app)
         else:
             await start_polling(app, poll_timeout=tg.poll_timeout)
-    except Exception as error:  # noqa: BLE001 - a wrong token, an unreachable Bot API, a taken port
+    except WebhookIsSet as error:
+        raise StartError(f"Telegram: {error}") from None
+    except Exception as error:  # noqa: BLE001 - a wrong token, an unreachable Bot API
         detail = " ".join(str(error).split())[:300] or type(error).__name__
         raise StartError(f"Telegram could not start: {type(error).__name__}: {detail}. Check TELEGRAM_TOKEN (from "
-                         "@BotFather), that the Bot API is reachable (TELEGRAM_BASE_URL), and for a webhook "
-                         "TELEGRAM_WEBHOOK_URL/_LISTEN/_PORT.") from error
-    return TelegramRunning(app)
+                         "@BotFather) and that the Bot API is reachable (TELEGRAM_BASE_URL).") from error
+    limits = f"{tg.replicas} replicas share the flood limits" if tg.replicas > 1 else ""
+    if not tg.webhook_url:
+        return TelegramRunning(app, ", ".join(filter(None, ["polling", limits])))
+    receiver = WebhookReceiver(app, core, tg.webhook_secret or "")
+    core.inbound.add(InboundRoute(tg.webhook_path, receiver, MAX_UPDATE_BYTES))
+    description = f"webhook {tg.webhook_url}, served at /hooks/{tg.webhook_path}"
+    if not await _registered(app, tg.webhook_url):
+        description += " (Telegram has another webhook or none: run `aniface telegram set-webhook`)"
+    return TelegramRunning(app, ", ".join(filter(None, [description, limits])), core=core, receiver=receiver,
+                           route=tg.webhook_path)
+
+
+async def _registered(app: Application, url: str) -> bool:
+    """Whether Telegram posts to `url` (it is registered once, by the operator; a replica only says so)."""
+    try:
+        return (await app.bot.get_webhook_info()).url == url
+    except TelegramError as error:
+        log.warning("Telegram: could not read the webhook's registration: %s", error)
+        return True
 
 
 async def serve(core: CorePort, settings: TelegramSettings, stop_event: asyncio.Event | None = None,
                 options: AdapterOptions | None = None) -> None:
-    """Run the Telegram adapter in the current loop until `stop_event` is set (or the task is cancelled)."""
+    """Poll in the current loop until `stop_event` is set (or the task is cancelled). A webhook is served
+    by `aniface serve`, on the web server."""
+    if settings.webhook_url:
+        raise SettingsError("a webhook is served by `aniface serve` on its web server; this runs long polling only")
     app = settings.build(core, options)
-    await run(app, stop_event=stop_event, webhook_url=settings.webhook_url, secret_token=settings.webhook_secret,
-              listen=settings.webhook_listen, port=settings.webhook_port, url_path=settings.webhook_path,
-              poll_timeout=settings.poll_timeout)
+    await run(app, stop_event=stop_event, poll_timeout=settings.poll_timeout)

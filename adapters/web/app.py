@@ -9,7 +9,8 @@ What a face is called, what is stored and how a correction is taken are the core
 - CSRF: every POST must come from this origin (`Origin`, else `Sec-Fetch-Site`; clients that send
   neither, such as curl, are not browsers and pass), and JSON endpoints take `application/json` only,
   which a cross-site form cannot send.
-- Annotated pictures are not stored: the latest ones are kept in memory (bounded) for their uploader.
+- Annotated pictures are kept by the core (in the database, a day) for their uploader, so that any
+  replica behind a load balancer serves them.
 
 This module holds the routes and their handlers; `context.py` what the parts share (app keys,
 settings, state, `ApiError`), `middleware.py` the middlewares, `reading.py` the reading of requests.
@@ -29,6 +30,7 @@ from adapters.web.context import (BUSY_RETRY_AFTER_S, COOKIE_NAME, CORE, PLATFOR
                                   WEB_ID, ApiError, Handler, WebSettings, WebState)
 from adapters.web.middleware import (csrf_middleware, errors_middleware, headers_middleware, identity_middleware,
                                      rate_limit_middleware)
+from adapters.web.hooks import hook
 from adapters.web.openapi import openapi_document
 from adapters.web.ratelimit import RateLimit
 from adapters.web.reading import read_json, read_upload
@@ -45,7 +47,7 @@ MAX_ID = 2 ** 63 - 1  # every id is a signed 64-bit integer in the database; lar
 
 def create_app(core: CorePort, *, admin_token: str | None = None, max_upload_bytes: int | None = None,
                rate_limit: RateLimit | None = None, allowed_origins: tuple[str, ...] = (),
-               annotated_cache_bytes: int = 64 * 1024 * 1024, body_timeout: float = 120.0) -> web.Application:
+               body_timeout: float = 120.0) -> web.Application:
     """The web page and its API for `core` (a started `bot.core.Core`).
 
     admin_token: enables the admin API (`Authorization: Bearer <token>`); None turns it off.
@@ -58,8 +60,7 @@ def create_app(core: CorePort, *, admin_token: str | None = None, max_upload_byt
     if max_upload_bytes is None:
         max_upload_bytes = core.max_image_bytes
     settings = WebSettings(admin_token or None, int(max_upload_bytes), rate_limit or RateLimit(),
-                           frozenset(o.rstrip("/").lower() for o in allowed_origins), annotated_cache_bytes,
-                           float(body_timeout))
+                           frozenset(o.rstrip("/").lower() for o in allowed_origins), float(body_timeout))
     app = web.Application(
         client_max_size=settings.max_upload_bytes + 256 * 1024,
         middlewares=[headers_middleware, errors_middleware, identity_middleware, csrf_middleware,
@@ -79,6 +80,7 @@ def create_app(core: CorePort, *, admin_token: str | None = None, max_upload_byt
     app.router.add_get("/api/admin/corrections", admin_corrections)
     app.router.add_get("/api/admin/faces/{face_id:\\d{1,18}}/crop.png", admin_crop)
     app.router.add_get("/api/admin/export", admin_export)
+    app.router.add_post("/hooks/{name}", hook)  # routes of other adapters (bot.inbound): Telegram's webhook
     app.router.add_static("/static/", STATIC_DIR, show_index=False, append_version=False)
     return app
 
@@ -146,7 +148,7 @@ async def healthz(request: web.Request) -> web.Response:
         return web.json_response({"status": "stopping"}, status=503)
     status = core.status()
     body = {"status": "ok", "model_version": status.model_version, "can_name": status.can_name,
-            "known_characters": status.known_characters}
+            "known_characters": status.known_characters, "applied_event_id": status.applied_event_id}
     if status.loop_lag_s is not None:  # how late the shared event loop ran: chats and heartbeats wait that long
         body["event_loop_lag_ms"] = {"worst": round(status.loop_lag_s * 1000),
                                      "last_5_min": round((status.recent_loop_lag_s or 0.0) * 1000)}
@@ -172,7 +174,8 @@ async def identify(request: web.Request) -> web.Response:
     _refuse_when_stopping(request)
     data, boxes = await read_upload(request)
     core, who = request.app[CORE], person(request)
-    incoming = IncomingImage(PLATFORM, who.user_id, uuid.uuid4().hex, who, data=data, asked=True, is_private=True)
+    incoming = IncomingImage(PLATFORM, who.user_id, uuid.uuid4().hex, who, data=data, asked=True, is_private=True,
+                             keep_annotated=True)
     if boxes is None:
         reply: Reply | None = await core.identify(incoming)
     else:
@@ -187,8 +190,7 @@ async def identify(request: web.Request) -> web.Response:
     status = core.status()
     annotated_url = None
     if reply.prediction_id is not None and reply.annotated_png:
-        if request.app[STATE].annotated.put(reply.prediction_id, who.user_id, reply.annotated_png):
-            annotated_url = f"/api/predictions/{reply.prediction_id}/annotated.png"
+        annotated_url = f"/api/predictions/{reply.prediction_id}/annotated.png"
     return web.json_response({
         "kind": reply.kind.value,
         "message": reply.text,
@@ -242,7 +244,8 @@ async def characters(request: web.Request) -> web.Response:
 
 
 async def annotated(request: web.Request) -> web.Response:
-    png = request.app[STATE].annotated.get(int(request.match_info["prediction_id"]), request[WEB_ID])
+    png = await request.app[CORE].annotated_picture(int(request.match_info["prediction_id"]), PLATFORM,
+                                                    request[WEB_ID])
     if png is None:
         raise ApiError(404, "not_found", "this annotated picture is not here (any more): send the picture again")
     return web.Response(body=png, content_type="image/png", headers={"Cache-Control": "private, max-age=3600"})

@@ -3,9 +3,7 @@ and the error every API handler raises (`ApiError`, answered as JSON)."""
 
 from __future__ import annotations
 
-import hmac
 import re
-from collections import OrderedDict
 from pathlib import Path
 from typing import Awaitable, Callable
 
@@ -39,13 +37,12 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 class WebSettings:
     def __init__(self, admin_token: str | None, max_upload_bytes: int, rate_limit: RateLimit,
-                 allowed_origins: frozenset[str], annotated_cache_bytes: int, body_timeout: float = 120.0) -> None:
+                 allowed_origins: frozenset[str], body_timeout: float = 120.0) -> None:
         self.body_timeout = body_timeout
         self.admin_token = admin_token
         self.max_upload_bytes = max_upload_bytes
         self.rate_limit = rate_limit
         self.allowed_origins = allowed_origins
-        self.annotated_cache_bytes = annotated_cache_bytes
 
 
 class WebState:
@@ -53,40 +50,8 @@ class WebState:
 
     def __init__(self, settings: WebSettings) -> None:
         self.buckets = TokenBuckets(settings.rate_limit)
-        self.annotated = AnnotatedCache(settings.annotated_cache_bytes)
         self.stopping = False
         self.in_flight = 0
-
-
-class AnnotatedCache:
-    """The latest annotated PNGs by prediction id, with their owner; bounded in bytes (oldest go first)."""
-
-    def __init__(self, max_bytes: int) -> None:
-        self.max_bytes = max_bytes
-        self._items: OrderedDict[int, tuple[str, bytes]] = OrderedDict()
-        self._bytes = 0
-
-    def put(self, prediction_id: int, owner: str, png: bytes) -> bool:
-        if len(png) > self.max_bytes:
-            return False
-        self._drop(prediction_id)
-        self._items[prediction_id] = (owner, png)
-        self._bytes += len(png)
-        while self._bytes > self.max_bytes:
-            self._drop(next(iter(self._items)))
-        return True
-
-    def get(self, prediction_id: int, owner: str) -> bytes | None:
-        item = self._items.get(prediction_id)
-        if item is None or not hmac.compare_digest(item[0], owner):
-            return None
-        self._items.move_to_end(prediction_id)
-        return item[1]
-
-    def _drop(self, prediction_id: int) -> None:
-        item = self._items.pop(prediction_id, None)
-        if item is not None:
-            self._bytes -= len(item[1])
 
 
 class ApiError(Exception):

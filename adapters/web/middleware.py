@@ -11,6 +11,7 @@ from aiohttp import web
 
 from adapters.web.context import (COOKIE_MAX_AGE, COOKIE_NAME, COOKIE_VALUE, CONTENT_SECURITY_POLICY, SETTINGS,
                                   STATE, WEB_ID, ApiError, Handler, error_response)
+from adapters.web.hooks import is_hook
 from adapters.web.ratelimit import client_key
 
 log = logging.getLogger("adapters.web.app")
@@ -73,6 +74,8 @@ async def headers_middleware(request: web.Request, handler: Handler) -> web.Stre
 @web.middleware
 async def identity_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Give every browser an anonymous id (HttpOnly, SameSite=Strict cookie) and keep it."""
+    if is_hook(request):
+        return await handler(request)
     value = request.cookies.get(COOKIE_NAME, "")
     fresh = not COOKIE_VALUE.match(value)
     if fresh:
@@ -122,7 +125,7 @@ def _same_origin(request: web.Request, origin: str) -> bool:
 
 @web.middleware
 async def rate_limit_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if request.method == "POST" or request.path.startswith("/api/admin/"):
+    if (request.method == "POST" and not is_hook(request)) or request.path.startswith("/api/admin/"):
         wait = request.app[STATE].buckets.take(client_key(request.remote))
         if wait > 0:
             seconds = max(1, int(wait + 0.999))

@@ -343,6 +343,9 @@ _DOCUMENT = {
                                        "long): the worst since start, and over the last 5 minutes.",
                         "properties": {"worst": {"type": "integer"}, "last_5_min": {"type": "integer"}},
                     },
+                    "applied_event_id": {"type": "integer", "description":
+                                         "the newest gallery event (a correction taken by any replica) "
+                                         "this process has learned"},
                 },
             },
             "RecentCorrections": {

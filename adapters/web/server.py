@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from aiohttp import __version__ as aiohttp_version
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 
@@ -62,6 +63,15 @@ class _HeaderDeadlineHandler(RequestHandler):
         super().connection_lost(exc)
 
 
+#: What the header deadline reads of aiohttp's connection handler (not public API): checked at start, so an
+#: aiohttp that renamed them runs without the deadline and says so instead of failing on a live connection.
+_HANDLER_INTERNALS = ("_request_in_progress", "_messages", "_request_count", "_loop", "force_close")
+
+
+def header_deadline_supported() -> bool:
+    return all(hasattr(RequestHandler, name) for name in _HANDLER_INTERNALS)
+
+
 class _Server(web.Server):
     header_timeout = 15.0
 
@@ -91,8 +101,13 @@ class WebServer:
         runner = web.AppRunner(self.app, shutdown_timeout=CLOSE_GRACE_S / 2, access_log=None,
                                handle_signals=False, keepalive_timeout=self.keepalive_timeout)
         await runner.setup()
-        runner.server.__class__ = _Server  # its connections get the header deadline
-        runner.server.header_timeout = self.header_timeout
+        if header_deadline_supported():
+            runner.server.__class__ = _Server  # its connections get the header deadline
+            runner.server.header_timeout = self.header_timeout
+        else:
+            log.warning("web: this aiohttp (%s) has no request handler internals the header deadline needs; "
+                        "slow request headers are not cut off here: put a proxy with a header timeout in front "
+                        "(HAProxy: timeout http-request)", aiohttp_version)
         site = web.TCPSite(runner, self.host, self.port)
         try:
             await site.start()

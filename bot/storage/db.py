@@ -8,13 +8,16 @@ database is upgraded to the current schema with Alembic when it is opened, unles
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 from sqlalchemy import text
 from sqlalchemy.exc import InternalError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.storage.engine import make_engine, normalise_url
+
+if TYPE_CHECKING:
+    from bot.storage.listen import Listener
 
 #: what a database that cannot be written raises (disk full, a read-only file or server, lost connection):
 #: the core answers "I can't save corrections right now" instead of failing
@@ -53,6 +56,15 @@ class Database:
             detail = str(getattr(error, "orig", None) or error).strip().splitlines()
             return detail[0] if detail else type(error).__name__
         return None
+
+    def listener(self) -> "Listener | None":
+        """What wakes this process when another commits gallery events: a LISTEN connection on
+        PostgreSQL; None on SQLite, which has no notifications (processes look every so often)."""
+        if self.engine.dialect.name != "postgresql":
+            return None
+        from bot.storage.listen import Listener
+
+        return Listener(self.url)
 
     def session(self) -> Session:
         return self._sessions()

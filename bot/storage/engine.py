@@ -10,6 +10,7 @@ import sqlite3
 import time
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import OperationalError
 
 
 def normalise_url(url: str) -> str:
@@ -57,4 +58,20 @@ def make_engine(url: str) -> Engine:
             connection.execute("PRAGMA synchronous=FULL")
 
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    engine = create_engine(url, pool_pre_ping=True)
+    event.listen(engine, "handle_error", _denied_is_unwritable)
+    return engine
+
+
+#: SQLSTATE of PostgreSQL's "permission denied" (a role that may only read).
+INSUFFICIENT_PRIVILEGE = "42501"
+
+
+def _denied_is_unwritable(context) -> OperationalError | None:  # noqa: ANN001 - an ExceptionContext
+    """A write the server's permissions refuse is storage that cannot be written, like a read-only server
+    (an OperationalError, which the core answers with "I can't save corrections right now"), not a bug
+    in our SQL, which is what psycopg's ProgrammingError would otherwise say."""
+    original = context.original_exception
+    if getattr(original, "sqlstate", None) == INSUFFICIENT_PRIVILEGE:
+        return OperationalError(context.statement, context.parameters, original)
+    return None

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import (JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, LargeBinary, MetaData,
-                        String, UniqueConstraint)
+from sqlalchemy import (JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Index, Integer, LargeBinary,
+                        MetaData, String, UniqueConstraint)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 # Stable constraint names, so that migrations can drop and alter them on every backend.
@@ -154,6 +154,18 @@ class ChatSettings(Base):
     updated_by_hash: Mapped[str | None] = mapped_column(String(64))
 
 
+class DeliveredUpdate(Base):
+    """An update a platform pushed (a Telegram webhook POST), recorded before it is handled: a platform
+    sends again what was not acknowledged, and a fleet of replicas must handle each update once. Rows
+    older than a day are pruned (`Repository.forget_deliveries`)."""
+
+    __tablename__ = "delivered_updates"
+
+    platform: Mapped[str] = mapped_column(String(16), primary_key=True)
+    update_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+
+
 class PendingQuestion(Base):
     """The bot asked someone for a face's name (after a thumbs-down); their next answer names it."""
 
@@ -167,6 +179,45 @@ class PendingQuestion(Base):
     face_id: Mapped[int] = mapped_column(ForeignKey("faces.id", ondelete="CASCADE"))
     question_message_id: Mapped[str | None] = mapped_column(String(64))
     asked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class NameOffer(Base):
+    """A new name the bot answered "did you mean ...?" to: the same person sending it again for the same
+    face is taken at their word, on whichever process the second answer reaches."""
+
+    __tablename__ = "name_offers"
+    __table_args__ = (UniqueConstraint("user_hash", "face_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_hash: Mapped[str] = mapped_column(String(64))
+    face_id: Mapped[int] = mapped_column(ForeignKey("faces.id", ondelete="CASCADE"), index=True)
+    name_key: Mapped[str] = mapped_column(String(200))      # recognizer.labels.label_key of the offered name
+    offered_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class GalleryEvent(Base):
+    """What every process must learn from a correction, written in its transaction: a face whose votes
+    changed ("face": its settled label is read again) or a new character ("name"). Processes apply
+    the events by id; the table, not the notification that wakes them, is the truth."""
+
+    __tablename__ = "gallery_events"
+
+    # BIGSERIAL on PostgreSQL; SQLite's rowid (INTEGER PRIMARY KEY) is 64-bit already
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(8))             # "face" or "name"
+    face_id: Mapped[int | None] = mapped_column(ForeignKey("faces.id", ondelete="CASCADE"))
+    name: Mapped[str | None] = mapped_column(String(64))     # the new character's name ("name")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class AnnotatedPicture(Base):
+    """The annotated picture of a web answer, kept a while so that any replica serves it."""
+
+    __tablename__ = "annotated_pictures"
+
+    prediction_id: Mapped[int] = mapped_column(ForeignKey("predictions.id", ondelete="CASCADE"), primary_key=True)
+    png: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
 
 
 Index("ix_predictions_lookup", Prediction.platform, Prediction.chat_id, Prediction.message_id)

@@ -11,16 +11,19 @@ from __future__ import annotations
 import hashlib
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Iterable, Iterator, Sequence
+from datetime import datetime, timedelta
+from typing import Any, Collection, Iterable, Iterator, Sequence
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from bot.messages import ChatSettingsView
+from bot.storage import events
 from bot.storage.db import Database
-from bot.storage.models import (Alias, Character, ChatSettings, Face, PendingQuestion, Prediction, ReplyMessage,
-                                Vote, utcnow)
+from bot.storage.events import Changes, FaceNow
+from bot.storage.models import (Alias, AnnotatedPicture, Character, ChatSettings, DeliveredUpdate, Face, GalleryEvent,
+                                NameOffer, PendingQuestion, Prediction, ReplyMessage, Vote, utcnow)
 from bot.votes import Settled, settle
 from recognizer.labels import display_name, label_key
 
@@ -114,6 +117,39 @@ class Repository:
                                              characters[settled.character_id]))
             return rows
 
+    # --- the gallery's events (bot/storage/events.py) -----------------------------------------------
+
+    def recent_event_ids(self, window: int) -> tuple[int, set[int]]:
+        """The newest event id (0: none yet) and which of the `window` ids up to it exist."""
+        with self.database.transaction() as session:
+            newest = session.scalar(select(func.max(GalleryEvent.id))) or 0
+            return newest, set(session.scalars(select(GalleryEvent.id).where(GalleryEvent.id > newest - window)))
+
+    def forget_events_before(self, cutoff: datetime) -> int:
+        """Drop the events older than `cutoff` (every process applied them long ago); how many."""
+        with self.database.transaction() as session:
+            return session.execute(delete(GalleryEvent).where(GalleryEvent.created_at < cutoff)).rowcount or 0
+
+    def changes(self, after: int, also: Collection[int] = (), limit: int = 500) -> Changes:
+        """The events after id `after` (and those of ids `also`), oldest first, at most `limit`: the new
+        names, and every face they name as its votes settle it now (so the order they are applied in
+        does not matter)."""
+        with self.database.transaction() as session:
+            wanted = GalleryEvent.id > after
+            if also:
+                wanted = or_(wanted, GalleryEvent.id.in_(list(also)))
+            rows = session.scalars(select(GalleryEvent).where(wanted).order_by(GalleryEvent.id).limit(limit)).all()
+            names = tuple(row.name for row in rows if row.kind == events.NAME and row.name)
+            face_ids = sorted({row.face_id for row in rows if row.kind == events.FACE and row.face_id is not None})
+            faces = session.scalars(select(Face).where(Face.id.in_(face_ids))
+                                    .options(selectinload(Face.votes))).all() if face_ids else []
+            now = []
+            for face in faces:
+                settled = _settle(session, face)
+                character = session.get(Character, settled.character_id) if settled.character_id else None
+                now.append(FaceNow(face.id, face.embedding, face.embedding_key, character.name if character else None))
+            return Changes(tuple(row.id for row in rows), names, tuple(now))
+
     def update_embeddings(self, items: Iterable[tuple[int, bytes]]) -> None:
         """Store (face_id, embedding) pairs computed by the current backbone."""
         with self.database.transaction() as session:
@@ -125,8 +161,10 @@ class Repository:
 
     # --- predictions ---------------------------------------------------------------------------
 
-    def store_prediction(self, new: NewPrediction) -> tuple[int, list[int]]:
-        """Store a prediction and its faces; (prediction id, face ids in the order given)."""
+    def store_prediction(self, new: NewPrediction, annotated_png: bytes | None = None,
+                         keep_annotated: timedelta = timedelta(hours=24)) -> tuple[int, list[int]]:
+        """Store a prediction and its faces; (prediction id, face ids in the order given). With
+        `annotated_png`, the annotated picture too, kept `keep_annotated` (older ones go now)."""
         with self.database.transaction() as session:
             prediction = Prediction(
                 platform=new.platform, chat_id=new.chat_id, message_id=new.message_id, sender_hash=new.sender_hash,
@@ -140,7 +178,17 @@ class Repository:
                     candidates=face.candidates, predicted_name=face.predicted_name, manual=face.manual))
             session.add(prediction)
             session.flush()
+            if annotated_png is not None:
+                session.execute(delete(AnnotatedPicture).where(AnnotatedPicture.created_at < utcnow() - keep_annotated))
+                session.add(AnnotatedPicture(prediction_id=prediction.id, png=annotated_png))
             return prediction.id, [face.id for face in prediction.faces]
+
+    def annotated_picture(self, prediction_id: int, platform: str, chat_id: str) -> bytes | None:
+        """A kept annotated picture, only for the chat its picture was sent in."""
+        with self.database.transaction() as session:
+            return session.scalar(select(AnnotatedPicture.png).join(Prediction).where(
+                AnnotatedPicture.prediction_id == prediction_id, Prediction.platform == platform,
+                Prediction.chat_id == chat_id))
 
     def reply_sent(self, prediction_id: int, platform: str, chat_id: str, message_id: str) -> None:
         """Remember the message that carries a prediction's answer (once)."""
@@ -228,6 +276,26 @@ class Repository:
             return False
         return moved > 0
 
+    # --- updates a platform pushed ----------------------------------------------------------------
+
+    def first_delivery(self, platform: str, update_id: int) -> bool:
+        """Record that `update_id` arrived; True the first time, False when any process recorded it already.
+
+        One `INSERT ... ON CONFLICT DO NOTHING` (PostgreSQL and SQLite alike): two replicas that get the same
+        update at once cannot both win, and neither waits on a lock held by the other's handling."""
+        insert = _insert_for(self.database.engine.dialect.name)
+        statement = (insert(DeliveredUpdate).values(platform=platform, update_id=update_id, received_at=utcnow())
+                     .on_conflict_do_nothing(index_elements=["platform", "update_id"])
+                     .returning(DeliveredUpdate.update_id))  # a row back only when this INSERT added it
+        with self.database.transaction() as session:
+            return session.execute(statement).first() is not None
+
+    def forget_deliveries(self, before: datetime) -> int:
+        """Drop the records of updates received before `before` (a platform stops resending long before);
+        how many went."""
+        with self.database.transaction() as session:
+            return session.execute(delete(DeliveredUpdate).where(DeliveredUpdate.received_at < before)).rowcount
+
     # --- corrections ---------------------------------------------------------------------------
 
     @contextmanager
@@ -235,6 +303,16 @@ class Repository:
         """One transaction for a correction: committed when the block ends, rolled back on an error."""
         with self.database.transaction() as session:
             yield VoteStore(session)
+
+
+def _insert_for(dialect: str):  # noqa: ANN202 - the dialect's `insert`, which has on_conflict_do_nothing
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    elif dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+    else:  # the two backends aniface supports (bot/storage/engine.py)
+        raise NotImplementedError(f"no INSERT ... ON CONFLICT for {dialect}")
+    return insert
 
 
 class VoteStore:
@@ -271,7 +349,8 @@ class VoteStore:
 
     def put_vote(self, face: Face, platform: str, user_hash: str, verdict: str, character_id: int | None,
                  via: str) -> None:
-        """This person's vote on `face`; a person changing their mind replaces their own vote."""
+        """This person's vote on `face`; a person changing their mind replaces their own vote. Every
+        process learns of it through the face's event, committed with the vote."""
         vote = self._session.scalar(select(Vote).where(Vote.face_id == face.id, Vote.platform == platform,
                                                        Vote.user_hash == user_hash))
         if vote is None:
@@ -280,6 +359,7 @@ class VoteStore:
         else:
             vote.verdict, vote.character_id, vote.via, vote.updated_at = verdict, character_id, via, utcnow()
         self._session.flush()
+        events.record(self._session, events.FACE, face_id=face.id)
 
     def character(self, key: str) -> Character | None:
         """The character with this key (`recognizer.labels.label_key`), or whose alias has it."""
@@ -293,14 +373,22 @@ class VoteStore:
         character = Character(name=name, key=key, source=source)
         self._session.add(character)
         self._session.flush()
+        events.record(self._session, events.NAME, name=character.name)
         return character
 
-    def settled_label(self, face: Face) -> str | None:
-        """The name `face`'s votes (as they are now) settle on, or None (`bot.votes`)."""
-        self._session.refresh(face, ["votes"])
-        settled = _settle(self._session, face)
-        character = self._session.get(Character, settled.character_id) if settled.character_id else None
-        return character.name if character else None
+    def offered(self, user_hash: str, face_id: int) -> str | None:
+        """The key of the new name this person was asked "did you mean ...?" about for this face."""
+        return self._session.scalar(select(NameOffer.name_key).where(NameOffer.user_hash == user_hash,
+                                                                    NameOffer.face_id == face_id))
+
+    def offer(self, user_hash: str, face_id: int, name_key: str) -> None:
+        """Remember a "did you mean ...?" (replacing this person's earlier one for this face)."""
+        self.forget_offer(user_hash, face_id)
+        self._session.add(NameOffer(user_hash=user_hash, face_id=face_id, name_key=name_key))
+
+    def forget_offer(self, user_hash: str, face_id: int) -> None:
+        self._session.execute(delete(NameOffer).where(NameOffer.user_hash == user_hash,
+                                                      NameOffer.face_id == face_id))
 
 
 def _settle(session: Session, face: Face) -> Settled:

@@ -1,0 +1,321 @@
+"""Several processes on one database behave as one bot (issue 14, shared state): what one process
+learns (a gallery entry, a new name, a "did you mean" offer, the web's annotated picture) is there on
+the others. Two cores in this test process first, then two real `aniface serve` processes.
+
+PostgreSQL comes from tests/storage_fixtures.py (skipped without it, failing under CI=true, like every
+PostgreSQL test); SQLite needs nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.pool import NullPool
+
+from adapters.cli import main
+from adapters.cli.exit_codes import EXIT_USAGE
+from bot.config import ConfigError, load_settings
+from bot.core import Core
+from bot.following import GAP_PATIENCE_S, EventCursor
+from bot.messages import IncomingImage, Person
+from tests import core_factory
+from tests.replicas import SECRET, start_replicas, stop_all, wait_applied
+from tests.storage_fixtures import fresh_postgres_database
+
+SINGLE = "ao_emilia_rezero_Emilia_67.jpg"   # one face
+PERSON = Person("web", "browser-of-alice")
+# far apart, so that none is offered back as "did you mean" another
+NAMES = ("Probe Alpha", "Quill Bexley", "Zora Tamsin", "Kestrel Vane", "Ondine Marsh", "Hugo Pell",
+         "Ysolde Crane", "Wim Adair", "Juniper Fox", "Caspian Rue")
+WITHIN_S = 1.0
+
+
+@pytest.fixture(scope="module")
+def backbone(tiny_model):
+    return core_factory.tiny_backbone(tiny_model)
+
+
+@pytest.fixture(scope="module")
+def scene(shared_data) -> bytes:
+    return (shared_data / "scenes" / SINGLE).read_bytes()
+
+
+@pytest.fixture
+def postgres_url(postgres_admin_url):
+    with fresh_postgres_database(postgres_admin_url) as url:
+        yield url
+
+
+def make(url: str, folder, backbone, tiny_model, interval: float) -> Core:
+    """One process's core: its own recognizer and gallery, its own connections, on the shared database."""
+    recognizer = core_factory.tiny_recognizer(backbone, tiny_model.path)
+    return core_factory.make_core(url, folder, recognizer, catch_up_interval=interval)
+
+
+async def identify(core: Core, data: bytes, chat: str = PERSON.user_id, keep: bool = False):
+    reply = await core.identify(IncomingImage("web", chat, f"m{time.monotonic_ns()}", PERSON, data=data, asked=True,
+                                              is_private=True, keep_annotated=keep))
+    assert reply is not None and reply.faces, reply
+    return reply
+
+
+async def applied_within(core: Core, event_id: int, timeout: float) -> float:
+    started = time.perf_counter()
+    while core.status().applied_event_id < event_id:
+        assert time.perf_counter() - started < timeout, (
+            f"event {event_id} not applied after {timeout} s (at {core.status().applied_event_id})")
+        await asyncio.sleep(0.005)
+    return time.perf_counter() - started
+
+
+@pytest.fixture
+async def two_cores(postgres_url, tmp_path, backbone, tiny_model):
+    """Cores A and B on one PostgreSQL database. Their periodic catch-up is a minute away, so what
+    reaches B within a second came by notification."""
+    a = make(postgres_url, tmp_path, backbone, tiny_model, interval=60)
+    b = make(postgres_url, tmp_path, backbone, tiny_model, interval=60)
+    await a.start()
+    await b.start()
+    await asyncio.wait_for(b.follower.listener.connected.wait(), 10)
+    yield a, b
+    await a.close()
+    await b.close()
+
+
+# --- settings: several replicas need PostgreSQL and one secret --------------------------------------
+
+def test_replicas_refuse_sqlite(tmp_path):
+    with pytest.raises(ConfigError, match="ANIFACE_REPLICAS=3 needs PostgreSQL") as error:
+        load_settings({"ANIFACE_REPLICAS": "3", "ANIFACE_SECRET": "s", "ANIFACE_DATA_DIR": str(tmp_path)}, None)
+    assert "DATABASE_URL" in str(error.value)
+
+
+def test_replicas_require_the_secret(tmp_path):
+    with pytest.raises(ConfigError, match="ANIFACE_REPLICAS=2 needs ANIFACE_SECRET"):
+        load_settings({"ANIFACE_REPLICAS": "2", "DATABASE_URL": "postgresql://u@127.0.0.1/aniface",
+                       "ANIFACE_DATA_DIR": str(tmp_path)}, None)
+    settings = load_settings({"ANIFACE_REPLICAS": "2", "DATABASE_URL": "postgresql://u@127.0.0.1/aniface",
+                              "ANIFACE_SECRET": "s", "ANIFACE_DATA_DIR": str(tmp_path)}, None)
+    assert settings.replicas == 2 and "replicas: 2 (sharing this database)" in settings.describe()
+
+
+@pytest.mark.parametrize("environment, said", [
+    ({"ANIFACE_REPLICAS": "2", "ANIFACE_SECRET": "s"}, "needs PostgreSQL"),
+    ({"ANIFACE_REPLICAS": "2", "DATABASE_URL": "postgresql://u@127.0.0.1:1/x"}, "needs ANIFACE_SECRET"),
+    ({"ANIFACE_REPLICAS": "0"}, "must be at least 1"),
+])
+def test_serve_refuses_to_start_and_says_why(environment, said, tmp_path, monkeypatch, capsys):
+    for variable in ("DATABASE_URL", "ANIFACE_SECRET", "ANIFACE_CONFIG"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("ANIFACE_DATA_DIR", str(tmp_path))
+    for variable, value in environment.items():
+        monkeypatch.setenv(variable, value)
+    assert main(["serve"]) == EXIT_USAGE
+    error = capsys.readouterr().err
+    assert error.startswith("aniface serve: configuration: ANIFACE_REPLICAS") and said in error
+    assert not (tmp_path / "aniface.sqlite3").exists()  # refused before anything was opened
+
+
+# --- the cursor: ids that commit out of order -------------------------------------------------------
+
+def test_the_cursor_asks_again_for_ids_it_skipped_until_they_come_or_time_runs_out():
+    now = [0.0]
+    cursor = EventCursor(clock=lambda: now[0])
+    cursor.advance([1, 2, 5])  # 3 and 4: transactions still open, or rolled back
+    assert cursor.high == 5 and cursor.wanted() == (5, (3, 4))
+    cursor.advance([4, 6])     # 4 committed late; 6 is new
+    assert cursor.wanted() == (6, (3,))
+    cursor.advance([6])        # read again: nothing changes
+    assert cursor.wanted() == (6, (3,))
+    now[0] = GAP_PATIENCE_S + 1  # 3 never came: a rolled-back transaction
+    assert cursor.wanted() == (6, ())
+
+
+# --- two cores on one PostgreSQL ------------------------------------------------------------------------
+
+async def test_a_correction_on_a_is_used_by_b_within_a_second_ten_times(two_cores, scene):
+    a, b = two_cores
+    reply = await identify(a, scene)
+    face_id = reply.faces[0].face_id
+    took = []
+    for name in NAMES:
+        ack = await a.name_face(PERSON, face_id, name, chat_id=PERSON.user_id)
+        assert ack.ok, ack.text
+        event_id = a.status().applied_event_id  # A applied its own event before it acknowledged
+        took.append(await applied_within(b, event_id, WITHIN_S))
+        assert (await identify(b, scene)).faces[0].name == name
+        assert name in b.known_characters()
+    assert max(took) <= WITHIN_S
+
+
+async def test_a_new_name_and_a_did_you_mean_offer_hold_on_the_other_core(two_cores, scene):
+    a, b = two_cores
+    face_id = (await identify(a, scene)).faces[0].face_id
+    asked = await a.name_face(PERSON, face_id, "Hatsune Mik", chat_id=PERSON.user_id)  # the model knows Hatsune Miku
+    assert not asked.ok and asked.suggestions
+    # the same answer again, on the other process: taken at the person's word, not asked again
+    taken = await b.name_face(PERSON, face_id, "Hatsune Mik", chat_id=PERSON.user_id)
+    assert taken.ok, taken.text
+    await applied_within(a, b.status().applied_event_id, WITHIN_S)
+    assert "Hatsune Mik" in a.known_characters() and "Hatsune Mik" in b.known_characters()
+
+
+async def test_the_web_pages_annotated_picture_is_served_by_the_other_core(two_cores, scene):
+    a, b = two_cores
+    reply = await identify(a, scene, keep=True)
+    assert await b.annotated_picture(reply.prediction_id, "web", PERSON.user_id) == reply.annotated_png
+    assert await b.annotated_picture(reply.prediction_id, "web", "someone-else") is None
+    unkept = await identify(a, scene)  # a chat's answer (not the web page's) keeps no picture
+    assert await b.annotated_picture(unkept.prediction_id, "web", PERSON.user_id) is None
+
+
+async def test_a_lost_notification_is_repaired_by_the_catch_up(postgres_url, tmp_path, backbone, tiny_model, scene):
+    a = make(postgres_url, tmp_path, backbone, tiny_model, interval=60)
+    b = make(postgres_url, tmp_path, backbone, tiny_model, interval=1.0)
+    await a.start()
+    await b.start()
+    try:
+        await asyncio.wait_for(b.follower.listener.connected.wait(), 10)
+        face_id = (await identify(a, scene)).faces[0].face_id
+        # B's LISTEN connection is cut (a network blip, a server restart): NOTIFY has no replay, so the
+        # notification of the next correction is lost for B
+        engine = create_engine(postgres_url, poolclass=NullPool)
+        with engine.connect() as connection:
+            assert connection.execute(text("SELECT pg_terminate_backend(:pid)"),
+                                      {"pid": b.follower.listener.backend_pid}).scalar()
+        engine.dispose()
+        ack = await a.name_face(PERSON, face_id, "Probe Alpha", chat_id=PERSON.user_id)
+        assert ack.ok
+        took = await applied_within(b, a.status().applied_event_id, 1.0 + 3.0)
+        assert took > 0.2  # not by a notification: by the catch-up, a second later
+        assert (await identify(b, scene)).faces[0].name == "Probe Alpha"
+        # and B listens again: the next correction arrives by notification
+        await asyncio.wait_for(b.follower.listener.connected.wait(), 10)
+        assert (await a.name_face(PERSON, face_id, "Quill Bexley", chat_id=PERSON.user_id)).ok
+        assert await applied_within(b, a.status().applied_event_id, WITHIN_S) < 0.5
+        # a duplicated (or stray) notification changes nothing
+        before = b.status().applied_event_id
+        with create_engine(postgres_url, poolclass=NullPool).connect() as connection:
+            connection.execute(text("SELECT pg_notify('aniface_gallery', '1')"))
+            connection.commit()
+        await asyncio.sleep(0.3)
+        assert b.status().applied_event_id == before
+        assert (await identify(b, scene)).faces[0].name == "Quill Bexley"
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_a_correction_committed_after_a_later_one_is_still_applied(two_cores, scene):
+    """Ids are taken at insert and committed in any order: B applies the late one when it commits."""
+    a, b = two_cores
+    first = (await identify(a, scene)).faces[0].face_id
+    second = (await identify(a, scene)).faces[0].face_id
+    started, release = asyncio.Event(), asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def slow_correction() -> None:  # a correction whose transaction stays open a while
+        with a.store.votes() as session:
+            character = session.add_character("Probe Alpha", "probe alpha", "user")
+            session.put_vote(session.face(first), "web", "slow-voter", "is", character.id, "web")
+            loop.call_soon_threadsafe(started.set)
+            asyncio.run_coroutine_threadsafe(release.wait(), loop).result(10)
+
+    slow = asyncio.ensure_future(asyncio.to_thread(slow_correction))
+    await started.wait()
+    assert (await a.name_face(PERSON, second, "Zora Tamsin", chat_id=PERSON.user_id)).ok  # a later id, committed first
+    await applied_within(b, a.status().applied_event_id, WITHIN_S)
+    assert b.follower.cursor.gaps  # the slow one's ids were skipped over, and are asked for again
+    assert b.recognizer.gallery.label(second) == "Zora Tamsin" and b.recognizer.gallery.label(first) is None
+    release.set()
+    await slow  # committed now: its notification wakes B, which reads the ids it skipped
+    deadline = time.monotonic() + WITHIN_S
+    while b.follower.cursor.gaps:
+        assert time.monotonic() < deadline, b.follower.cursor.gaps
+        await asyncio.sleep(0.01)
+    assert "Probe Alpha" in b.known_characters()
+    assert b.recognizer.gallery.label(first) == "Probe Alpha"
+
+
+# --- SQLite: no notifications, the catch-up alone --------------------------------------------------------
+
+async def test_on_sqlite_the_other_core_catches_up_by_polling(tmp_path, backbone, tiny_model, scene):
+    url = f"sqlite:///{tmp_path / 'aniface.sqlite3'}"
+    a = make(url, tmp_path, backbone, tiny_model, interval=0.2)
+    b = make(url, tmp_path, backbone, tiny_model, interval=0.2)
+    await a.start()
+    await b.start()
+    try:
+        assert b.follower.listener is None
+        face_id = (await identify(a, scene)).faces[0].face_id
+        for name in NAMES[:3]:
+            assert (await a.name_face(PERSON, face_id, name, chat_id=PERSON.user_id)).ok
+            await applied_within(b, a.status().applied_event_id, WITHIN_S)
+            assert (await identify(b, scene)).faces[0].name == name
+    finally:
+        await a.close()
+        await b.close()
+
+
+# --- two real `aniface serve` processes on PostgreSQL ---------------------------------------------------
+
+def test_two_serve_processes_share_what_they_learn(postgres_url, tmp_path, tiny_model, scene):
+    replicas = start_replicas(2, tmp_path, {
+        "DATABASE_URL": postgres_url, "ANIFACE_SECRET": SECRET, "ANIFACE_REPLICAS": "2",
+        "ANIFACE_MODEL": str(tiny_model.path), "ANIFACE_CATCH_UP_INTERVAL": "60", "ANIFACE_WORKERS": "1"})
+    a, b = replicas
+    try:
+        answer, cookie = a.identify(scene)
+        face_id = answer["faces"][0]["id"]
+        # the annotated picture A drew is served by B too (the load balancer may send the browser there)
+        status, headers, png = b.http(answer["annotated_url"], headers={"Cookie": cookie})
+        assert status == 200 and headers["Content-Type"] == "image/png" and png.startswith(b"\x89PNG")
+        took = []
+        for name in NAMES:
+            assert a.correct(face_id, name, cookie)["ok"] is True
+            took.append(wait_applied(b, a.applied(), WITHIN_S))
+            again, _ = b.identify(scene, cookie)
+            assert again["faces"][0]["name"] == name
+        status, _, body = b.http("/api/characters?q=caspian")
+        assert status == 200 and b"Caspian Rue" in body
+        assert max(took) <= WITHIN_S
+    finally:
+        stop_all(replicas)
+    for replica in replicas:
+        assert replica.process.returncode == 0, replica.log()
+        assert "replicas: 2 (sharing this database)" in replica.log() and "Traceback" not in replica.log()
+
+
+# --- the events table does not grow for ever ------------------------------------------------------------
+
+async def test_a_starting_core_drops_events_older_than_a_week(database, tmp_path, backbone, tiny_model, scene):
+    from datetime import datetime, timedelta, timezone
+
+    from sqlalchemy import select, update
+
+    from bot.following import KEEP_EVENTS
+    from bot.storage.models import GalleryEvent
+
+    a = make(database.url, tmp_path, backbone, tiny_model, interval=60)
+    await a.start()
+    face_id = (await identify(a, scene)).faces[0].face_id
+    for name in NAMES[:2]:
+        assert (await a.name_face(PERSON, face_id, name, chat_id=PERSON.user_id)).ok
+    await a.close()
+    with database.transaction() as session:
+        ids = session.scalars(select(GalleryEvent.id).order_by(GalleryEvent.id)).all()
+        assert len(ids) == 4  # two names, two votes
+        old = datetime.now(timezone.utc) - KEEP_EVENTS - timedelta(minutes=1)
+        session.execute(update(GalleryEvent).where(GalleryEvent.id.in_(ids[:2])).values(created_at=old))
+    b = make(database.url, tmp_path, backbone, tiny_model, interval=60)
+    await b.start()
+    try:
+        with database.transaction() as session:
+            assert session.scalars(select(GalleryEvent.id).order_by(GalleryEvent.id)).all() == ids[2:]
+        assert b.status().applied_event_id == ids[-1]
+        assert (await identify(b, scene)).faces[0].name == NAMES[1]  # learned from the tables at start
+    finally:
+        await b.close()
