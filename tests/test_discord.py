@@ -803,7 +803,7 @@ ODD_NAME = "Tom & Jerry *<3* ||x||"  # markup characters the reply must escape
 
 
 async def test_a_long_answer_continues_in_replies_and_names_are_escaped():
-    faces = many_faces(40, ODD_NAME)
+    faces = many_faces(60, ODD_NAME)  # over two messages of 2,000
     text = wording.faces_text(faces, True)
     assert len(text) > 2000
     png = encode(Image.new("RGB", (64, 48), (255, 255, 255)), "PNG")
