@@ -45,6 +45,16 @@ KEEP_DELIVERIES = timedelta(days=1)
 PRUNE_EVERY = 500
 #: how long the web page's annotated pictures are kept (any replica serves them from the database)
 KEEP_ANNOTATED = timedelta(hours=24)
+#: a face whose box is under this share of the picture's long side is too small to tell apart in a chat's
+#: preview (a few hundred pixels wide, compressed): the answer shows every face large on a contact sheet
+SHEET_FACE_SHARE = 1 / 6
+
+
+def wants_sheet(faces: Sequence, width: int, height: int) -> bool:  # recognizer.Face
+    """Whether a chat answer is the contact sheet rather than the annotated picture alone: when some face is
+    small in the picture (a group picture, a full-body illustration, a panorama)."""
+    long = max(width, height)
+    return any(max(face.box.w, face.box.h) < long * SHEET_FACE_SHARE for face in faces)
 
 
 @dataclass
@@ -56,6 +66,7 @@ class _Recognition:
     crops_png: list[bytes]
     annotated_png: bytes
     manual: bool = False  # regions a person drew, not detections
+    sheet_png: bytes | None = None  # the contact sheet, when the answer is one (`wants_sheet`)
 
 
 @dataclass(frozen=True)
@@ -157,7 +168,8 @@ class Core:
             except FetchRefused as refusal:
                 return Reply(ReplyKind.REFUSED, wording.refused(refusal.user_message))
             try:
-                result = await self.pool.run(self._recognize, data, settings.unknown_threshold)
+                result = await self.pool.run(self._recognize, data, settings.unknown_threshold,
+                                             not image.shows_faces)
             except Busy:
                 return Reply(ReplyKind.BUSY, wording.BUSY)
             except ImageRejected as error:
@@ -179,24 +191,35 @@ class Core:
                             face.guessed)
                 for face in result.faces)
             return Reply(ReplyKind.FACES, wording.unstored_faces_text(summaries, self.recognizer.can_name), None,
-                         result.annotated_png, tuple(result.crops_png), (), (result.width, result.height))
+                         result.annotated_png, tuple(result.crops_png), (), (result.width, result.height),
+                         result.sheet_png)
         summaries = tuple(
             FaceSummary(face_id, face.number, tuple(face.box.as_list()), face.name,
                         tuple((c.name, c.probability) for c in face.candidates), float(face.detection_score),
                         face.guessed)
             for face_id, face in zip(face_ids, result.faces))
         return Reply(ReplyKind.FACES, wording.faces_text(summaries, self.recognizer.can_name), prediction_id,
-                     result.annotated_png, tuple(result.crops_png), summaries, (result.width, result.height))
+                     result.annotated_png, tuple(result.crops_png), summaries, (result.width, result.height),
+                     result.sheet_png)
 
-    def _recognize(self, data: bytes, unknown_threshold: float | None) -> _Recognition:
+    def _recognize(self, data: bytes, unknown_threshold: float | None, sheet: bool = False) -> _Recognition:
         decoded = load_image(data, self.limits)
-        return self._recognition(data, decoded, self.recognizer.identify(decoded.pixels, unknown_threshold))
+        return self._recognition(data, decoded, self.recognizer.identify(decoded.pixels, unknown_threshold),
+                                 sheet=sheet)
 
-    def _recognition(self, data: bytes, decoded, faces: list, manual: bool = False) -> _Recognition:  # noqa: ANN001
+    def _recognition(self, data: bytes, decoded, faces: list, manual: bool = False,  # noqa: ANN001
+                     sheet: bool = False) -> _Recognition:
+        """`sheet`: the answer may be a contact sheet (a chat's); it is one when `wants_sheet` says so."""
         pixels = decoded.pixels
         crops = self.recognizer.crops(pixels, [face.box for face in faces])
+        height, width = pixels.shape[:2]
+        sheet_png = None
+        if sheet and faces and wants_sheet(faces, width, height):
+            annotated, sheet_png = self.recognizer.annotate_with_sheet(pixels, faces, crops)
+        else:
+            annotated = self.recognizer.annotate(pixels, faces)
         return _Recognition(hashlib.sha256(data).hexdigest(), decoded.width, decoded.height, faces,
-                            [_png(crop) for crop in crops], self.recognizer.annotate(pixels, faces), manual)
+                            [_png(crop) for crop in crops], annotated, manual, sheet_png)
 
     def _store_prediction(self, image: IncomingImage, result: _Recognition) -> tuple[int, list[int]]:
         annotated = result.annotated_png if image.keep_annotated else None

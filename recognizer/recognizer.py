@@ -17,7 +17,7 @@ from typing import Sequence
 
 import numpy as np
 
-from recognizer.annotate import annotate, crop_face
+from recognizer.annotate import annotate, annotate_with_sheet, crop_face
 from recognizer.backbone import Backbone
 from recognizer.decode import DecodedImage, DecodeLimits, load_image
 from recognizer.detect import (DEFAULT_DETECT_MAX_SIDE, Detection, FaceDetector, detect_faces, detection_copy,
@@ -262,6 +262,12 @@ class Recognizer:
     def annotate(self, image: np.ndarray, faces: Sequence[Face]) -> bytes:
         """A PNG of the image with numbered boxes and each face's top name."""
         return annotate(image, faces)
+
+    def annotate_with_sheet(self, image: np.ndarray, faces: Sequence[Face],
+                            crops: Sequence[np.ndarray]) -> tuple[bytes, bytes]:
+        """(the annotated PNG, a contact sheet PNG: that picture with each face's crop shown large, numbered,
+        with its top name and percentage); `crops` as `crops()` cut them, one per face."""
+        return annotate_with_sheet(image, faces, crops)
 
     def warm_up(self, rounds: int = 2) -> None:
         """Do once, on a made-up picture, what the first real picture would otherwise pay for: decoding, every
