@@ -102,6 +102,7 @@ def main() -> None:
     recognizer = make_recognizer(args)
     scenes = scene_bytes(args.scenes, args.max_side)[: args.limit]
     backbone = recognizer.backbone
+    keras = backbone.runtime == "tensorflow"  # a converted model runs on LiteRT: no Keras model to compare
 
     # warm-up: trace the network for batch sizes 1 and 3, and load the detector
     warm = decode_image(scenes[0][1]).pixels
@@ -109,7 +110,8 @@ def main() -> None:
     for size in (1, 3):
         batch = backbone.prepare([warm[:120, :120]] * size)
         backbone.forward(batch)
-        backbone.keras_model.predict_on_batch(batch)
+        if keras:
+            backbone.keras_model.predict_on_batch(batch)
 
     timings: dict[str, list[float]] = {stage: [] for stage in STAGES}
     totals, embed_times, bare_times, face_counts = [], [], [], []
@@ -154,10 +156,11 @@ def main() -> None:
             e0 = time.perf_counter()
             backbone.embed(crops)
             embed_times.append(time.perf_counter() - e0)
-            batch = backbone.prepare(crops)
-            b0 = time.perf_counter()
-            backbone.keras_model.predict_on_batch(batch)
-            bare_times.append(time.perf_counter() - b0)
+            if keras:
+                batch = backbone.prepare(crops)
+                b0 = time.perf_counter()
+                backbone.keras_model.predict_on_batch(batch)
+                bare_times.append(time.perf_counter() - b0)
 
     if narrow_times:
         wide_identify = [d + n for d, n in zip(timings["detect"], timings["name"])]

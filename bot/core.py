@@ -46,6 +46,16 @@ KEEP_DELIVERIES = timedelta(days=1)
 PRUNE_EVERY = 500
 #: how long the web page's annotated pictures are kept (any replica serves them from the database)
 KEEP_ANNOTATED = timedelta(hours=24)
+#: a face whose box is under this share of the picture's long side is too small to tell apart in a chat's
+#: preview (a few hundred pixels wide, compressed): the answer shows every face large on a contact sheet
+SHEET_FACE_SHARE = 1 / 6
+
+
+def wants_sheet(faces: Sequence, width: int, height: int) -> bool:  # recognizer.Face
+    """Whether a chat answer is the contact sheet rather than the annotated picture alone: when some face is
+    small in the picture (a group picture, a full-body illustration, a panorama)."""
+    long = max(width, height)
+    return any(max(face.box.w, face.box.h) < long * SHEET_FACE_SHARE for face in faces)
 
 
 @dataclass
@@ -57,6 +67,7 @@ class _Recognition:
     crops_png: list[bytes]
     annotated_png: bytes
     manual: bool = False  # regions a person drew, not detections
+    sheet_png: bytes | None = None  # the contact sheet, when the answer is one (`wants_sheet`)
     timings: dict[str, float] = field(default_factory=dict)  # "<stage>_s" -> seconds (bot.metrics.STAGES)
 
 
@@ -168,7 +179,8 @@ class Core:
                 return self._counted(image, started, Reply(ReplyKind.REFUSED, wording.refused(refusal.user_message)),
                                      reason=reason_of(refusal))
             try:
-                result = await self.pool.run(self._recognize, data, settings.unknown_threshold)
+                result = await self.pool.run(self._recognize, data, settings.unknown_threshold,
+                                             not image.shows_faces)
             except Busy:
                 return self._counted(image, started, Reply(ReplyKind.BUSY, wording.BUSY))
             except ImageRejected as error:
@@ -207,33 +219,41 @@ class Core:
                             face.guessed)
                 for face in result.faces)
             return Reply(ReplyKind.FACES, wording.unstored_faces_text(summaries, self.recognizer.can_name), None,
-                         result.annotated_png, tuple(result.crops_png), (), (result.width, result.height))
+                         result.annotated_png, tuple(result.crops_png), (), (result.width, result.height),
+                         result.sheet_png)
         summaries = tuple(
             FaceSummary(face_id, face.number, tuple(face.box.as_list()), face.name,
                         tuple((c.name, c.probability) for c in face.candidates), float(face.detection_score),
                         face.guessed)
             for face_id, face in zip(face_ids, result.faces))
         return Reply(ReplyKind.FACES, wording.faces_text(summaries, self.recognizer.can_name), prediction_id,
-                     result.annotated_png, tuple(result.crops_png), summaries, (result.width, result.height))
+                     result.annotated_png, tuple(result.crops_png), summaries, (result.width, result.height),
+                     result.sheet_png)
 
-    def _recognize(self, data: bytes, unknown_threshold: float | None) -> _Recognition:
+    def _recognize(self, data: bytes, unknown_threshold: float | None, sheet: bool = False) -> _Recognition:
         started = time.perf_counter()
         decoded = load_image(data, self.limits)
         timings = {"decode_s": time.perf_counter() - started}
         faces = self.recognizer.identify(decoded.pixels, unknown_threshold, timings=timings)
-        return self._recognition(data, decoded, faces, timings=timings)
+        return self._recognition(data, decoded, faces, sheet=sheet, timings=timings)
 
     def _recognition(self, data: bytes, decoded, faces: list, manual: bool = False,  # noqa: ANN001
-                     timings: dict[str, float] | None = None) -> _Recognition:
-        """The crops and the annotated picture (timed as the "annotate" stage) of recognised faces."""
+                     sheet: bool = False, timings: dict[str, float] | None = None) -> _Recognition:
+        """`sheet`: the answer may be a contact sheet (a chat's); it is one when `wants_sheet` says so. The
+        crops, the annotated picture and the sheet are timed as the "annotate" stage."""
         started = time.perf_counter()
         pixels = decoded.pixels
         crops = self.recognizer.crops(pixels, [face.box for face in faces])
+        height, width = pixels.shape[:2]
+        sheet_png = None
+        if sheet and faces and wants_sheet(faces, width, height):
+            annotated, sheet_png = self.recognizer.annotate_with_sheet(pixels, faces, crops)
+        else:
+            annotated = self.recognizer.annotate(pixels, faces)
         crops_png = [_png(crop) for crop in crops]
-        annotated = self.recognizer.annotate(pixels, faces)
         timings = dict(timings or {}, annotate_s=time.perf_counter() - started)
         return _Recognition(hashlib.sha256(data).hexdigest(), decoded.width, decoded.height, faces,
-                            crops_png, annotated, manual, timings)
+                            crops_png, annotated, manual, sheet_png, timings)
 
     def _store_prediction(self, image: IncomingImage, result: _Recognition) -> tuple[int, list[int]]:
         annotated = result.annotated_png if image.keep_annotated else None

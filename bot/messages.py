@@ -53,6 +53,7 @@ class IncomingImage:
     fetch: Callable[[], Awaitable[bytes]] = _no_fetch
     working: Callable[[], AsyncContextManager[object]] | None = None
     keep_annotated: bool = False  # store the annotated picture, for `CorePort.annotated_picture` (the web)
+    shows_faces: bool = False  # the adapter shows each face itself (the web's cards): no contact sheet
 
     async def read(self) -> bytes:
         return self.data if self.data is not None else await self.fetch()
@@ -87,6 +88,12 @@ class Reply:
     crops_png: tuple[bytes, ...] = ()
     faces: tuple[FaceSummary, ...] = ()
     size: tuple[int, int] | None = None   # (width, height) of the decoded picture, in its boxes' pixels
+    sheet_png: bytes | None = None        # the annotated picture with every face shown large, when the core chose it
+
+    @property
+    def picture_png(self) -> bytes | None:
+        """The one picture a chat sends: the contact sheet when the core made one, else the annotated picture."""
+        return self.sheet_png or self.annotated_png
 
 
 class Verdict(str, Enum):

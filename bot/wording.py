@@ -33,13 +33,23 @@ def faces_text(faces: Sequence[FaceSummary], can_name: bool) -> str:
         if not face.candidates:
             lines.append(f"{face.number}. I don't know this one yet")
             continue
-        guesses = ", ".join(f"{shown(name)} {percent(p)}" for name, p in face.candidates)
-        verdict = shown(face.name) if face.name else "not sure"
-        lines.append(f"{face.number}. {verdict} \u2014 {guesses}")
+        lines.append(f"{face.number}. {face_line(face)}")
     if can_name:
         example = "/wrong <name>" if count == 1 else "/wrong <number> <name>"
         lines.append(f"Wrong? Reply {example}.")
     return "\n".join(lines)
+
+
+def face_line(face: FaceSummary) -> str:
+    """A face's name, said once, with its percentage, then the runners-up: "Yagami Kou 99% \u2014 or Toyama
+    Rin <1%"; a face with no name: "not sure \u2014 Yagami Kou 30%, Toyama Rin 20%"."""
+    guesses = lambda pairs: ", ".join(f"{shown(name)} {percent(p)}" for name, p in pairs)  # noqa: E731
+    if face.name is None:
+        return f"not sure \u2014 {guesses(face.candidates)}"
+    named = [p for name, p in face.candidates if name == face.name]
+    line = shown(face.name) + (f" {percent(named[0])}" if named else "")
+    others = [(name, p) for name, p in face.candidates if name != face.name]
+    return f"{line} \u2014 or {guesses(others)}" if others else line
 
 
 def guess_text(face: FaceSummary) -> str:

@@ -405,11 +405,7 @@ def draw_faces(image: np.ndarray, faces: Sequence[Face]) -> Image.Image:
 
 def annotate(image: np.ndarray, faces: Sequence[Face]) -> bytes:
     """`draw_faces(image, faces)` encoded as PNG bytes."""
-    buffer = io.BytesIO()
-    draw_faces(image, faces).save(
-        buffer, "PNG", compress_level=PNG_COMPRESS_LEVEL, compress_type=PNG_COMPRESS_TYPE
-    )
-    return buffer.getvalue()
+    return _png_bytes(draw_faces(image, faces))
 
 
 def crop_face(image: np.ndarray, box: Box, margin: float = 0.3) -> np.ndarray:
@@ -423,3 +419,196 @@ def crop_face(image: np.ndarray, box: Box, margin: float = 0.3) -> np.ndarray:
     left, top = _clamp(grown.x, 0, width), _clamp(grown.y, 0, height)
     right, bottom = _clamp(grown.right, left, width), _clamp(grown.bottom, top, height)
     return array[top:bottom, left:right].copy()
+
+
+# --- the contact sheet: the annotated picture and every face shown large ------------------------------
+#
+# In a group picture the faces are small, and after a chat's compression nobody can tell which face is
+# number 3. The sheet puts each face's crop, large, with its number, top name and percentage, below or
+# beside the annotated picture: one picture, so the chat stays tidy.
+
+SHEET_LONG_SIDE = 2560  # chat clients show a photo at most this large; a bigger sheet is shrunk on screen
+SHEET_PICTURE_LONG_SIDE = 1600  # the annotated picture on the sheet (not enlarged past its own size)
+TILE_MAX = 480  # a face's tile side; larger only costs bytes
+TILE_MIN = 200  # below this the grid grows past the picture's side instead
+TILE_GOOD = 320  # a tile this large on screen is readable: past it, the picture's size decides
+SHEET_GAP = 16
+SHEET_BACKGROUND: RGB = (246, 246, 246)
+SHEET_TEXT: RGB = (20, 20, 20)
+SHEET_MUTED: RGB = (90, 90, 90)
+
+
+@dataclass(frozen=True)
+class SheetLayout:
+    """Where everything goes on a sheet of `size`: the picture (shrunk to `picture_rect`), and per face a
+    square tile for its crop with a caption band of `caption_h` under it. Rects are (left, top, right,
+    bottom), exclusive of right and bottom."""
+
+    size: tuple[int, int]
+    picture_rect: tuple[int, int, int, int]
+    tiles: tuple[tuple[int, int, int, int], ...]
+    tile: int
+    caption_h: int
+    font_size: int
+
+    @property
+    def on_screen_scale(self) -> float:
+        """How much a client that shows at most SHEET_LONG_SIDE shrinks this sheet."""
+        return min(1.0, SHEET_LONG_SIDE / max(self.size))
+
+
+def _caption_font_size(tile: int) -> int:
+    return _clamp(round(tile * 0.085), 18, 40)
+
+
+def _caption_height(tile: int) -> int:
+    font = _caption_font_size(tile)
+    return 2 * round(font * 1.3) + SHEET_GAP // 2
+
+
+def _candidate_layout(picture: tuple[int, int], count: int, beside: bool, per_line: int) -> SheetLayout:
+    pw, ph = picture
+    span = ph if beside else pw  # the side of the picture the tiles line up along
+    lines = math.ceil(count / per_line)
+    if beside:  # columns of `per_line` cells, each a tile with its caption under it
+        room = (span - (per_line + 1) * SHEET_GAP) / per_line
+        tile = _clamp(int(room - _caption_height(int(room))), TILE_MIN, TILE_MAX) if room > 0 else TILE_MIN
+    else:
+        tile = _clamp(int((span - (per_line + 1) * SHEET_GAP) / per_line), TILE_MIN, TILE_MAX)
+    cell_w, cell_h = tile, tile + _caption_height(tile)
+    across, down = (lines, per_line) if beside else (per_line, lines)
+    grid_w = across * cell_w + (across + 1) * SHEET_GAP
+    grid_h = down * cell_h + (down + 1) * SHEET_GAP
+    if beside:
+        size = (pw + grid_w, max(ph, grid_h))
+        picture_rect = (0, (size[1] - ph) // 2, pw, (size[1] - ph) // 2 + ph)
+        origin = (pw, (size[1] - grid_h) // 2)
+    else:
+        size = (max(pw, grid_w), ph + grid_h)
+        picture_rect = ((size[0] - pw) // 2, 0, (size[0] - pw) // 2 + pw, ph)
+        origin = ((size[0] - grid_w) // 2, ph)
+    tiles = []
+    for index in range(count):
+        line, place = divmod(index, per_line)
+        column, row = (line, place) if beside else (place, line)
+        left = origin[0] + SHEET_GAP + column * (cell_w + SHEET_GAP)
+        top = origin[1] + SHEET_GAP + row * (cell_h + SHEET_GAP)
+        tiles.append((left, top, left + tile, top + tile))
+    return SheetLayout(size, picture_rect, tuple(tiles), tile, _caption_height(tile), _caption_font_size(tile))
+
+
+def sheet_layout(canvas: tuple[int, int], count: int) -> SheetLayout:
+    """The sheet for an annotated canvas of `canvas` = (width, height) and `count` faces.
+
+    Every placement (tiles below or beside the picture, 1 to `count` tiles a line) is tried; the one whose
+    tiles are largest on screen wins, up to TILE_GOOD, and among those the one that shows the picture
+    largest, then the squarest.
+    """
+    width, height = canvas
+    shrink = min(1.0, SHEET_PICTURE_LONG_SIDE / max(width, height, 1))
+    picture = (max(1, round(width * shrink)), max(1, round(height * shrink)))
+    best: tuple[tuple[float, float, float], SheetLayout] | None = None
+    for beside in (False, True):
+        for per_line in range(1, max(count, 1) + 1):
+            candidate = _candidate_layout(picture, max(count, 1), beside, per_line)
+            scale = candidate.on_screen_scale
+            long, short = max(candidate.size), min(candidate.size)
+            score = (min(candidate.tile * scale, TILE_GOOD), max(picture) * scale, short / long)
+            if best is None or score > best[0]:
+                best = (score, candidate)
+    assert best is not None
+    return best[1]
+
+
+def _fit_text(font: _Font, text: str, max_width: float) -> str:
+    """`text` cut with an ellipsis until it fits `max_width`."""
+    if _text_length(font, text) <= max_width:
+        return text
+    stem = text[:-1] if text.endswith(ELLIPSIS) else text
+    low, high = 0, len(stem)
+    while low < high:
+        mid = (low + high + 1) // 2
+        if _text_length(font, stem[:mid].rstrip() + ELLIPSIS) <= max_width:
+            low = mid
+        else:
+            high = mid - 1
+    return stem[:low].rstrip() + ELLIPSIS if low else ""
+
+
+def _crop_image(crop: np.ndarray | None, tile: int) -> Image.Image:
+    """The crop fitted into a `tile`-sided square (kept whole, centred on the sheet's background)."""
+    square = Image.new("RGB", (tile, tile), SHEET_BACKGROUND)
+    if crop is None or np.asarray(crop).size == 0:
+        return square
+    picture = _to_pil(np.asarray(crop))
+    factor = tile / max(picture.size)
+    size = (max(1, round(picture.width * factor)), max(1, round(picture.height * factor)))
+    picture = picture.resize(size, Image.Resampling.LANCZOS)
+    square.paste(picture, ((tile - size[0]) // 2, (tile - size[1]) // 2))
+    return square
+
+
+def _draw_tile(sheet: Image.Image, draw: ImageDraw.ImageDraw, face: Face, crop: np.ndarray | None,
+               rect: tuple[int, int, int, int], layout: SheetLayout) -> None:
+    left, top, right, bottom = rect
+    tile = layout.tile
+    sheet.paste(_crop_image(crop, tile), (left, top))
+    colour = colour_for(face.number)
+    border = _clamp(tile // 48, 3, 10)
+    draw.rectangle((left, top, right - 1, bottom - 1), outline=colour, width=border)
+    # the number in a badge of the face's colour, as on the picture's box
+    number, name, percent = label_parts(face)
+    badge_size = _clamp(round(tile * 0.11), 20, 52)
+    badge_font = _font(badge_size)
+    style = Style(line=border, outline=max(1, border // 3), font_size=badge_size, pad_x=max(4, tile // 40),
+                  pad_y=max(2, tile // 100))
+    badge_w = math.ceil(_text_length(badge_font, number)) + 2 * (style.outline + style.pad_x)
+    badge_h = badge_font.ascent + badge_font.descent + 2 * (style.outline + style.pad_y)
+    label = Label(face.number, number, (left, top, left + badge_w - 1, top + badge_h - 1), colour,
+                  text_colour_for(colour))
+    _draw_label(draw, label, badge_font, style)
+    # the caption: the top name, then its percentage (or why there is none)
+    font = _font(layout.font_size)
+    line_h = round(layout.font_size * 1.3)
+    first = name or ("face " + number)
+    second = percent or ("not sure" if name == "unknown" else ("a guess" if face.guessed else ""))
+    for row, (text, fill) in enumerate(((first, SHEET_TEXT), (second, SHEET_MUTED))):
+        if not text:
+            continue
+        fitted = _fit_text(font, text, tile)
+        baseline = bottom + SHEET_GAP // 4 + row * line_h + font.ascent
+        try:
+            draw.text((left, baseline), fitted, font=font.font, fill=fill, anchor="ls")
+        except Exception:  # never fail a reply over a glyph
+            draw.text((left, baseline), fitted.encode("ascii", "replace").decode("ascii"), font=font.font,
+                      fill=fill, anchor="ls")
+
+
+def contact_sheet(annotated: Image.Image, faces: Sequence[Face],
+                  crops: Sequence[np.ndarray | None]) -> Image.Image:
+    """The annotated picture (from `draw_faces`) with each face's crop shown large beside or below it,
+    numbered in the face's colour, with its top name and percentage. `crops[i]` belongs to `faces[i]`."""
+    layout = sheet_layout(annotated.size, len(faces))
+    sheet = Image.new("RGB", layout.size, SHEET_BACKGROUND)
+    left, top, right, bottom = layout.picture_rect
+    picture = annotated.convert("RGB")
+    if picture.size != (right - left, bottom - top):
+        picture = picture.resize((right - left, bottom - top), Image.Resampling.LANCZOS)
+    sheet.paste(picture, (left, top))
+    draw = ImageDraw.Draw(sheet)
+    for face, crop, rect in zip(faces, list(crops) + [None] * (len(faces) - len(crops)), layout.tiles):
+        _draw_tile(sheet, draw, face, crop, rect, layout)
+    return sheet
+
+
+def _png_bytes(picture: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    picture.save(buffer, "PNG", compress_level=PNG_COMPRESS_LEVEL, compress_type=PNG_COMPRESS_TYPE)
+    return buffer.getvalue()
+
+
+def annotate_with_sheet(image: np.ndarray, faces: Sequence[Face],
+                        crops: Sequence[np.ndarray | None]) -> tuple[bytes, bytes]:
+    """(the annotated PNG, the contact sheet PNG), drawing the boxes once for both."""
+    drawn = draw_faces(image, faces)
+    return _png_bytes(drawn), _png_bytes(contact_sheet(drawn, faces, crops))

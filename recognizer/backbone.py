@@ -1,7 +1,10 @@
 """The Inception-v3 feature extractor: face crops in, one pooled feature vector per crop out.
 
-All crops of an image go through the network in one batched call of a traced `tf.function`
-(eager `model(x)` is several times slower on a CPU).
+One interface, two runtimes for the network: Keras (a traced `tf.function`; eager `model(x)` is several
+times slower on a CPU), which trains and converts, and LiteRT (`recognizer.lite_runtime`), which serves
+a model whose directory holds the converted network and imports no TensorFlow. Preparing the crops and
+the colour histogram are numpy and OpenCV, the same for both. All crops of an image go through the
+network in one batched call.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ import logging
 import os
 import warnings
 from dataclasses import asdict, dataclass
-from typing import Sequence
+from typing import Protocol, Sequence
 
 import numpy as np
 
@@ -102,13 +105,36 @@ def file_sha256(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
-class Backbone:
-    """A built network for a `BackboneSpec`; `embed` turns RGB crops into feature vectors."""
+class Network(Protocol):
+    """The network a backbone runs: a prepared batch in, (N, dimension) pooled features out."""
+
+    dimension: int
+
+    def forward(self, batch: np.ndarray) -> np.ndarray: ...
+
+
+class KerasForward:
+    """The network on Keras and TensorFlow, built from the spec and its weights."""
 
     def __init__(self, spec: BackboneSpec, weights_path: str | os.PathLike | None = None) -> None:
+        self.base, self.model, self._forward = _build(spec, weights_path)
+        self.dimension = int(self.model.output_shape[-1])
+
+    def forward(self, batch: np.ndarray) -> np.ndarray:
+        return self._forward(batch).numpy()
+
+
+class Backbone:
+    """A built network for a `BackboneSpec`; `embed` turns RGB crops into feature vectors.
+
+    `Backbone(spec, weights)` builds it on Keras; `Backbone.converted(spec, tflite_path)` runs a converted
+    one on LiteRT."""
+
+    def __init__(self, spec: BackboneSpec, weights_path: str | os.PathLike | None = None, *,
+                 network: Network | None = None) -> None:
         self.spec = spec
-        self._base, self._model, self._forward = _build(spec, weights_path)
-        self.network_dimension = int(self._model.output_shape[-1])
+        self.network = network if network is not None else KerasForward(spec, weights_path)
+        self.network_dimension = int(self.network.dimension)
         self.dimension = self.network_dimension + (int(np.prod(COLOUR_BINS)) if spec.colour_histogram else 0)
 
     def prepare(self, crops: Sequence[np.ndarray]) -> np.ndarray:
@@ -146,7 +172,7 @@ class Backbone:
         """The network alone on a prepared batch."""
         if len(batch) == 0:
             return np.zeros((0, self.network_dimension), dtype=np.float32)
-        return self._forward(batch).numpy()
+        return self.network.forward(batch)
 
     def describe(self, crops: Sequence[np.ndarray]) -> np.ndarray:
         """What the spec adds to the network's features for each crop (its colour histogram): (N, extra)."""
@@ -163,13 +189,37 @@ class Backbone:
             return network
         return np.concatenate([network, self.describe(crops)], axis=1)
 
+    @classmethod
+    def converted(cls, spec: BackboneSpec, path: str | os.PathLike, threads: int | None = None) -> "Backbone":
+        """The network converted to a `.tflite` file, on LiteRT with `threads` threads per interpreter."""
+        from recognizer.lite_runtime import LiteForward
+
+        network = LiteForward(path, threads)
+        if network.input_size != spec.input_size:
+            raise ModelError(f"the converted backbone {path} takes {network.input_size} px, "
+                             f"the model's spec {spec.input_size} px")
+        return cls(spec, network=network)
+
+    @property
+    def runtime(self) -> str:
+        return "tensorflow" if isinstance(self.network, KerasForward) else "litert"
+
+    def _keras(self) -> KerasForward:
+        if not isinstance(self.network, KerasForward):
+            raise ModelError("this backbone runs a converted network on LiteRT; its Keras model is not loaded")
+        return self.network
+
     def save_weights(self, path: str | os.PathLike) -> None:
         """Write the whole network's weights (loadable as a weights="file" backbone)."""
-        self._base.save_weights(os.fspath(path))
+        self._keras().base.save_weights(os.fspath(path))
 
     @property
     def keras_model(self):  # noqa: ANN201 - keras type, imported lazily
-        return self._model
+        return self._keras().model
+
+    @property
+    def _forward(self):  # noqa: ANN202 - the traced tf.function (tests count its traces)
+        return self._keras()._forward
 
 
 def _build(spec: BackboneSpec, weights_path: str | os.PathLike | None):

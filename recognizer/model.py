@@ -9,6 +9,11 @@ A model trained by `aniface train` carries its training faces as the head sees t
 A model whose backbone weights are its own (fine-tuned, or random in tests) carries them as
 `backbone.weights.h5`; otherwise the manifest names where they come from ("imagenet" or a local file).
 
+A model converted for serving (`aniface model convert`, and `aniface train`) carries its backbone, up to its
+deepest feature layer, as `backbone.tflite`; the manifest's `converted_backbone` names its precision and
+checksum. Such a model is self-contained: it is served on LiteRT, with no TensorFlow, weights file or
+download.
+
 The manifest says which backbone, input size, feature layers and preprocessing the head was trained
 on, the labels in head order, the "unknown" threshold, and how the model was made (dataset, metrics).
 """
@@ -22,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from recognizer.backbone import BackboneSpec
+from recognizer.backbone import BackboneSpec, file_sha256
 from recognizer.errors import ModelError
 from recognizer.exemplars import EXEMPLARS_FILE, Exemplars
 from recognizer.head import HEAD_KINDS, SoftmaxHead
@@ -31,6 +36,7 @@ from recognizer.verify import VERIFIER_FILE, FaceVerifier
 MANIFEST = "manifest.json"
 HEAD_FILE = "head.npz"
 BACKBONE_WEIGHTS_FILE = "backbone.weights.h5"
+CONVERTED_BACKBONE_FILE = "backbone.tflite"
 FORMAT_VERSION = 1
 
 
@@ -48,8 +54,11 @@ class ModelManifest:
     metrics: dict = field(default_factory=dict)
     dataset: dict = field(default_factory=dict)
     format_version: int = FORMAT_VERSION
+    # {"file", "precision", "sha256", "bytes"} of the converted backbone, when the directory holds one
+    converted_backbone: dict | None = None
 
     def to_dict(self) -> dict:
+        converted = {"converted_backbone": dict(self.converted_backbone)} if self.converted_backbone else {}
         return {
             "format_version": self.format_version,
             "name": self.name,
@@ -62,6 +71,7 @@ class ModelManifest:
             "head": {"kind": self.head_kind, "file": HEAD_FILE},
             "metrics": self.metrics,
             "dataset": self.dataset,
+            **converted,
         }
 
     @classmethod
@@ -87,6 +97,7 @@ class ModelManifest:
                 metrics=dict(data.get("metrics", {})),
                 dataset=dict(data.get("dataset", {})),
                 format_version=int(data.get("format_version", FORMAT_VERSION)),
+                converted_backbone=dict(data["converted_backbone"]) if data.get("converted_backbone") else None,
             )
         except (KeyError, TypeError, ValueError) as error:
             raise ModelError(f"invalid model manifest: {error}") from error
@@ -101,6 +112,7 @@ class ModelFiles:
     backbone_weights: Path | None = None  # the model's own backbone weights, if it carries them
     verifier: FaceVerifier | None = None   # tells faces from what is not, when the model has one
     exemplars: Exemplars | None = None     # the training faces in the head's discriminant space
+    converted_backbone: Path | None = None  # the backbone as a .tflite file, served on LiteRT
 
     def __post_init__(self) -> None:
         if self.head.classes != len(self.manifest.labels):
@@ -130,6 +142,8 @@ def save_model(directory: str | os.PathLike, manifest: ModelManifest, head: Soft
         exemplars.save(path / EXEMPLARS_FILE)
     else:
         (path / EXEMPLARS_FILE).unlink(missing_ok=True)
+    if not manifest.converted_backbone:  # a converted backbone left by an earlier model would not be this one's
+        (path / CONVERTED_BACKBONE_FILE).unlink(missing_ok=True)
     _write_manifest_data(path, manifest.to_dict())
     return path
 
@@ -140,7 +154,8 @@ def _write_manifest_data(path: Path, data: dict) -> None:
     os.replace(temporary, path / MANIFEST)
 
 
-def read_model(directory: str | os.PathLike) -> ModelFiles:
+def read_model(directory: str | os.PathLike, *, converted: bool = True) -> ModelFiles:
+    """The model in `directory`; `converted=False` leaves its converted backbone out (and unchecked)."""
     path = Path(directory)
     manifest_path = path / MANIFEST
     if not manifest_path.is_file():
@@ -160,7 +175,31 @@ def read_model(directory: str | os.PathLike) -> ModelFiles:
         raise ModelError(f"{verifier_path} does not fit this model's head (features of another size)")
     exemplars_path = path / EXEMPLARS_FILE
     exemplars = Exemplars.load(exemplars_path) if exemplars_path.is_file() else None
-    return ModelFiles(manifest, head, own_weights if own_weights.is_file() else None, verifier, exemplars)
+    return ModelFiles(manifest, head, own_weights if own_weights.is_file() else None, verifier, exemplars,
+                      _converted_backbone(path, manifest.converted_backbone) if converted else None)
+
+
+def _converted_backbone(path: Path, record: dict | None) -> Path | None:
+    """The converted backbone's file, checked against the checksum its manifest records."""
+    if not record:
+        return None
+    file = path / str(record.get("file", CONVERTED_BACKBONE_FILE))
+    if file.parent != path or not file.is_file():
+        raise ModelError(f"{path}'s manifest names a converted backbone, but {file.name} is not in it "
+                         "(convert it again: aniface model convert)")
+    if record.get("sha256") and file_sha256(file) != record["sha256"]:
+        raise ModelError(f"{file} does not match the checksum in its manifest (convert it again: "
+                         "aniface model convert)")
+    return file
+
+
+def record_converted_backbone(directory: str | os.PathLike, record: dict) -> None:
+    """Name a converted backbone in a model's manifest, editing the JSON as it is (keys this version does not
+    know are kept), atomically. The model's version stays: the same head, its backbone on another runtime."""
+    path = Path(directory)
+    data = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
+    data["converted_backbone"] = dict(record)
+    _write_manifest_data(path, data)
 
 
 def set_unknown_threshold(directory: str | os.PathLike, threshold: float, rule: str) -> float:

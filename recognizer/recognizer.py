@@ -17,7 +17,7 @@ from typing import Sequence
 
 import numpy as np
 
-from recognizer.annotate import annotate, crop_face
+from recognizer.annotate import annotate, annotate_with_sheet, crop_face
 from recognizer.backbone import Backbone
 from recognizer.decode import DecodedImage, DecodeLimits, load_image
 from recognizer.detect import (DEFAULT_DETECT_MAX_SIDE, Detection, FaceDetector, detect_faces, detection_copy,
@@ -53,6 +53,9 @@ class RecognizerSettings:
     wide_search: bool = True
     # When no face is found, offer the likeliest place for one as a guess (only when faces can be named).
     guess_when_none: bool = True
+    # Threads of each LiteRT interpreter (a converted backbone): the cores shared out among the threads
+    # that recognise at once, so the two don't oversubscribe them (None: every core).
+    backbone_threads: int | None = None
 
 
 class Recognizer:
@@ -87,7 +90,7 @@ class Recognizer:
             self.search = FaceSearch(self.detector, cascade, other_passes=other_passes,
                                      sure_likelihood=self.settings.min_likelihood)
         if backbone is None and model is not None:
-            backbone = Backbone(model.manifest.backbone, model.backbone_weights or backbone_weights)
+            backbone = _model_backbone(model, backbone_weights, self.settings.backbone_threads)
         if backbone is not None and model is not None and backbone.spec != model.manifest.backbone:
             raise ModelError("the backbone given differs from the one this model was trained on")
         self.backbone = backbone
@@ -269,6 +272,12 @@ class Recognizer:
         """A PNG of the image with numbered boxes and each face's top name."""
         return annotate(image, faces)
 
+    def annotate_with_sheet(self, image: np.ndarray, faces: Sequence[Face],
+                            crops: Sequence[np.ndarray]) -> tuple[bytes, bytes]:
+        """(the annotated PNG, a contact sheet PNG: that picture with each face's crop shown large, numbered,
+        with its top name and percentage); `crops` as `crops()` cut them, one per face."""
+        return annotate_with_sheet(image, faces, crops)
+
     def warm_up(self, rounds: int = 2) -> None:
         """Do once, on a made-up picture, what the first real picture would otherwise pay for: decoding, every
         pass of the face search with each detector it uses (the scans' compiled code and threads), the
@@ -287,6 +296,13 @@ class Recognizer:
                     embeddings = self.embed([crop] * size)
             self.classify(embeddings[:1])
         self.annotate(image, [Face(1, Box(200, 100, 160, 160), 1.0)])
+
+
+def _model_backbone(model: ModelFiles, weights: str | os.PathLike | None, threads: int | None) -> Backbone:
+    """The converted backbone on LiteRT when the model directory holds one, else the Keras network."""
+    if model.converted_backbone is not None:
+        return Backbone.converted(model.manifest.backbone, model.converted_backbone, threads)
+    return Backbone(model.manifest.backbone, model.backbone_weights or weights)
 
 
 def _warm_up_picture() -> np.ndarray:

@@ -356,3 +356,53 @@ def test_crop_face_outside_the_image_is_empty():
     image = _gradient(640, 480)
     assert crop_face(image, Box(1000, 1000, 50, 50)).size == 0
     assert crop_face(image, Box(-500, -500, 50, 50)).size == 0
+
+
+# -- the contact sheet ---------------------------------------------------------------------------------------
+
+from recognizer.annotate import (SHEET_LONG_SIDE, TILE_MIN, annotate_with_sheet,  # noqa: E402
+                                 sheet_layout)
+
+
+def _disjoint(rects) -> bool:
+    return all(a[2] <= b[0] or b[2] <= a[0] or a[3] <= b[1] or b[3] <= a[1]
+               for i, a in enumerate(rects) for b in rects[i + 1:])
+
+
+@pytest.mark.parametrize("size, count", [((2400, 1600), 12), ((4000, 200), 8), ((200, 4000), 8), ((512, 320), 1),
+                                         ((1280, 720), 40), ((6000, 6000), 3), ((640, 400), 20)])
+def test_sheet_layout_shows_every_face_large_within_the_photo_rules(size, count):
+    sheet = sheet_layout(size, count)
+    width, height = sheet.size
+    assert len(sheet.tiles) == count and _disjoint([*sheet.tiles, sheet.picture_rect])
+    for left, top, right, bottom in [*sheet.tiles, sheet.picture_rect]:
+        assert 0 <= left < right <= width and 0 <= top < bottom <= height
+    for left, top, right, bottom in sheet.tiles:
+        assert bottom + sheet.caption_h <= height  # the caption under the tile too
+    assert max(width, height) <= 20 * min(width, height) and width + height <= 10_000
+    # on a chat's screen (at most SHEET_LONG_SIDE), a face is at least TILE_MIN * 0.8 pixels
+    assert sheet.tile * min(1, SHEET_LONG_SIDE / max(width, height)) >= TILE_MIN * 0.8
+
+
+def test_contact_sheet_has_each_crop_in_a_tile_of_its_colour_with_its_number():
+    image = plain(2400, 1600)
+    faces = [named(n, (100 + 200 * n, 300, 60, 60), f"Name {n}") for n in range(1, 9)]
+    crops = [np.full((80, 80, 3), 10 * n, np.uint8) for n in range(1, 9)]
+    annotated, sheet_png = annotate_with_sheet(image, faces, crops)
+    assert np.array_equal(decode(annotated), decode(annotate(image, faces)))  # the same picture as ever
+    sheet = decode(sheet_png)
+    layout = sheet_layout((2400, 1600), 8)
+    assert sheet.shape[:2] == (layout.size[1], layout.size[0])
+    for n, (left, top, right, bottom) in enumerate(layout.tiles, 1):
+        middle = sheet[(top + bottom) // 2, (left + right) // 2]
+        assert tuple(middle) == (10 * n,) * 3  # the crop, shown large
+        assert tuple(sheet[(top + bottom) // 2, left]) == colour_for(n)  # framed in the face's colour
+        caption = sheet[bottom:bottom + layout.caption_h, left:right]
+        assert (caption.min(axis=-1) < 100).any()  # the name and percentage are written under it
+
+
+def test_contact_sheet_takes_hostile_names_and_missing_crops():
+    faces = [named(1, (10, 10, 40, 40), "\u202e" + "x\u0301" * 300), unknown(2, (60, 10, 40, 40)),
+             unlabelled(3, (110, 10, 40, 40))]
+    _, sheet_png = annotate_with_sheet(plain(400, 400), faces, [np.zeros((0, 0, 3), np.uint8)])
+    assert decode(sheet_png).shape[0] > 400

@@ -40,8 +40,8 @@ from bot import wording
 from bot.core import Core
 from bot.messages import ChatSettingsView, FaceSummary, Reply, ReplyKind
 from bot.storage.models import Face, Prediction, ReplyMessage, Vote
-from tests.adapter_fixtures import (encode, lottie_document, scene,  # noqa: F401 - scene: a fixture
-                                    sticker_picture)
+from tests.adapter_fixtures import (assert_sheet_shows, crowd, encode, keep_for_eyes, lottie_document,  # noqa: F401
+                                    scene, sticker_picture)
 from tests.core_factory import running_core
 from tests.scripted_core import ScriptedCore, many_faces
 from tests.discord_fake import ATTACH_FILES, EPHEMERAL, SEND_MESSAGES, Call, FakeDiscord
@@ -197,6 +197,24 @@ def modal_of(fake: FakeDiscord, interaction) -> dict:
 
 
 # --- a picture in, an annotated picture out ------------------------------------------------------
+
+@pytest.mark.parametrize("size, count, side", [((2400, 1600), 12, 180), ((4000, 200), 8, 170)],
+                         ids=["group-picture", "panorama-20-to-1"])
+async def test_small_faces_are_answered_with_one_contact_sheet_within_the_upload_limit(bot, core, shared_data,
+                                                                                      size, count, side):
+    fake, alice = bot.fake, bot.user()
+    message = fake.message(bot.channel, alice, attachments=[fake.attachment(
+        bot.channel, crowd(shared_data, size, count, side), "crowd.png", "image/png")])
+    call = await bot.answer(message)
+    [(filename, sent)] = call.files.values()
+    keep_for_eyes(f"discord-{size[0]}x{size[1]}.png", sent)
+    assert filename == "faces.png" and len(sent) <= 10 * 1024 * 1024
+    prediction = await registered(core, bot.guild["id"], call.result["id"])
+    faces = faces_of(core, prediction.id)
+    assert len(faces) >= count // 2
+    assert_sheet_shows(sent, size, [face.crop_png for face in faces])
+    assert shown_text(call.content).startswith(f"I found {len(faces)} faces:")
+
 
 async def test_an_attachment_is_answered_with_the_annotated_file(bot, core, scene, scene_png):
     fake, alice = bot.fake, bot.user()
@@ -785,7 +803,7 @@ ODD_NAME = "Tom & Jerry *<3* ||x||"  # markup characters the reply must escape
 
 
 async def test_a_long_answer_continues_in_replies_and_names_are_escaped():
-    faces = many_faces(40, ODD_NAME)
+    faces = many_faces(60, ODD_NAME)  # over two messages of 2,000
     text = wording.faces_text(faces, True)
     assert len(text) > 2000
     png = encode(Image.new("RGB", (64, 48), (255, 255, 255)), "PNG")

@@ -28,6 +28,7 @@ from bot.messages import Reply, ReplyKind
 from tests.adapter_fixtures import encode, scene  # noqa: F401 - scene: a fixture
 from tests.discord_fake import FakeDiscord
 from tests.scripted_core import ScriptedCore
+from tests.storage_fixtures import fresh_postgres_database
 from tests.test_serve import clean_environment
 
 REPO = Path(__file__).resolve().parents[1]
@@ -195,13 +196,23 @@ async def ready(process: asyncio.subprocess.Process, log: Path, timeout: float =
     return said
 
 
-async def test_two_shard_processes_each_answer_their_own_servers_and_dms_reach_shard_0(tmp_path, tiny_model, scene):
+@pytest.fixture
+def postgres_url(postgres_admin_url):
+    with fresh_postgres_database(postgres_admin_url) as url:
+        yield url
+
+
+async def test_two_shard_processes_each_answer_their_own_servers_and_dms_reach_shard_0(tmp_path, tiny_model, scene,
+                                                                                       postgres_url):
     fake = FakeDiscord()
     await fake.start()
     servers = [fake.guild_on_shard(0, 2, "Zero"), fake.guild_on_shard(1, 2, "One")]
     png = encode(scene, "PNG")
+    # one bot in two processes: one PostgreSQL database, where corrections reach the other process by
+    # notification (the catch-up interval is long, so it cannot be what delivers them within a second)
     environment = dict(DISCORD_TOKEN=fake.token, DISCORD_SHARD_COUNT="2", ANIFACE_MODEL=str(tiny_model.path),
                        ANIFACE_DATA_DIR=str(tmp_path / "data"), ANIFACE_SECRET="one bot", ANIFACE_WARM_UP="false",
+                       DATABASE_URL=postgres_url, ANIFACE_REPLICAS="2", ANIFACE_CATCH_UP_INTERVAL="60",
                        ANIFACE_METRICS_PORT="0")  # each process its own metrics port (0: a free one)
     processes: list[asyncio.subprocess.Process] = []
     logs = [tmp_path / "shard-0.log", tmp_path / "shard-1.log"]
@@ -248,12 +259,27 @@ async def test_two_shard_processes_each_answer_their_own_servers_and_dms_reach_s
         assert (await fake.wait_for_callback(asked)).payload["type"] == 4
         assert asked.payload["id"] in {e["d"]["id"] for e in one.events if e["t"] == "INTERACTION_CREATE"}
 
+        # a correction in shard 1's server is used by the shard 0 process within a second
+        [answer] = fake.calls_to("create_message", where=lambda c: replies_to(c, messages[1]))
+        fake.push_message(fake.message(fake.channel_of(servers[1]), fake.user("Dana"), "/wrong Somebody New",
+                                       reply_to=answer.result))
+        await fake.wait_for("create_message", where=lambda c: c.content.startswith("Thanks")
+                            and "Somebody New" in c.content, timeout=60)
+        await asyncio.sleep(1.0)
+        channel = fake.channel_of(servers[0])
+        again = fake.message(channel, fake.user("Erin"), attachments=[fake.attachment(channel, png, "again.png",
+                                                                                       "image/png")])
+        fake.push_message(again)
+        [named] = await fake.wait_for("create_message", where=lambda c: replies_to(c, again), timeout=120)
+        assert "Somebody New" in shown_text(named.content)
+        assert again["id"] in {e["d"]["id"] for e in zero.events if e["t"] == "MESSAGE_CREATE"}
+
         await asyncio.sleep(1.0)  # nothing answered twice
-        for message in (*messages, dm):
+        for message in (*messages, dm, again):
             assert len(fake.calls_to("create_message", where=lambda c, m=message: replies_to(c, m))) == 1
 
-        # each process exposes its own metrics: shard 0 took two pictures (its server's and the DM), shard 1 one
-        assert [await discord_pictures(log) for log in logs] == [2, 1]
+        # each process exposes its own metrics: shard 0 took three pictures (its server's two and the DM), shard 1 one
+        assert [await discord_pictures(log) for log in logs] == [3, 1]
     finally:
         for process in processes:
             if process.returncode is None:

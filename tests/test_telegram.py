@@ -32,8 +32,8 @@ from bot import wording
 from bot.core import Core
 from bot.messages import FaceSummary, Reply, ReplyKind
 from bot.storage.models import Face, Prediction, ReplyMessage, Vote
-from tests.adapter_fixtures import (SCENE, encode, lottie_document, scene,  # noqa: F401 - scene: a fixture
-                                    sticker_picture)
+from tests.adapter_fixtures import (SCENE, assert_sheet_shows, crowd, encode, keep_for_eyes,  # noqa: F401
+                                    lottie_document, scene, sticker_picture)
 from tests.core_factory import running_core
 from tests.scripted_core import ScriptedCore, many_faces
 from telegram.error import NetworkError, TimedOut
@@ -190,6 +190,27 @@ async def test_photo_in_a_group_is_answered_with_the_annotated_photo(bot, core, 
     assert reactions[0].params["reaction"] == [{"type": "emoji", "emoji": EYES}]
     assert not reactions[1].params.get("reaction")
     assert reactions[0].at < call.at < reactions[1].at
+
+
+@pytest.mark.parametrize("size, count, side", [((2400, 1600), 12, 180), ((4000, 200), 8, 170)],
+                         ids=["group-picture", "panorama-20-to-1"])
+async def test_small_faces_are_answered_with_one_contact_sheet_within_the_photo_rules(bot, core, shared_data, size,
+                                                                                     count, side):
+    group, alice = bot.group(), bot.user()
+    message = bot.fake.photo_message(group, alice, crowd(shared_data, size, count, side))
+    bot.fake.push(message)
+    [call] = await bot.fake.wait_for("sendPhoto", where=lambda c: _replies_to(c, message))
+    await bot.done(message)
+    assert not bot.fake.calls_to("sendMediaGroup") and not bot.fake.calls_to("sendDocument", ok=None)
+    sent = call.files["photo"]
+    keep_for_eyes(f"telegram-{size[0]}x{size[1]}.png", sent)
+    _photo_rules_kept(call, 10_000_000)
+    faces = faces_of(core, prediction_for(core, group["id"], call.result["message_id"]).id)
+    assert len(faces) >= count // 2
+    assert_sheet_shows(sent, size, [face.crop_png for face in faces])
+    # the caption names each face once, with its percentage
+    caption = html_text(call, "caption")
+    assert caption.startswith(f"I found {len(faces)} faces:")
 
 
 @pytest.mark.parametrize("kind", ["static", "animated", "video", "gif", "document"])

@@ -12,6 +12,7 @@ from bot.storage.db import Database
 from bot.worker import WorkerPool
 from recognizer import DecodeLimits, Recognizer, RecognizerSettings, read_model
 from recognizer.backbone import Backbone, BackboneSpec
+from recognizer.lite_runtime import interpreter_threads
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +24,8 @@ def recognizer_settings(settings: Settings) -> RecognizerSettings:
         detector=settings.detector,
         scan=settings.detector_scan,
         detect_max_side=settings.detect_max_side or None,
-        cascade_path=str(settings.cascade_path) if settings.cascade_path else None)
+        cascade_path=str(settings.cascade_path) if settings.cascade_path else None,
+        backbone_threads=interpreter_threads(settings.workers))
 
 
 def build_recognizer(settings: Settings) -> Recognizer:

@@ -66,6 +66,11 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--cache-dir", metavar="DIR", default=None,
                         help="feature cache (default: $ANIFACE_CACHE_DIR or the user cache folder)")
     parser.add_argument("--no-cache", action="store_true", help="neither read nor write cached features")
+    parser.add_argument("--precision", choices=("float32", "float16", "int8"), default=None,
+                        help="precision of the backbone converted to LiteRT for serving (default: the measured "
+                             "default, see docs/litert.md; `aniface model convert` converts again)")
+    parser.add_argument("--no-convert", dest="convert", action="store_false",
+                        help="write no LiteRT backbone: the model is then served on TensorFlow")
     parser.add_argument("--name", default="aniface", help="model name recorded in the manifest")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
@@ -127,6 +132,17 @@ def run(args: argparse.Namespace) -> int:
     os.replace(temporary, split_path)
     result.manifest.metrics["timings"] = {k: round(v, 2) for k, v in result.timings.items()}
     save_model(out, result.manifest, result.head, result.verifier, result.exemplars)
+    converted = None
+    # A random-weights backbone (tests) is not carried by the model, so there is nothing to convert.
+    if args.convert and result.manifest.backbone.weights != "random":
+        from recognizer.training.convert import DEFAULT_PRECISION, convert_model
+
+        say("converting the backbone to LiteRT for serving")
+        try:
+            converted = convert_model(out, args.precision or DEFAULT_PRECISION, args.backbone_weights)
+        except ModelError as error:
+            print(f"aniface: the model is written, but its backbone was not converted: {error}", file=sys.stderr)
+            return EXIT_FAILED
     elapsed = time.perf_counter() - started
 
     summary = {
@@ -141,6 +157,7 @@ def run(args: argparse.Namespace) -> int:
         "features": {"computed": result.extraction["computed"], "cached": result.extraction["cached"]},
         "recut": {"recut": result.extraction["recut"], "kept_as_is": result.extraction["kept_as_is"]},
         "verifier": result.metrics.get("verifier"),
+        "converted_backbone": converted,
         "seconds": round(elapsed, 1),
     }
     if args.json:
@@ -179,6 +196,9 @@ def _human_summary(summary: dict, result) -> str:
            "rejects " + ", ".join(f"{share:.1%} of {name.replace('not_face_', '')}"
                                   for name, share in summary['verifier']['rejects_training_not_faces'].items())
            + " of the training crops' non-face windows"] if summary["verifier"] else []),
+        *([f"  backbone converted to LiteRT ({summary['converted_backbone']['precision']}, "
+           f"{summary['converted_backbone']['bytes'] / 1e6:.1f} MB): served without TensorFlow"]
+          if summary["converted_backbone"] else []),
         f"  took {summary['seconds']:.1f} s",
     ]
     return "\n".join(lines)

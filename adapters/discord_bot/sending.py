@@ -50,12 +50,12 @@ class Sender:
                     button: type[render.FixButton]) -> None:
         """An answer to one picture: the annotated picture with the names and the buttons, or a text."""
         pieces = render.split_text(reply.text)
-        with_picture = reply.kind == ReplyKind.FACES and bool(reply.annotated_png)
+        with_picture = reply.kind == ReplyKind.FACES and bool(reply.picture_png)
         if not self.gate.allows(channel, ANSWER if with_picture else WRITE, "answering"):
             return
         try:
             if with_picture:
-                file = await self.photo_file(reply.annotated_png, upload_limit)
+                file = await self.photo_file(reply.picture_png, upload_limit)
                 view = render.answer_view(reply.faces, self.options.button_faces, button)
                 kwargs = {"file": file} if file is not None else {}
                 if view is not None:
@@ -119,8 +119,8 @@ class Sender:
             return
         pieces = render.split_text(reply.text)
         followup = interaction.followup
-        if reply.kind == ReplyKind.FACES and reply.annotated_png:
-            file = await self.photo_file(reply.annotated_png, interaction_upload_limit(interaction))
+        if reply.kind == ReplyKind.FACES and reply.picture_png:
+            file = await self.photo_file(reply.picture_png, interaction_upload_limit(interaction))
             view = render.answer_view(reply.faces, self.options.button_faces, button)
             kwargs = {"file": file} if file is not None else {}
             if view is not None:

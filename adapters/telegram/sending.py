@@ -33,10 +33,10 @@ class Sender:
     async def reply(self, bot: Bot, chat_id: int, reply_to: int, reply: Reply) -> None:
         """An answer to one picture: the annotated photo with its caption and buttons, or a text."""
         try:
-            if reply.kind == ReplyKind.FACES and reply.annotated_png:
+            if reply.kind == ReplyKind.FACES and reply.picture_png:
                 caption, rest = render.caption_and_rest(reply.text)
                 markup = render.keyboard(reply.faces, self.options.keyboard_faces)
-                sent = await self._send_picture(bot, chat_id, reply.annotated_png, caption, markup, reply_to)
+                sent = await self._send_picture(bot, chat_id, reply.picture_png, caption, markup, reply_to)
                 await self._remember(reply, sent)
                 for piece in rest:
                     await self._remember(reply, await self.text(bot, sent.chat_id, piece, sent.message_id))
@@ -100,7 +100,7 @@ class Sender:
             caption, rest = render.caption_and_rest(text)
             captions.append(caption)
             overflow.append(rest)
-        fitted = [await self._photo(reply.annotated_png) for _, _, reply in answers]
+        fitted = [await self._photo(reply.picture_png) for _, _, reply in answers]
         try:
             sent: list[Message] = []
             for start in range(0, len(answers), 10):  # at most 10 pictures in one media group
@@ -127,7 +127,7 @@ class Sender:
                     chat, media, reply_parameters=replying_to(reply_to))))
             except BadRequest as error:  # not posted: nothing of the group is in the chat
                 log.info("sendMediaGroup refused (%s): sending the pictures one by one", error)
-        return [await self._send_picture(bot, chat_id, reply.annotated_png, caption, None, reply_to, photo)
+        return [await self._send_picture(bot, chat_id, reply.picture_png, caption, None, reply_to, photo)
                 for (_, _, reply), caption, photo in zip(answers, captions, photos)]
 
     async def ack(self, bot: Bot, chat_id: int, reply_to: int, ack: Ack, mention: User | None = None) -> None:

@@ -186,7 +186,7 @@ async def identify(request: web.Request) -> web.Response:
     data, boxes = await read_upload(request)
     core, who = request.app[CORE], person(request)
     incoming = IncomingImage(PLATFORM, who.user_id, uuid.uuid4().hex, who, data=data, asked=True, is_private=True,
-                             keep_annotated=True)
+                             keep_annotated=True, shows_faces=True)
     if boxes is None:
         reply: Reply | None = await core.identify(incoming)
     else:

@@ -59,10 +59,15 @@ def evaluate_model(model: ModelFiles, dataset: Dataset, *, exclude: set[str] | f
     excluded = len(dataset.samples) - len(samples)
     spec = model.manifest.backbone
     own_weights = getattr(model, "backbone_weights", None)  # a model may carry its own (as the Recognizer reads it)
+    converted = getattr(model, "converted_backbone", None)  # measured as it is served: on LiteRT
+    network = None
+    if converted is not None and backbone is None and make_backbone is None:
+        make_backbone = lambda: Backbone.converted(spec, converted)  # noqa: E731
+        network = "litert-" + str((model.manifest.converted_backbone or {}).get("sha256", ""))[:16]
     lazy = backbone_factory(spec, own_weights or weights_path, seed=seed, backbone=backbone,
                             make_backbone=make_backbone)
     features = extract_features(samples, spec, ("orig",), cache=cache, make_backbone=lazy, seed=seed,
-                                progress=progress, description="features (evaluate)")
+                                progress=progress, description="features (evaluate)", network=network)
     known_rows = [i for i, s in enumerate(samples) if features.ok[i] and s.label in index_of]
     unknown_rows = [i for i, s in enumerate(samples) if features.ok[i] and s.label not in index_of]
     matrix = features["orig"]
@@ -73,7 +78,9 @@ def evaluate_model(model: ModelFiles, dataset: Dataset, *, exclude: set[str] | f
                                       current_threshold=model.manifest.unknown_threshold)
     not_in_model = sorted({dataset.classes[samples[i].label] for i in unknown_rows})
     evaluation.report["model"] = {"name": model.manifest.name, "version": model.manifest.version,
-                                  "classes": len(labels), "backbone": spec.to_dict()}
+                                  "classes": len(labels), "backbone": spec.to_dict(),
+                                  "backbone_runtime": "litert " + str((model.manifest.converted_backbone or {}).get(
+                                      "precision")) if network else "tensorflow"}
     evaluation.report["images"].update({
         "excluded_seen_in_training": excluded,
         "unreadable": len(features.stats.failures),

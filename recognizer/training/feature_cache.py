@@ -170,13 +170,19 @@ def default_cache_dir() -> Path:
     return Path(platformdirs.user_cache_dir("aniface")) / "features"
 
 
-def namespace_for(spec: BackboneSpec, variant: str, seed: int | None = None, recut_margin: float | None = None) -> str:
-    """The cache folder name for features of `spec` under `variant` (of crops cut again with `recut_margin`)."""
+def namespace_for(spec: BackboneSpec, variant: str, seed: int | None = None, recut_margin: float | None = None,
+                  network: str | None = None) -> str:
+    """The cache folder name for features of `spec` under `variant` (of crops cut again with `recut_margin`).
+
+    `network` names another runtime of the same network (a converted backbone, by its checksum): its
+    features differ a little from Keras', so they are kept apart."""
     if variant not in VARIANTS:
         raise ValueError(f"unknown augmentation variant {variant!r}")
     extra = f"-seed{seed}" if spec.weights == "random" else ""  # random weights differ per seed
     if recut_margin is not None:
         extra += f"|recut{recut_margin:g}"
+    if network is not None:
+        extra += f"|{network}"
     digest = hashlib.sha256(f"{spec.cache_key()}|{variant}|v{PIPELINE_VERSION}{extra}".encode()).hexdigest()[:20]
     return f"{spec.architecture}-{spec.input_size}-{variant}-{digest}"
 
@@ -288,7 +294,8 @@ def extract_features(samples: Sequence[Sample], spec: BackboneSpec, variants: Se
                      make_backbone: Callable[[], Backbone] | None = None, seed: int | None = None,
                      batch_size: int = BATCH_SIZE, limits: DecodeLimits = DecodeLimits(),
                      progress: bool = True, description: str = "features",
-                     recut_detector: FaceDetector | None = None, recut_margin: float = 0.3) -> Features:
+                     recut_detector: FaceDetector | None = None, recut_margin: float = 0.3,
+                     network: str | None = None) -> Features:
     """Features of every sample under every variant, from the cache where possible.
 
     With `recut_detector`, each crop is first cut again the way serving cuts faces
@@ -300,7 +307,7 @@ def extract_features(samples: Sequence[Sample], spec: BackboneSpec, variants: Se
     """
     variants = list(dict.fromkeys(variants))
     margin = recut_margin if recut_detector is not None else None
-    namespaces = {variant: namespace_for(spec, variant, seed, margin) for variant in variants}
+    namespaces = {variant: namespace_for(spec, variant, seed, margin, network) for variant in variants}
     boxes_namespace = recut_namespace(recut_margin) if recut_detector is not None else None
     recut = recutter(recut_detector, recut_margin) if recut_detector is not None else None
     stats = ExtractionStats()
