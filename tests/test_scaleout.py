@@ -319,3 +319,61 @@ async def test_a_starting_core_drops_events_older_than_a_week(database, tmp_path
         assert (await identify(b, scene)).faces[0].name == NAMES[1]  # learned from the tables at start
     finally:
         await b.close()
+
+
+# --- Telegram albums whose parts reach different replicas ------------------------------------------------
+
+async def test_an_album_split_over_two_replicas_is_answered_once_with_all_its_parts(two_cores, postgres_url,
+                                                                                   tmp_path, shared_data):
+    """Behind a round-robin balancer the parts of a media group reach both replicas; one of them answers the
+    album, once, with every part (each replica collecting its own parts answered twice, with half each)."""
+    import io
+
+    from PIL import Image
+    from telegram import Bot
+
+    from adapters.telegram import ALLOWED_UPDATES, AdapterOptions
+    from adapters.telegram import start as start_telegram
+    from adapters.web import start as start_web
+    from tests.telegram_fake import FakeBotAPI
+
+    options = AdapterOptions(album_wait=0.5, ack_window=0.3, retry_delay=0.1, read_timeout=10.0)
+    public = "https://bot.example.org/hooks/telegram"
+    scene_jpeg = (shared_data / "scenes" / SINGLE).read_bytes()
+    mirrored = io.BytesIO()
+    Image.open(io.BytesIO(scene_jpeg)).transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(mirrored, "JPEG")
+    fake = FakeBotAPI()
+    await fake.start()
+    running = []
+    try:
+        async with Bot(fake.token, base_url=fake.base_url) as bot:
+            await bot.set_webhook(public, secret_token="album-secret", allowed_updates=list(ALLOWED_UPDATES))
+        for core in two_cores:
+            settings = load_settings({"TELEGRAM_TOKEN": fake.token, "TELEGRAM_BASE_URL": fake.base_url,
+                                      "ANIFACE_PORT": "0", "ANIFACE_REPLICAS": "2", "ANIFACE_SECRET": SECRET,
+                                      "TELEGRAM_WEBHOOK_URL": public, "TELEGRAM_WEBHOOK_SECRET": "album-secret"},
+                                     None, data_dir=tmp_path, database_url=postgres_url)
+            web = await start_web(core, settings)
+            running += [web, await start_telegram(core, settings, options)]
+        fake.deliver_to = [f"{running[0].url}hooks/telegram", f"{running[2].url}hooks/telegram"]
+        alice = fake.user(501)
+        groups = [fake.group(-1009000 - n) for n in range(3)]
+        albums = {g["id"]: [fake.photo_message(g, alice, data, media_group_id=f"album-{g['id']}")
+                            for data in (scene_jpeg, mirrored.getvalue(), scene_jpeg)] for g in groups}
+        for messages in albums.values():
+            fake.push(*messages)
+        await fake.wait_until(lambda: len(fake.calls_to("sendMediaGroup")) >= 3, timeout=90, what="three albums")
+        await asyncio.sleep(options.album_wait + 1.0)  # time for a second answer, were one coming
+        media_groups = fake.calls_to("sendMediaGroup")
+        assert sorted(int(call.params["chat_id"]) for call in media_groups) == sorted(albums)
+        for call in media_groups:
+            assert len(call.result) == 3, call.params  # every part, whichever replica took it
+            first = albums[int(call.params["chat_id"])][0]
+            assert call.params["reply_parameters"]["message_id"] == first["message_id"]
+        assert not fake.calls_to("sendPhoto") and not fake.calls_to("sendMessage")
+        posts = [status for _, status in fake.webhook_posts]
+        assert posts == [200] * 9
+    finally:
+        for part in reversed(running):
+            await part.stop()
+        await fake.close()
