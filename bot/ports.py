@@ -126,6 +126,10 @@ class Running(Protocol):
 
     async def stop(self) -> None: ...
 
+    # Optional: `def stop_accepting(self) -> None`, called on every adapter at once when the process is
+    # told to stop, before any `stop()`: each refuses new work from then on (the web's health checks say
+    # 503), so a load balancer drains the whole process while the adapters finish one after the other.
+
 
 class AdapterStarter(Protocol):
     """Every adapter's entry point (group `aniface.adapters` in pyproject.toml): start inside the running
