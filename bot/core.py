@@ -21,6 +21,7 @@ from typing import AsyncIterator, Sequence
 import numpy as np
 from PIL import Image
 from bot import chat_settings, wording
+from bot.albums import Albums
 from bot.correcting import Corrector
 from bot.following import Follower
 from bot.corrections import parse_wrong, reaction_meaning, read_answer
@@ -28,10 +29,11 @@ from bot.inbound import InboundRoutes
 from bot.loop_lag import LoopLag
 from bot.metrics import Metrics, reason_of
 from bot.export import ExportSummary, export_dataset
-from bot.messages import (Ack, AckReason, AnswerMode, ChatSettingsView, Correction, FaceSummary, FetchRefused,
-                          IncomingImage, NotAllowed, Person, Reply, ReplyKind, SettingsChange, Status, Verdict)
+from bot.messages import (Ack, AckReason, AlbumClaim, AlbumPart, AnswerMode, ChatSettingsView, Correction,
+                          FaceSummary, FetchRefused, IncomingImage, NotAllowed, Person, Reply, ReplyKind, SettingsChange, Status, Verdict)
 from bot.names import NameBook
 from bot.privacy import Hasher
+from bot.storage.albums import AlbumStore
 from bot.storage.db import STORAGE_ERRORS, Database
 from bot.storage.events import Changes
 from bot.storage.repository import NewFace, NewPrediction, Repository
@@ -102,6 +104,7 @@ class Core:
                            gallery_size=lambda: len(recognizer.gallery), known_characters=lambda: len(self.names.names()),
                            model_version=recognizer.model_version)
         self._deliveries = 0
+        self.albums = Albums(AlbumStore(database))
         # what every process (this one too) learns from the corrections, through the events table
         self.follower = Follower(self.store, self._apply, database.listener(), catch_up_interval)
 
@@ -114,6 +117,7 @@ class Core:
         self.loop_lag.start()
         self.metrics.count_logged_errors()
         await asyncio.to_thread(self.follower.begin)
+        await asyncio.to_thread(self.albums.forget_old)
         await asyncio.to_thread(self._load_names)
         await self._rebuild_gallery()
         self.follower.start()
@@ -441,6 +445,15 @@ class Core:
             except STORAGE_ERRORS as error:  # the next prune will do
                 log.warning("could not prune the delivered updates: %s", error)
         return first
+
+    async def album_part(self, platform: str, chat_id: str, album_id: str, part: AlbumPart) -> AlbumClaim | None:
+        """A picture of an album (a media group), stored where every replica sees it. The claim when the
+        caller is to answer the album: `album_complete`, then identify each part. Storage errors propagate."""
+        return await self.albums.add(platform, chat_id, album_id, part)
+
+    async def album_complete(self, claim: AlbumClaim, quiet_s: float) -> list[AlbumPart]:
+        """Every part of a claimed album, once none has come for `quiet_s` seconds (bot/albums.py)."""
+        return await self.albums.complete(claim, quiet_s)
 
     async def update_settings(self, person: Person, chat_id: str, change: SettingsChange | None = None, *,
                               answer_mode: str | None = None, unknown_threshold: float | None = None,

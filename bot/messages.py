@@ -190,3 +190,29 @@ class Status:
     loop_lag_s: float | None = None         # the event loop's worst lag since start (None: not measured)
     recent_loop_lag_s: float | None = None  # ... over the last 5 minutes
     applied_event_id: int = 0  # the newest gallery event this process has applied (bot/following.py)
+
+
+@dataclass(frozen=True)
+class AlbumKey:
+    """An album (a Telegram media group) in a chat."""
+
+    platform: str
+    chat_id: str
+    album_id: str
+
+
+@dataclass(frozen=True)
+class AlbumPart:
+    """One picture of an album, as the adapter serialised its message (`payload`), handed back to it."""
+
+    part_id: str   # the message's id
+    payload: str
+    asked: bool    # addressed to the bot (a mention, a command, a private chat)
+
+
+@dataclass(frozen=True)
+class AlbumClaim:
+    """The right to answer an album, given to the adapter whose part opened it (bot/albums.py)."""
+
+    key: AlbumKey
+    token: str

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING
 from bot.corrections import GUESSES, NAME_LIMIT
 from bot.inbound import InboundRoutes
 from bot.metrics import Metrics
-from bot.messages import (Ack, ChatSettingsView, IncomingImage, NotAllowed, Person, Reply, SettingsChange,
-                          Status)
+from bot.messages import (Ack, AlbumClaim, AlbumPart, ChatSettingsView, IncomingImage, NotAllowed, Person, Reply,
+                          SettingsChange, Status)
 
 if TYPE_CHECKING:
     from bot.config import Settings
@@ -76,6 +76,13 @@ class CorePort(Protocol):
         """Record a pushed update before handling it: True the first time any process sees it, False for a
         redelivery (answer it, do not handle it again)."""
 
+    async def album_part(self, platform: str, chat_id: str, album_id: str, part: AlbumPart) -> AlbumClaim | None:
+        """Store one picture of an album (parts reach any replica); the claim when the caller is to answer
+        the album, None when another part's process answers it."""
+
+    async def album_complete(self, claim: AlbumClaim, quiet_s: float) -> list[AlbumPart]:
+        """The claimed album's parts, from every process, once none has come for `quiet_s` seconds."""
+
     #: HTTP routes this process's adapters serve through the web adapter's server (bot.inbound)
     inbound: InboundRoutes
 
@@ -122,6 +129,10 @@ class Running(Protocol):
         """One line for the start-up message: "running", or where it listens."""
 
     async def stop(self) -> None: ...
+
+    # Optional: `def stop_accepting(self) -> None`, called on every adapter at once when the process is
+    # told to stop, before any `stop()`: each refuses new work from then on (the web's health checks say
+    # 503), so a load balancer drains the whole process while the adapters finish one after the other.
 
 
 class AdapterStarter(Protocol):

@@ -160,4 +160,21 @@ if [ -z "${ANIFACE_CHROMIUM:-}" ] && ! command -v chromium >/dev/null; then
   fi
 fi
 
+# --- HAProxy, for the replicas behind a load balancer (tests/test_scaleout.py) ---------------------
+# Debian's haproxy, run by the test on loopback with deploy/haproxy.cfg. Missing: installed when root with
+# apt-get; otherwise those tests are skipped (under CI=true they fail). ANIFACE_HAPROXY=PATH uses another.
+
+haproxy_say() { echo "scripts/test.sh: $*" >&2; }
+if [ -z "${ANIFACE_HAPROXY:-}" ] && ! command -v haproxy >/dev/null; then
+  if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
+    haproxy_say "installing HAProxy (apt-get install haproxy) for the load-balancer tests ..."
+    if ! { apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy >/dev/null; }; then
+      haproxy_say "WARNING: installing HAProxy failed; the load-balancer tests will be SKIPPED (under CI=true they fail)"
+    fi
+  else
+    haproxy_say "WARNING: no haproxy, and installing it needs root and apt-get; the load-balancer tests will be" \
+                "SKIPPED (under CI=true they fail)"
+  fi
+fi
+
 exec "$venv/bin/python" -m pytest "$@"

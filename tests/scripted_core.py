@@ -8,8 +8,13 @@ way the core does: it shows the adapter's working sign and fetches the picture b
 from __future__ import annotations
 
 import contextlib
+import tempfile
+from pathlib import Path
 
-from bot.messages import FaceSummary, IncomingImage, Reply
+from bot.albums import Albums
+from bot.messages import AlbumClaim, AlbumPart, FaceSummary, IncomingImage, Reply
+from bot.storage.albums import AlbumStore
+from bot.storage.db import Database
 from recognizer import DecodeLimits
 
 OTHER_NAMES = ("Chino Kafu", "Hatsune Miku", "Rem", "Emilia")
@@ -24,6 +29,7 @@ class ScriptedCore:
         self.reply = reply
         self.sent: list[tuple[int, str]] = []
         self.moves: list[tuple[str, str, str]] = []
+        self._albums: Albums | None = None
 
     async def identify(self, image: IncomingImage) -> Reply | None:
         working = image.working() if image.working is not None else contextlib.nullcontext()
@@ -37,6 +43,19 @@ class ScriptedCore:
     async def chat_moved(self, platform: str, old_chat_id: str, new_chat_id: str) -> bool:
         self.moves.append((platform, old_chat_id, new_chat_id))
         return True
+
+    async def album_part(self, platform: str, chat_id: str, album_id: str, part: AlbumPart) -> AlbumClaim | None:
+        return await self._album_rule().add(platform, chat_id, album_id, part)
+
+    async def album_complete(self, claim: AlbumClaim, quiet_s: float) -> list[AlbumPart]:
+        return await self._album_rule().complete(claim, quiet_s)
+
+    def _album_rule(self) -> Albums:
+        """The core's own album rule on a SQLite file of its own, made at the first album."""
+        if self._albums is None:
+            folder = Path(tempfile.mkdtemp(prefix="scripted-core-"))
+            self._albums = Albums(AlbumStore(Database(f"sqlite:///{folder / 'albums.sqlite3'}")))
+        return self._albums
 
     async def start(self) -> None:
         pass

@@ -192,7 +192,9 @@ class FakeBotAPI(LocalFakeServer[Call, _Fault]):
         self._chats: dict[int, dict] = {}
         self.conflict_polling = False          # another process is polling: getUpdates answers 409
         self.webhook: dict[str, Any] | None = None  # setWebhook's parameters while a webhook is set
-        self.deliver_to: str | None = None     # where webhook POSTs really go (the test's TLS proxy)
+        # where webhook POSTs really go (the test's TLS proxy); a list: each POST to the next, as a balancer
+        self.deliver_to: str | list[str] | None = None
+        self._turns = itertools.count()
         self.webhook_posts: list[tuple[int, int]] = []  # (update_id, HTTP status; 0: no connection)
         self.redelivery_delay = 0.1            # seconds before a refused POST is sent again
         self._pusher: asyncio.Task | None = None
@@ -653,7 +655,7 @@ class FakeBotAPI(LocalFakeServer[Call, _Fault]):
                     headers["X-Telegram-Bot-Api-Secret-Token"] = self.webhook["secret_token"]
                 async with limit:
                     try:
-                        async with session.post(self.deliver_to or self.webhook["url"], json=update,
+                        async with session.post(self._target(), json=update,
                                                 headers=headers) as response:
                             status = response.status
                     except (aiohttp.ClientError, asyncio.TimeoutError):
@@ -666,6 +668,11 @@ class FakeBotAPI(LocalFakeServer[Call, _Fault]):
                 await asyncio.sleep(self.redelivery_delay)
         finally:
             self._in_flight.discard(id(update))
+
+    def _target(self) -> str:
+        if isinstance(self.deliver_to, list):
+            return self.deliver_to[next(self._turns) % len(self.deliver_to)]
+        return self.deliver_to or self.webhook["url"]
 
     async def _stop_pushing(self) -> None:
         self.webhook = None

@@ -17,6 +17,7 @@ import urllib.request
 import uuid
 from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy import create_engine, text
 
@@ -346,3 +347,48 @@ def test_weights_that_cannot_be_downloaded_are_a_clear_paragraph_and_exit_2(tmp_
     assert message.startswith("aniface serve: no model is configured")
     assert "ANIFACE_BACKBONE_WEIGHTS" in message and "--model DIR" in message
     assert "Traceback" not in captured.err
+
+
+async def test_health_says_503_while_any_adapter_finishes_its_work(tmp_path):
+    """SIGTERM: a load balancer must see the replica go (503 on /healthz and /readyz) as soon as it is told to
+    stop, not only once the adapters stopped after the web (a Telegram album in hand takes seconds)."""
+    from adapters.web import start as start_web
+
+    core = StubCore()
+    draining, release = asyncio.Event(), asyncio.Event()
+
+    class SlowToStop:
+        def describe(self) -> str:
+            return "running"
+
+        async def stop(self) -> None:  # an adapter finishing its work in hand
+            draining.set()
+            await release.wait()
+
+    async def slow(core, settings):
+        return SlowToStop()
+
+    web_handle = {}
+
+    async def web(core, settings):
+        web_handle["server"] = await start_web(core, settings)
+        return web_handle["server"]
+
+    stop = asyncio.Event()
+    task = asyncio.ensure_future(serve_command.serve(core, settings_for(tmp_path), stop=stop, say=lambda line: None,
+                                                     adapters={"web": web, "slow": slow}))
+    while "server" not in web_handle:
+        assert not task.done()
+        await asyncio.sleep(0.01)
+    url = web_handle["server"].url
+    async with httpx.AsyncClient() as client:
+        for _ in range(500):
+            if (await client.get(url + "healthz")).status_code == 200:
+                break
+            await asyncio.sleep(0.02)
+        stop.set()
+        await asyncio.wait_for(draining.wait(), 10)
+        health, ready = await client.get(url + "healthz"), await client.get(url + "readyz")
+        assert (health.status_code, ready.status_code) == (503, 503), (health.text, ready.text)
+    release.set()
+    await asyncio.wait_for(task, 30)

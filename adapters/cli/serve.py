@@ -251,6 +251,10 @@ async def serve(core: CorePort, settings: Settings, *, stop: asyncio.Event | Non
         say("stopping: finishing what is in flight...")
     finally:
         await lag.stop()
+        for shown, handle in running:  # all at once: the health check says 503 while any adapter drains
+            stop_accepting = getattr(handle, "stop_accepting", None)  # optional (bot.ports.Running)
+            if stop_accepting is not None:
+                stop_accepting()
         for shown, handle in reversed(running):
             try:
                 await handle.stop()

@@ -156,9 +156,12 @@ class TelegramRunning:
     def describe(self) -> str:
         return self.description
 
-    async def stop(self) -> None:
+    def stop_accepting(self) -> None:
         if self._receiver is not None:
             self._receiver.close()  # 503 from now on: Telegram sends those again, to a replica that runs
+
+    async def stop(self) -> None:
+        self.stop_accepting()
         await stop(self.app)        # what is on the update queue is handled first
         if self._core is not None and self._route is not None:
             self._core.inbound.remove(self._route)

@@ -1,9 +1,10 @@
 """Pictures: a photo, sticker, animation or image file, /identify and /who, and albums, identified by the
 core and answered.
 
-Albums: the photos of one media group arrive as separate messages. They are collected per
-(chat, media_group_id) until no new one has come for `album_wait` seconds, then identified one after
-the other and answered once: with a media group of the annotated pictures, each captioned with its
+Albums: the photos of one media group arrive as separate messages, and behind a load balancer each may
+reach another replica. Each is handed to the core (`album_part`, the message as JSON), which stores it
+where every replica sees it; the replica whose part opened the album waits until no new one has come
+for `album_wait` seconds (`album_complete`), then identifies them one after the other and answers once: with a media group of the annotated pictures, each captioned with its
 own faces (a reply or a reaction on one of them corrects that picture), when two or more have faces;
 with one annotated photo (and its buttons) when only one has; with one text when none has. Telegram
 allows no buttons under a media group, so an album's corrections go through /wrong and reactions.
@@ -14,9 +15,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import json
 import logging
-import time
-from dataclasses import dataclass, field
 from typing import AsyncIterator, Callable, Sequence
 
 from telegram import Bot, Message, ReactionTypeEmoji, Update
@@ -30,20 +30,13 @@ from adapters.telegram.network import telegram_is_the_trouble
 from adapters.telegram.sending import Sender
 from bot import wording
 from bot.adapter_kit import LazySign
-from bot.messages import IncomingImage, Person, Reply, ReplyKind
+from bot.messages import AlbumClaim, AlbumPart, IncomingImage, Person, Reply, ReplyKind
 from bot.ports import CorePort
 
 log = logging.getLogger(__name__)
 
 WORKING_REACTION = "\U0001f440"  # 👀
 IDENTIFY_COMMANDS = ("identify", "who")
-
-
-@dataclass
-class _Album:
-    messages: list[Message] = field(default_factory=list)
-    asked: bool = False
-    last: float = 0.0
 
 
 class Pictures:
@@ -56,7 +49,6 @@ class Pictures:
         self.send = send
         self.downloader = downloader
         self.username = username
-        self._albums: dict[tuple[int, str], _Album] = {}
 
     def _addressed_to_me(self, message: Message, bot: Bot) -> bool:
         """A caption (or text) that mentions the bot or starts with /identify or /who (addressed to no bot, or
@@ -84,7 +76,7 @@ class Pictures:
             return
         asked = private or self._addressed_to_me(message, context.bot)
         if message.media_group_id:
-            self._album_add(context.application, message, asked)
+            await self._album_add(context.application, message, asked)
             return
         await self._identify_one(context.bot, message, message, person_of(message), asked)
 
@@ -163,29 +155,26 @@ class Pictures:
 
     # --- albums --------------------------------------------------------------------------------
 
-    def _album_add(self, app: Application, message: Message, asked: bool) -> None:
-        key = (message.chat.id, message.media_group_id)
-        album = self._albums.get(key)
-        if album is None:
-            album = self._albums[key] = _Album()
-            app.create_task(self._album_when_complete(app.bot, key), name=f"album {key}")
-        album.messages.append(message)
-        album.asked = album.asked or asked
-        album.last = time.monotonic()
+    async def _album_add(self, app: Application, message: Message, asked: bool) -> None:
+        part = AlbumPart(str(message.message_id), json.dumps(message.to_dict()), asked)
+        claim = await self.core.album_part(PLATFORM, str(message.chat.id), str(message.media_group_id), part)
+        if claim is not None:  # this part opened the album: this replica answers it
+            app.create_task(self._album_when_complete(app.bot, message.chat.id, claim),
+                            name=f"album {message.chat.id} {message.media_group_id}")
 
-    async def _album_when_complete(self, bot: Bot, key: tuple[int, str]) -> None:
-        album = self._albums[key]
-        while (wait := album.last + self.options.album_wait - time.monotonic()) > 0:
-            await asyncio.sleep(wait)
-        del self._albums[key]
+    async def _album_when_complete(self, bot: Bot, chat_id: int, claim: AlbumClaim) -> None:
+        messages: list[Message] = []
         try:
-            await self._answer_album(bot, sorted(album.messages, key=lambda m: m.message_id), album.asked)
+            parts = await self.core.album_complete(claim, self.options.album_wait)
+            messages = [Message.de_json(json.loads(part.payload), bot) for part in parts]
+            if messages:
+                await self._answer_album(bot, messages, any(part.asked for part in parts))
         except Exception as error:  # noqa: BLE001 - a task, not a handler: PTB's error handler does not see it
-            log.exception("answering an album in %s failed", key[0])
-            if telegram_is_the_trouble(error):
+            log.exception("answering an album in %s failed", chat_id)
+            if telegram_is_the_trouble(error) or not messages:
                 return  # flooded or unreachable: an apology would not get through (or would prolong a ban)
             with contextlib.suppress(TelegramError):
-                await self.send.text(bot, key[0], wording.ERROR, album.messages[0].message_id)
+                await self.send.text(bot, chat_id, wording.ERROR, messages[0].message_id)
 
     async def _answer_album(self, bot: Bot, messages: Sequence[Message], asked: bool) -> None:
         first = messages[0]

@@ -131,6 +131,11 @@ class WebServer:
     def describe(self) -> str:
         return self.url
 
+    def stop_accepting(self) -> None:
+        """/healthz and /readyz answer 503 from now on, so a load balancer takes this replica out of rotation
+        while the other adapters finish their work; the port stays open until `stop()`."""
+        stop_accepting(self.app)
+
     async def stop(self) -> None:
         if self._runner is None:
             return

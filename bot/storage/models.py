@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import (JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Index, Integer, LargeBinary,
-                        MetaData, String, UniqueConstraint)
+from sqlalchemy import (JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, ForeignKeyConstraint, Index, Integer,
+                        LargeBinary, MetaData, String, Text, UniqueConstraint)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 # Stable constraint names, so that migrations can drop and alter them on every backend.
@@ -218,6 +218,39 @@ class AnnotatedPicture(Base):
     prediction_id: Mapped[int] = mapped_column(ForeignKey("predictions.id", ondelete="CASCADE"), primary_key=True)
     png: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+
+
+class Album(Base):
+    """A group of pictures posted together (a Telegram media group), whose parts reach any replica: the
+    replica whose part opened it (`claim`) answers it once, with every part, when none has come for a
+    while. Closed (`open` false) when answered; a late part opens it again under a new claim."""
+
+    __tablename__ = "albums"
+
+    platform: Mapped[str] = mapped_column(String(16), primary_key=True)
+    chat_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    album_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    claim: Mapped[str] = mapped_column(String(32))            # a random token of the part that opened it
+    open: Mapped[bool] = mapped_column(Boolean)
+    last_part_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+
+
+class StoredAlbumPart(Base):
+    """One picture of an open album, as the platform sent it (`payload`, the adapter's own serialisation);
+    deleted when the album is answered."""
+
+    __tablename__ = "album_parts"
+    __table_args__ = (ForeignKeyConstraint(["platform", "chat_id", "album_id"],
+                                           ["albums.platform", "albums.chat_id", "albums.album_id"],
+                                           ondelete="CASCADE"),)
+
+    platform: Mapped[str] = mapped_column(String(16), primary_key=True)
+    chat_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    album_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    part_id: Mapped[str] = mapped_column(String(64), primary_key=True)   # the message's id
+    payload: Mapped[str] = mapped_column(Text)
+    asked: Mapped[bool] = mapped_column(Boolean)                           # addressed to the bot
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 Index("ix_predictions_lookup", Prediction.platform, Prediction.chat_id, Prediction.message_id)

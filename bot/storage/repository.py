@@ -24,6 +24,7 @@ from bot.storage.db import Database
 from bot.storage.events import Changes, FaceNow
 from bot.storage.models import (Alias, AnnotatedPicture, Character, ChatSettings, DeliveredUpdate, Face, GalleryEvent,
                                 NameOffer, PendingQuestion, Prediction, ReplyMessage, Vote, utcnow)
+from bot.storage.upsert import insert_for
 from bot.votes import Settled, settle
 from recognizer.labels import display_name, label_key
 
@@ -283,7 +284,7 @@ class Repository:
 
         One `INSERT ... ON CONFLICT DO NOTHING` (PostgreSQL and SQLite alike): two replicas that get the same
         update at once cannot both win, and neither waits on a lock held by the other's handling."""
-        insert = _insert_for(self.database.engine.dialect.name)
+        insert = insert_for(self.database.engine.dialect.name)
         statement = (insert(DeliveredUpdate).values(platform=platform, update_id=update_id, received_at=utcnow())
                      .on_conflict_do_nothing(index_elements=["platform", "update_id"])
                      .returning(DeliveredUpdate.update_id))  # a row back only when this INSERT added it
@@ -303,16 +304,6 @@ class Repository:
         """One transaction for a correction: committed when the block ends, rolled back on an error."""
         with self.database.transaction() as session:
             yield VoteStore(session)
-
-
-def _insert_for(dialect: str):  # noqa: ANN202 - the dialect's `insert`, which has on_conflict_do_nothing
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    elif dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert
-    else:  # the two backends aniface supports (bot/storage/engine.py)
-        raise NotImplementedError(f"no INSERT ... ON CONFLICT for {dialect}")
-    return insert
 
 
 class VoteStore:
