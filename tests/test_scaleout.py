@@ -489,9 +489,6 @@ async def test_webhook_updates_spread_over_the_replicas_and_each_is_answered_onc
     assert set(shares) == {"a", "b", "c"} and min(shares.values()) >= total / 5, shares
 
 
-@pytest.mark.xfail(strict=True, reason="each replica's group limiter (AIORateLimiter, a leaky bucket of 20/3) lets "
-                   "7 through at once, so three replicas send 21 in the first seconds; and a leaky bucket allows "
-                   "up to twice its rate in a minute: the fleet needs floor(20/N) and a window limit")
 @pytest.mark.asyncio(loop_scope="module")
 async def test_a_burst_to_one_group_across_replicas_stays_within_telegrams_limit(fleet):
     """20 messages a minute to one group, whichever replica sends: 24 photos in one group, spread over three

@@ -507,6 +507,45 @@ async def test_every_call_counts_in_the_overall_limit_and_only_posts_in_the_grou
         assert [html_text(c) for c in bot.fake.calls_to("sendMessage")] == ["one"]
 
 
+async def test_a_group_window_allows_its_limit_in_any_minute_never_more():
+    """A leaky bucket of 20 a minute lets 20 through at once and 20 more within the minute; the window
+    keeps any 60 seconds to the limit, so replicas with floor(20 / N) each keep the bot's 20 together."""
+    from adapters.telegram.network import GroupWindow, group_of
+
+    now = [0.0]
+    window = GroupWindow(3, 60.0, clock=lambda: now[0])
+    sent: list[float] = []
+
+    async def post(at: float) -> None:
+        now[0] = max(now[0], at)
+        await window.wait(-100)
+        sent.append(now[0])
+
+    real_sleep = asyncio.sleep
+
+    async def advance(seconds: float) -> None:  # the window sleeps until a slot frees: move the clock there
+        now[0] += seconds
+        await real_sleep(0)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("adapters.telegram.network.asyncio.sleep", advance)
+        for at in (0, 1, 2, 30, 59, 61, 62, 62.5, 119):
+            await post(at)
+    assert sent[:3] == [0, 1, 2]
+    assert all(sum(1 for t in sent if start <= t < start + 60) <= 3 for start in sent), sent
+    assert sent[3] == 60 and sent[4] == 61 and sent[5] == 62  # each waits for the oldest to leave the window
+    assert group_of({"chat_id": -5}) == -5 and group_of({"chat_id": "@channel"}) == "@channel"
+    assert group_of({"chat_id": 7}) is None and group_of({}) is None and group_of(None) is None
+
+
+def test_replicas_share_the_group_limit_in_whole_posts():
+    from adapters.telegram.common import per_replica
+
+    assert [per_replica(FAST, n).group_rate * n <= 20 for n in (1, 2, 3, 7, 20)] == [True] * 5
+    assert per_replica(FAST, 3).group_rate == 6
+    assert per_replica(FAST, 40).group_rate == 1  # past 20 replicas each still may post (the README says so)
+
+
 async def test_flood_control_outlasting_the_retries_posts_no_apology(core, scene, scene_jpeg):
     """A RetryAfter after the last retry: the chat is flooded, so no "something went wrong" follows, for
     a single picture (PTB's error handler) or an album (its own task)."""

@@ -41,7 +41,9 @@ def per_replica(options: AdapterOptions, replicas: int) -> AdapterOptions:
     replicas that each sent at the full rate would send N times too much."""
     if replicas <= 1:
         return options
-    return replace(options, overall_rate=options.overall_rate / replicas, group_rate=options.group_rate / replicas)
+    # whole posts per replica: a share of 6.67 would still let three replicas send 21 in a minute
+    return replace(options, overall_rate=options.overall_rate / replicas,
+                   group_rate=float(max(1, int(options.group_rate // replicas))))
 
 
 def person_of(message: Message, is_chat_admin: bool = False) -> Person:

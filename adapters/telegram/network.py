@@ -12,12 +12,19 @@ reactions, chat actions, getFile, getChatMember and callback answers included); 
 count against the per-group limit (20 messages a minute in one group). PTB's AIORateLimiter applies its
 overall limiter only when the call has a `chat_id`, and its group limiter when that id is negative, so
 a call that does not post is handed to it with a stand-in chat id of 0: counted, but in no group.
+
+The per-group limit is not AIORateLimiter's (a leaky bucket, which lets its whole rate through at once
+and then its rate again within the same minute: up to twice the limit in a minute) but `GroupWindow`: at
+most N posts to one group in ANY 60 seconds. With replicas each keeping floor(20 / replicas) that way,
+the fleet keeps Telegram's 20 a minute whichever replica sends.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections import deque
 from typing import Any, Callable, Coroutine
 
 import httpx
@@ -85,19 +92,61 @@ def may_retry(endpoint: str, error: NetworkError) -> bool:
     return not posts_a_message(endpoint)  # TimedOut, a dropped connection: only if it cannot post twice
 
 
+def group_of(data: dict[str, Any] | None) -> int | str | None:
+    """The group a call goes to (a negative chat id, or a public @username), else None."""
+    chat = (data or {}).get("chat_id")
+    if isinstance(chat, str) and chat.startswith("@"):
+        return chat
+    try:
+        return int(chat) if chat is not None and int(chat) < 0 else None
+    except (TypeError, ValueError):
+        return None
+
+
+class GroupWindow:
+    """At most `limit` posts to one group in any `period` seconds (a sliding log of send times)."""
+
+    def __init__(self, limit: int, period: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
+        if limit < 1:
+            raise ValueError("a group limit allows at least one post")
+        self.limit, self.period, self.clock = limit, period, clock
+        self._sent: dict[int | str, deque[float]] = {}
+        self._locks: dict[int | str, asyncio.Lock] = {}
+
+    async def wait(self, group: int | str) -> None:
+        """Return when a post to `group` keeps within the limit, and count it as sent."""
+        lock = self._locks.setdefault(group, asyncio.Lock())
+        async with lock:  # one waiter at a time per group, in arrival order
+            sent = self._sent.setdefault(group, deque())
+            while True:
+                now = self.clock()
+                while sent and sent[0] <= now - self.period:
+                    sent.popleft()
+                if len(sent) < self.limit:
+                    sent.append(now)
+                    return
+                await asyncio.sleep(sent[0] + self.period - now)
+
+
 class Limiter(AIORateLimiter):
-    """AIORateLimiter (flood limits, RetryAfter) plus the safe network retries above."""
+    """AIORateLimiter (the overall limit, RetryAfter), `GroupWindow` for groups, and the safe network retries
+    above. `group_max_rate` posts per `group_time_period` seconds in one group (rounded down; 0: none)."""
 
     def __init__(self, *, rate_retries: int = 3, network_retries: int = 2, retry_delay: float = 1.0,
-                 **limits: Any) -> None:
-        super().__init__(max_retries=rate_retries, **limits)
+                 group_max_rate: float = 20, group_time_period: float = 60, **limits: Any) -> None:
+        super().__init__(max_retries=rate_retries, group_max_rate=0, **limits)
+        self.groups = GroupWindow(max(1, int(group_max_rate)), group_time_period) if group_max_rate > 0 else None
         self.network_retries = network_retries
         self.retry_delay = retry_delay
 
     async def process_request(self, callback: Callable[..., Coroutine[Any, Any, Any]], args: Any,
                               kwargs: dict[str, Any], endpoint: str, data: dict[str, Any],
                               rate_limit_args: int | None) -> Any:
-        limited = data if posts_a_message(endpoint) else _OVERALL_ONLY
+        posting = posts_a_message(endpoint)
+        limited = data if posting else _OVERALL_ONLY
+        group = group_of(data) if posting and self.groups is not None else None
+        if group is not None:
+            await self.groups.wait(group)
         attempt = 0
         while True:
             try:
