@@ -416,3 +416,31 @@ def test_timestamps_come_back_in_utc(database):
         assert database.engine.dialect.name == "sqlite"
         created = created.replace(tzinfo=timezone.utc)
     assert abs((datetime.now(timezone.utc) - created).total_seconds()) < 60
+
+
+def test_replicas_adding_one_new_name_at_once_get_one_character(database):
+    """Two replicas take `/wrong Somebody New` for the same new name at the same moment: both see no such
+    character and add it. One row results, both corrections get it, no error, one "name" event."""
+    from bot.storage.models import Character, GalleryEvent
+    from bot.storage.repository import Repository
+
+    store = Repository(database, None)
+    start, ids, errors = threading.Barrier(4), [], []
+
+    def add() -> None:
+        start.wait()
+        try:
+            with store.votes() as votes:
+                ids.append(votes.add_character("Somebody New", "somebody new", "user").id)
+        except Exception as error:  # noqa: BLE001 - reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=add) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert not errors and len(ids) == 4 and len(set(ids)) == 1, (errors, ids)
+    with database.session() as session:
+        assert session.scalar(select(func.count()).select_from(Character).where(Character.key == "somebody new")) == 1
+        assert session.scalar(select(func.count()).select_from(GalleryEvent).where(GalleryEvent.kind == "name")) == 1

@@ -361,11 +361,17 @@ class VoteStore:
         return character
 
     def add_character(self, name: str, key: str, source: str) -> Character:
-        character = Character(name=name, key=key, source=source)
-        self._session.add(character)
-        self._session.flush()
-        events.record(self._session, events.NAME, name=character.name)
-        return character
+        """The character with this key, created if it is new. Two replicas may add one new name at the same
+        moment: the second insert does nothing (ON CONFLICT) and both get the one row; only the one that
+        created it records the new name's event."""
+        insert = insert_for(self._session.get_bind().dialect.name)
+        created = self._session.scalar(
+            insert(Character).values(name=name, key=key, source=source, created_at=utcnow())
+            .on_conflict_do_nothing(index_elements=[Character.key]).returning(Character.id))
+        if created is not None:
+            events.record(self._session, events.NAME, name=name)
+        return self._session.scalars(select(Character).where(Character.key == key)
+                                     .execution_options(populate_existing=True)).one()
 
     def offered(self, user_hash: str, face_id: int) -> str | None:
         """The key of the new name this person was asked "did you mean ...?" about for this face."""
