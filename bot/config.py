@@ -6,6 +6,8 @@ no configuration at all: the web page on 127.0.0.1:8080 and SQLite in the user's
 
 from __future__ import annotations
 
+import ipaddress
+
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -89,6 +91,9 @@ class Settings:
     web_host: str = "127.0.0.1"
     web_port: int = 8080
     web_admin_token: str | None = None
+    # Proxies in front of the page (a load balancer): a request from one of these addresses is counted for
+    # the client named in its X-Forwarded-For; from anyone else that header is not believed.
+    web_trusted_proxies: tuple[str, ...] = ()
     # How many `aniface serve` processes run as one bot: each takes its share of the platforms' limits,
     # and more than one needs PostgreSQL and a shared secret (bot.config._validate_replicas). How often
     # each catches up with the others' corrections when no notification wakes it (SQLite has none).
@@ -162,6 +167,7 @@ _FIELDS: dict[str, tuple[str, str, str]] = {
     "web_host": ("ANIFACE_HOST", "web.host", "str"),
     "web_port": ("ANIFACE_PORT", "web.port", "port"),
     "web_admin_token": ("ANIFACE_ADMIN_TOKEN", "web.admin_token", "str"),
+    "web_trusted_proxies": ("ANIFACE_TRUSTED_PROXIES", "web.trusted_proxies", "networks"),
     "replicas": ("ANIFACE_REPLICAS", "replicas", "int"),
     "catch_up_interval": ("ANIFACE_CATCH_UP_INTERVAL", "catch_up_interval", "seconds"),
     "metrics_enabled": ("ANIFACE_METRICS", "metrics.enabled", "bool"),
@@ -250,6 +256,14 @@ def _convert(raw: Any, kind: str, source: str) -> Any:
         if kind == "list":
             items = raw if isinstance(raw, list) else str(raw).split(",")
             return tuple(str(item).strip() for item in items if str(item).strip())
+        if kind == "networks":
+            items = raw if isinstance(raw, list) else str(raw).split(",")
+            try:
+                return tuple(str(ipaddress.ip_network(str(item).strip(), strict=False))
+                             for item in items if str(item).strip())
+            except ValueError:
+                raise ValueError("expected IP addresses or networks (10.0.0.5, 10.0.0.0/24) separated by "
+                                 "commas") from None
         if kind == "ints":
             items = raw if isinstance(raw, list) else str(raw).split(",")
             try:

@@ -336,6 +336,53 @@ async def test_rate_limit_per_client_address(core, scene):
         await client.close()
 
 
+async def test_behind_a_trusted_proxy_each_forwarded_client_has_its_own_limit(core):
+    """Behind HAProxy every browser arrives from the balancer's address: the limit counts the client it
+    names in X-Forwarded-For, and only when the peer is a proxy the settings trust."""
+    async def statuses(client, forwarded_for: str) -> list[int]:
+        return [(await client.post("/api/corrections", json={"face_id": 1, "name": "x"},
+                                   headers={"X-Forwarded-For": forwarded_for})).status for _ in range(3)]
+
+    trusting = await open_client(core, rate_limit=RateLimit(per_minute=6, burst=2), trusted_proxies=("127.0.0.0/8",))
+    try:
+        assert await statuses(trusting, "198.51.100.7") == [200, 200, 429]
+        assert (await statuses(trusting, "203.0.113.9"))[:2] == [200, 200]  # another browser, its own bucket
+        # a client cannot pose as another by writing the header itself: the proxy appends what it heard
+        assert (await statuses(trusting, "203.0.113.99, 198.51.100.7"))[0] == 429
+    finally:
+        await trusting.close()
+    untrusting = await open_client(core, rate_limit=RateLimit(per_minute=6, burst=2))
+    try:
+        assert await statuses(untrusting, "198.51.100.8") == [200, 200, 429]
+        assert (await statuses(untrusting, "203.0.113.10"))[0] == 429  # the header is not believed: one bucket
+    finally:
+        await untrusting.close()
+
+
+def test_client_address_believes_only_trusted_proxies():
+    import ipaddress
+
+    from adapters.web.ratelimit import client_address
+
+    proxies = (ipaddress.ip_network("10.0.0.0/24"), ipaddress.ip_network("::1/128"))
+    assert client_address("10.0.0.5", "198.51.100.7", proxies) == "198.51.100.7"
+    assert client_address("10.0.0.5", "6.6.6.6, 198.51.100.7, 10.0.0.9", proxies) == "198.51.100.7"
+    assert client_address("198.51.100.7", "6.6.6.6", proxies) == "198.51.100.7"   # not a proxy: header ignored
+    assert client_address("::ffff:10.0.0.5", "198.51.100.7", proxies) == "198.51.100.7"
+    assert client_address("10.0.0.5", None, proxies) == "10.0.0.5"
+    assert client_address("10.0.0.5", "10.0.0.6", proxies) == "10.0.0.6"  # only proxies: the farthest
+    assert client_address("10.0.0.5", "198.51.100.7", ()) == "10.0.0.5"
+
+
+def test_trusted_proxies_setting_is_checked():
+    from bot.config import ConfigError, load_settings
+
+    settings = load_settings({"ANIFACE_TRUSTED_PROXIES": "10.0.0.5, 10.0.1.0/24"}, None)
+    assert settings.web_trusted_proxies == ("10.0.0.5/32", "10.0.1.0/24")
+    with pytest.raises(ConfigError, match="ANIFACE_TRUSTED_PROXIES"):
+        load_settings({"ANIFACE_TRUSTED_PROXIES": "balancer.example.org"}, None)
+
+
 def test_token_buckets_refill_and_forget_the_oldest_clients():
     now = [0.0]
     buckets = TokenBuckets(RateLimit(per_minute=60, burst=2, max_clients=3), clock=lambda: now[0])

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import ipaddress
 import logging
 import uuid
 from datetime import datetime, time, timezone
@@ -47,7 +48,8 @@ MAX_ID = 2 ** 63 - 1  # every id is a signed 64-bit integer in the database; lar
 
 def create_app(core: CorePort, *, admin_token: str | None = None, max_upload_bytes: int | None = None,
                rate_limit: RateLimit | None = None, allowed_origins: tuple[str, ...] = (),
-               body_timeout: float = 120.0, metrics: bool = True) -> web.Application:
+               body_timeout: float = 120.0, metrics: bool = True,
+               trusted_proxies: tuple[str, ...] = ()) -> web.Application:
     """The web page and its API for `core` (a started `bot.core.Core`).
 
     admin_token: enables the admin API (`Authorization: Bearer <token>`); None turns it off.
@@ -57,11 +59,14 @@ def create_app(core: CorePort, *, admin_token: str | None = None, max_upload_byt
     allowed_origins: other origins allowed to POST (e.g. "https://example.org" behind a proxy that
     rewrites Host); the page's own origin is always allowed.
     metrics: serve the core's metrics at /metrics (Prometheus' text format).
+    trusted_proxies: addresses or networks of proxies in front of the page, whose X-Forwarded-For names
+    the client the rate limit counts (HAProxy's `option forwardfor`); nobody else's is believed.
     """
     if max_upload_bytes is None:
         max_upload_bytes = core.max_image_bytes
     settings = WebSettings(admin_token or None, int(max_upload_bytes), rate_limit or RateLimit(),
-                           frozenset(o.rstrip("/").lower() for o in allowed_origins), float(body_timeout))
+                           frozenset(o.rstrip("/").lower() for o in allowed_origins), float(body_timeout),
+                           tuple(ipaddress.ip_network(p, strict=False) for p in trusted_proxies))
     app = web.Application(
         client_max_size=settings.max_upload_bytes + 256 * 1024,
         middlewares=[headers_middleware, errors_middleware, identity_middleware, csrf_middleware,

@@ -37,8 +37,10 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 class WebSettings:
     def __init__(self, admin_token: str | None, max_upload_bytes: int, rate_limit: RateLimit,
-                 allowed_origins: frozenset[str], body_timeout: float = 120.0) -> None:
+                 allowed_origins: frozenset[str], body_timeout: float = 120.0,
+                 trusted_proxies: tuple = ()) -> None:
         self.body_timeout = body_timeout
+        self.trusted_proxies = trusted_proxies  # ip_network objects
         self.admin_token = admin_token
         self.max_upload_bytes = max_upload_bytes
         self.rate_limit = rate_limit

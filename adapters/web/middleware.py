@@ -12,7 +12,7 @@ from aiohttp import web
 from adapters.web.context import (COOKIE_MAX_AGE, COOKIE_NAME, COOKIE_VALUE, CONTENT_SECURITY_POLICY, SETTINGS,
                                   STATE, WEB_ID, ApiError, Handler, error_response)
 from adapters.web.hooks import is_hook
-from adapters.web.ratelimit import client_key
+from adapters.web.ratelimit import client_address, client_key
 
 log = logging.getLogger("adapters.web.app")
 
@@ -126,7 +126,9 @@ def _same_origin(request: web.Request, origin: str) -> bool:
 @web.middleware
 async def rate_limit_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     if (request.method == "POST" and not is_hook(request)) or request.path.startswith("/api/admin/"):
-        wait = request.app[STATE].buckets.take(client_key(request.remote))
+        sender = client_address(request.remote, request.headers.get("X-Forwarded-For"),
+                                request.app[SETTINGS].trusted_proxies)
+        wait = request.app[STATE].buckets.take(client_key(sender))
         if wait > 0:
             seconds = max(1, int(wait + 0.999))
             raise ApiError(429, "rate_limited", f"too many requests: try again in {seconds} s",

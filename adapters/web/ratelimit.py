@@ -22,6 +22,30 @@ class RateLimit:
             raise ValueError("per_minute must be positive, burst and max_clients at least 1")
 
 
+def client_address(peer: str | None, forwarded_for: str | None,
+                   trusted: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]) -> str | None:
+    """Who a request is from: the peer, unless the peer is a trusted proxy; then the nearest address in
+    X-Forwarded-For that is not a trusted proxy (each proxy appends the address it heard from, so what
+    is left of the last untrusted one could be made up by the client)."""
+    if not trusted or not forwarded_for or not _within(peer, trusted):
+        return peer
+    hops = [hop.strip() for hop in forwarded_for.split(",") if hop.strip()]
+    for hop in reversed(hops):
+        if not _within(hop, trusted):
+            return hop
+    return hops[0] if hops else peer
+
+
+def _within(address: str | None, networks) -> bool:  # noqa: ANN001
+    try:
+        ip = ipaddress.ip_address((address or "").split("%")[0])
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return any(ip in network for network in networks if network.version == ip.version)
+
+
 def client_key(address: str | None) -> str:
     """The bucket a client address falls in: an IPv4 address, or an IPv6 /64 (one household or host)."""
     if not address:

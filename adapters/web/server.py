@@ -154,7 +154,8 @@ async def start(core: CorePort, settings: Settings) -> WebServer | None:
     if not settings.web_enabled:
         return None
     server = WebServer(core, settings.web_host, settings.web_port, admin_token=settings.web_admin_token,
-                       max_upload_bytes=settings.max_image_bytes, metrics=settings.metrics_enabled)
+                       max_upload_bytes=settings.max_image_bytes, metrics=settings.metrics_enabled,
+                       trusted_proxies=settings.web_trusted_proxies)
     try:
         await server.start()
     except OSError as error:
