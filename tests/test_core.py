@@ -255,3 +255,41 @@ def test_export_scope(model_core):
     assert model_core.export_scope(Person("telegram", "5", is_chat_admin=True), CHAT) == CHAT
     with pytest.raises(NotAllowed):
         model_core.export_scope(ALICE, CHAT)
+
+
+def small_face_picture(shared_data) -> bytes:
+    """The one-face scene in the middle of a canvas three times as wide: its face is under a sixth of it."""
+    with Image.open(shared_data / "scenes" / SINGLE) as image:
+        small = image.convert("RGB")
+    canvas = Image.new("RGB", (small.width * 3, small.height), (236, 232, 226))
+    canvas.paste(small, (small.width, 0))
+    buffer = io.BytesIO()
+    canvas.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+async def test_a_small_face_is_answered_with_the_contact_sheet_in_chats_and_not_on_the_web(model_core, shared_data):
+    from bot.core import wants_sheet
+
+    large = await answer(model_core, scene_bytes(shared_data))
+    assert large.sheet_png is None and large.picture_png == large.annotated_png  # a big face: the picture alone
+
+    small = await answer(model_core, small_face_picture(shared_data), message_id="20", bot_message_id="21")
+    assert small.kind == ReplyKind.FACES and small.sheet_png is not None and small.picture_png == small.sheet_png
+    annotated = Image.open(io.BytesIO(small.annotated_png))
+    sheet = Image.open(io.BytesIO(small.sheet_png))
+    assert sheet.height > annotated.height * sheet.width / annotated.width  # the faces are shown beside or below
+
+    web = await model_core.identify(incoming(small_face_picture(shared_data), message_id="30", shows_faces=True))
+    assert web.sheet_png is None  # the page shows each face in its own card
+
+    class Box:
+        def __init__(self, side: int) -> None:
+            self.w = self.h = side
+
+    class Found:
+        def __init__(self, side: int) -> None:
+            self.box = Box(side)
+
+    assert wants_sheet([Found(100)], 1200, 800) and not wants_sheet([Found(201)], 1200, 800)
+    assert wants_sheet([Found(400), Found(150)], 1200, 800) and not wants_sheet([], 1200, 800)
