@@ -193,7 +193,8 @@ def test_counts_agree_with_what_identify_says(evaluation, tiny_model, scenes_dir
     for result in evaluation.results:
         timings = {}
         faces = fresh.identify(scenes_dir / result.scene.file, timings=timings)
-        assert set(timings) == {"detect_s", "name_s"}
+        # finding and naming; naming split into the backbone's call and the head's when faces were named
+        assert {"detect_s", "name_s"} <= set(timings) <= {"detect_s", "name_s", "embed_s", "classify_s"}
         assert [f.box for f in faces] == [f.box for f in result.faces]
         assert [f.candidates[0].name for f in faces] == [f.candidates[0].name for f in result.faces]
         keys = {label_key(c) for c in result.scene.characters}
