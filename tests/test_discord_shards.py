@@ -29,7 +29,7 @@ from tests.adapter_fixtures import encode, scene  # noqa: F401 - scene: a fixtur
 from tests.discord_fake import FakeDiscord
 from tests.scripted_core import ScriptedCore
 from tests.storage_fixtures import fresh_postgres_database
-from tests.test_serve import clean_environment
+from tests.replicas import clean_environment
 
 REPO = Path(__file__).resolve().parents[1]
 FAST = AdapterOptions(ack_window=0.3, guild_ready_timeout=0.05, drain_timeout=20.0)

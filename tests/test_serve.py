@@ -24,23 +24,10 @@ from sqlalchemy import create_engine, text
 from adapters.cli import main, serve as serve_command
 from bot.config import load_settings
 from bot.messages import Status
+from tests.replicas import clean_environment, free_port  # noqa: F401 - shared with the other process tests
 
 REPO = Path(__file__).resolve().parents[1]
 SCENE = "ao_emilia_rezero_Emilia_67.jpg"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def clean_environment(**extra: str) -> dict[str, str]:
-    """This environment without any aniface setting or platform token, plus `extra`."""
-    environment = {k: v for k, v in os.environ.items()
-                   if not k.startswith(("ANIFACE_", "TELEGRAM_", "DISCORD_")) and k != "DATABASE_URL"}
-    environment.update(PYTHONUNBUFFERED="1", TF_CPP_MIN_LOG_LEVEL="3", **extra)
-    return environment
 
 
 def http(url: str, data: bytes | None = None, headers: dict | None = None, timeout: float = 60.0):

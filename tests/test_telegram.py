@@ -534,6 +534,13 @@ async def test_a_group_window_allows_its_limit_in_any_minute_never_more():
     assert sent[:3] == [0, 1, 2]
     assert all(sum(1 for t in sent if start <= t < start + 60) <= 3 for start in sent), sent
     assert sent[3] == 60 and sent[4] == 61 and sent[5] == 62  # each waits for the oldest to leave the window
+    # a bot in many groups forgets the ones that were quiet for a minute
+    quiet = GroupWindow(1, 60.0, clock=lambda: now[0])
+    for group in range(-1, -1100, -1):
+        await quiet.wait(group)
+    now[0] += 61
+    await quiet.wait(-5000)
+    assert len(quiet._sent) == 1 and list(quiet._sent) == [-5000]
     assert group_of({"chat_id": -5}) == -5 and group_of({"chat_id": "@channel"}) == "@channel"
     assert group_of({"chat_id": 7}) is None and group_of({}) is None and group_of(None) is None
 

@@ -124,8 +124,21 @@ class GroupWindow:
                     sent.popleft()
                 if len(sent) < self.limit:
                     sent.append(now)
+                    self._forget_quiet_groups(now)
                     return
                 await asyncio.sleep(sent[0] + self.period - now)
+
+
+    def _forget_quiet_groups(self, now: float) -> None:
+        """Groups with nothing sent within the period need no memory: a bot in many groups stays bounded."""
+        if len(self._sent) <= QUIET_SWEEP_AT:
+            return
+        for group in [g for g, sent in self._sent.items() if sent[-1] <= now - self.period
+                      and not self._locks[g].locked()]:
+            del self._sent[group], self._locks[group]
+
+
+QUIET_SWEEP_AT = 1024  # groups remembered before the quiet ones are swept
 
 
 class Limiter(AIORateLimiter):
