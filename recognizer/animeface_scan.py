@@ -2,9 +2,9 @@
 
 libnvxs tests one window after another on one thread, recomputing the Haar-like responses of each
 window's 144 cells although neighbouring windows share most of their cells. This module walks the
-same windows of the same pyramid with the same integral images and the same trained networks (read
-out of libnvxs at run time), computes each distinct cell once per level, and classifies the
-windows in parallel. The faces are animeface's own: on the 82 shared scenes every box is the same
+same windows of the same pyramid with the same integral images (`recognizer.animeface_images`, also
+in parallel) and the same trained networks (read out of libnvxs at run time), computes each distinct
+cell once per level, and classifies the windows in parallel. The faces are animeface's own: on the 82 shared scenes every box is the same
 and likelihoods differ by less than 0.01 (libnvxs' build sums its responses in another float32
 order). Where two overlapping windows are that close in likelihood, the other one may be kept.
 `tests/test_animeface_scan.py` compares the two scans.
@@ -19,7 +19,7 @@ from functools import lru_cache
 import numpy as np
 from numba import njit, prange
 
-from recognizer import _nvxs
+from recognizer import _nvxs, animeface_images
 
 CELLS = 12  # a window is 12 x 12 overlapping cells
 RESPONSES = 8  # Haar-like responses per cell: vertical, horizontal and two diagonals, each split by sign
@@ -338,7 +338,7 @@ def detect(rgb: np.ndarray, min_window: float = _nvxs.MIN_WINDOW, step: float = 
 
 
 def _detect(rgb: np.ndarray, min_window: float, step: float, scale_factor: float) -> list[tuple[float, int, int, int, int]]:
-    gray_integral, edge_integral = _nvxs.integral_images(rgb)
+    gray_integral, edge_integral = animeface_images.integral_images(rgb)
     levels = _levels(rgb.shape[0], rgb.shape[1], step, scale_factor, min_window)
     if len(levels) >= np.iinfo(np.int16).max:
         raise ValueError(f"a scale factor of {scale_factor} makes too many pyramid levels")

@@ -7,7 +7,7 @@ import threading
 import numpy as np
 import pytest
 
-from recognizer import _nvxs, animeface_scan, load_image
+from recognizer import _nvxs, animeface_images, animeface_scan, load_image
 
 # a few ordinary scenes, a dense grid of faces and an idol line-up: scans that stress every stage
 SCENES = ["ao_emilia_rezero_Emilia_12.jpg", "ao_gojo_satoru_Gojo_Satoru_34.jpg", "hysts_tadne_grid_sfw.jpg",
@@ -28,6 +28,20 @@ def assert_same_faces(ours, reference, name):
 def test_same_faces_as_libnvxs(shared_data, name):
     image = load_image(shared_data / "scenes" / name).pixels
     assert_same_faces(animeface_scan.detect(image), _nvxs.detect(image), name)
+
+
+@pytest.mark.parametrize("name", SCENES)
+def test_integral_images_equal_libnvxs_bit_for_bit(shared_data, name):
+    image = load_image(shared_data / "scenes" / name).pixels
+    for ours, reference in zip(animeface_images.integral_images(image), _nvxs.integral_images(image)):
+        assert ours.dtype == reference.dtype and np.array_equal(ours, reference), name
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (2, 9), (5, 5), (6, 3), (97, 13), (13, 300)])
+def test_integral_images_of_small_and_thin_pictures_equal_libnvxs(shape):
+    image = np.random.default_rng(sum(shape)).integers(0, 256, (*shape, 3), dtype=np.uint8)
+    for ours, reference in zip(animeface_images.integral_images(image), _nvxs.integral_images(image)):
+        assert np.array_equal(ours, reference), shape
 
 
 @pytest.mark.parametrize("step, scale_factor, min_window", [(5.0, 1.15, _nvxs.MIN_WINDOW), (4.0, 1.095, 80.0)])
