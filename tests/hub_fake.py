@@ -197,6 +197,11 @@ class FakeHub(LocalFakeServer[HubCall, HubFault]):
             self._answer(request, name, response)
             request.transport.close()
             return response
+        start = _range_start(request.headers.get("Range"))
+        if start:  # the client resumes a dropped download where it stopped
+            headers.update({"Content-Range": f"bytes {start}-{len(data) - 1}/{len(data)}",
+                            "Content-Length": str(len(data) - start)})
+            return self._answer(request, name, web.Response(status=206, body=data[start:], headers=headers))
         return self._answer(request, name, web.Response(body=data, headers=headers))
 
     async def _create_repo(self, request: web.Request) -> web.Response:
@@ -206,8 +211,9 @@ class FakeHub(LocalFakeServer[HubCall, HubFault]):
         if user is None or owner != user:
             return self._error(request, "create_repo", 401, None, "Invalid credentials in Authorization header")
         repo_id = f"{owner}/{body['name']}"
-        if repo_id in self.repos:
-            return self._error(request, "create_repo", 409, None, "You already created this model repo")
+        if repo_id in self.repos:  # the Hub names the repository in its 409 too (exist_ok reads it)
+            return self._answer(request, "create_repo", web.json_response(
+                {"error": "You already created this model repo", "url": f"{self.endpoint}/{repo_id}"}, status=409))
         private = body.get("visibility") == "private" or bool(body.get("private"))
         self.repos[repo_id] = Repo(owner, private)
         self.commit_files(repo_id, {".gitattributes": b"*.npz filter=lfs diff=lfs merge=lfs -text\n"})
@@ -256,3 +262,38 @@ class FakeHub(LocalFakeServer[HubCall, HubFault]):
         sha = self.commit_files(repo_id, files, request.match_info["revision"])
         return self._answer(request, "commit", web.json_response(
             {"commitUrl": f"{self.endpoint}/{repo_id}/commit/{sha}", "commitOid": sha, "success": True}))
+
+
+def _range_start(header: str | None) -> int:
+    """N of "bytes=N-" (the only form the client sends), else 0."""
+    if not header or not header.startswith("bytes=") or not header.endswith("-"):
+        return 0
+    return int(header[len("bytes="):-1] or 0)
+
+
+class RunningHub:
+    """A FakeHub served from its own thread and event loop, for the synchronous client (`huggingface_hub`,
+    `aniface` commands called in-process) and for subprocesses: `with RunningHub(tokens) as hub: ...`."""
+
+    def __init__(self, tokens: dict[str, str] | None = None) -> None:
+        import asyncio
+        import threading
+
+        self.hub = FakeHub(tokens)
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+
+    def __enter__(self) -> FakeHub:
+        import asyncio
+
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self.hub.start(), self._loop).result(timeout=30)
+        return self.hub
+
+    def __exit__(self, *exc_info: object) -> None:
+        import asyncio
+
+        asyncio.run_coroutine_threadsafe(self.hub.close(), self._loop).result(timeout=30)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=30)
+        self._loop.close()

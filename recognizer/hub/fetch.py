@@ -104,8 +104,30 @@ def _download(reference: HubReference, place: HubPlace, limits: HubLimits) -> Pa
                                    endpoint=place.endpoint, token=place.token, allow_patterns=list(SHARED_FILES),
                                    library_name=LIBRARY)
     except (OSError, httpx2.TransportError, HfHubHTTPError) as error:  # a truncated or failed transfer
+        _evict(Path(place.cache_dir) / _storage(reference) / "snapshots" / commit)
         raise HubError(f"{reference}: the download failed: {_first_line(error)}") from None
+    _remember_ref(place, reference, commit)
     return Path(folder)
+
+
+def _storage(reference: HubReference) -> str:
+    from huggingface_hub.file_download import repo_folder_name
+
+    return repo_folder_name(repo_id=reference.repo_id, repo_type="model")
+
+
+def _remember_ref(place: HubPlace, reference: HubReference, commit: str) -> None:
+    """Note in the cache which commit the reference's branch or tag named (huggingface_hub does it when given a
+    branch; the download is made by commit, so that the listing checked is the one fetched), so offline use
+    finds it."""
+    revision = reference.revision or "main"
+    if revision == commit:
+        return
+    ref = Path(place.cache_dir) / _storage(reference) / "refs" / revision
+    ref.parent.mkdir(parents=True, exist_ok=True)
+    temporary = ref.with_name(ref.name + ".tmp")
+    temporary.write_text(commit)
+    os.replace(temporary, ref)
 
 
 def _check_listing(reference: HubReference, sizes: dict[str, int | None], limits: HubLimits) -> None:
