@@ -375,6 +375,8 @@ _DOCUMENT = {
                         "predicted_name": {"type": ["string", "null"], "description": "what the bot said"},
                         "predicted_display_name": {"type": ["string", "null"]},
                         "model_version": {"type": ["string", "null"]},
+                        "model_revision": {"type": ["string", "null"],
+                                           "description": "the hub commit of the shared model that answered"},
                         "crop_url": {"type": "string"},
                     },
                 }}},

@@ -229,6 +229,7 @@ class Repository:
                 "name": vote.character.name if vote.character else None,
                 "predicted_name": vote.face.predicted_name,
                 "model_version": vote.face.prediction.model_version,
+                "model_revision": vote.face.prediction.model_revision,  # the hub commit of a shared model
             } for vote in votes]
 
     # --- chat settings -------------------------------------------------------------------------
