@@ -18,6 +18,7 @@ from bot.memory import RELEASE_MODES
 from bot.storage.engine import normalise_url
 from recognizer.backbone import DEFAULT_FEATURE_LAYERS
 from recognizer.detect import DEFAULT_DETECT_MAX_SIDE, MIN_DETECT_MAX_SIDE
+from recognizer.hub.reference import HubReference, is_hub_reference, parse_reference
 
 PLATFORMS = ("telegram", "discord", "web")
 LOG_FORMATS = ("text", "json")
@@ -52,6 +53,8 @@ class Settings:
     secret: str | None = None        # the pseudonyms' salt; None: the key file in data_dir (bot.privacy)
     cache_dir: Path | None = None    # the feature cache of train/evaluate; None: the user cache folder
     model_dir: Path | None = None
+    # ANIFACE_MODEL=hf://owner/name[@revision]: a model shared on a hub, fetched at start (recognizer.hub)
+    model_hub: HubReference | None = None
     backbone_weights: Path | None = None
     # The backbone of a bot with no model (learning from corrections only).
     backbone_input_size: int = 299
@@ -113,7 +116,7 @@ class Settings:
 
         database = make_url(self.database_url).render_as_string(hide_password=True)
         lines = [f"database: {database}",
-                 f"model: {self.model_dir}" if self.model_dir else
+                 f"model: {self.model_dir}" if self.model_dir else f"model: {self.model_hub}" if self.model_hub else
                  "model: none (an empty gallery that learns from corrections)"]
         if self.backbone_weights:
             lines.append(f"backbone weights: {self.backbone_weights}")
@@ -131,7 +134,7 @@ _FIELDS: dict[str, tuple[str, str, str]] = {
     "database_url": ("DATABASE_URL", "database_url", "str"),
     "secret": ("ANIFACE_SECRET", "secret", "str"),
     "cache_dir": ("ANIFACE_CACHE_DIR", "cache_dir", "path"),
-    "model_dir": ("ANIFACE_MODEL", "model", "path"),
+    "model_dir": ("ANIFACE_MODEL", "model", "model"),
     "backbone_weights": ("ANIFACE_BACKBONE_WEIGHTS", "backbone_weights", "path"),
     "backbone_input_size": ("ANIFACE_BACKBONE_INPUT_SIZE", "backbone_input_size", "int"),
     "backbone_layers": ("ANIFACE_BACKBONE_LAYERS", "backbone_layers", "list"),
@@ -191,11 +194,25 @@ def load_settings(environ: Mapping[str, str] | None = None, toml_path: str | os.
         if raw is not None:
             values[name] = _convert(raw, kind, source)
     values.update({k: v for k, v in overrides.items() if v is not None})
+    if isinstance(values.get("model_dir"), HubReference):  # one setting, a folder or a hub's model
+        values["model_hub"] = values.pop("model_dir")
+    elif "model_dir" in values:
+        values.pop("model_hub", None)
     data_dir = Path(values.pop("data_dir", None) or default_data_dir())
     database_url = values.pop("database_url", None) or f"sqlite:///{data_dir / 'aniface.sqlite3'}"
     settings = Settings(data_dir=data_dir, database_url=normalise_url(database_url), **values)
     _validate(settings)
     return settings
+
+
+def model_setting(text: str) -> Path | HubReference:
+    """A model as ANIFACE_MODEL and --model give it: hf://owner/name[@revision], else a folder."""
+    if not is_hub_reference(text):
+        return Path(text).expanduser()
+    try:
+        return parse_reference(text)
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
 
 
 def _read_toml(path: Path) -> dict:
@@ -227,6 +244,8 @@ def _convert(raw: Any, kind: str, source: str) -> Any:
             return raw
         if kind == "path":
             return Path(str(raw)).expanduser()
+        if kind == "model":
+            return model_setting(str(raw))
         if kind in ("int", "port"):
             if isinstance(raw, bool):
                 raise ValueError("expected a whole number")

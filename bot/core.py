@@ -271,7 +271,8 @@ class Core:
         return self.store.store_prediction(NewPrediction(
             platform=image.platform, chat_id=image.chat_id, message_id=image.message_id,
             sender_hash=self.hasher(image.platform, image.sender.user_id), image_sha256=result.image_sha256,
-            width=result.width, height=result.height, model_version=self.recognizer.model_version, faces=faces),
+            width=result.width, height=result.height, model_version=self.recognizer.model_version, faces=faces,
+            model_revision=self.recognizer.model_revision),
             annotated, KEEP_ANNOTATED)
 
     # --- boxes a person drew -------------------------------------------------------------------
@@ -514,7 +515,8 @@ class Core:
         measured = lag.running
         return Status(self.recognizer.model_version, bool(self.recognizer.can_name), len(self.names.names()),
                       loop_lag_s=lag.worst if measured else None, recent_loop_lag_s=lag.recent() if measured else None,
-                      applied_event_id=self.follower.applied)
+                      applied_event_id=self.follower.applied, model_source=self.recognizer.model_source,
+                      model_revision=self.recognizer.model_revision)
 
     @property
     def max_image_bytes(self) -> int:

@@ -190,6 +190,8 @@ class Status:
     loop_lag_s: float | None = None         # the event loop's worst lag since start (None: not measured)
     recent_loop_lag_s: float | None = None  # ... over the last 5 minutes
     applied_event_id: int = 0  # the newest gallery event this process has applied (bot/following.py)
+    model_source: str | None = None    # the hub reference the model came from (None: a folder, or no model)
+    model_revision: str | None = None  # ... and the commit it was fetched at
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,8 @@ checksum. Such a model is self-contained: it is served on LiteRT, with no Tensor
 download.
 
 The manifest says which backbone, input size, feature layers and preprocessing the head was trained
-on, the labels in head order, the "unknown" threshold, and how the model was made (dataset, metrics).
+on, the labels in head order, the "unknown" threshold, and how the model was made (dataset, metrics). It lists
+every file of the model with its checksum (`files`, `recognizer.model_checksums`): each is checked before use.
 """
 
 from __future__ import annotations
@@ -31,9 +32,9 @@ from recognizer.backbone import BackboneSpec, file_sha256
 from recognizer.errors import ModelError
 from recognizer.exemplars import EXEMPLARS_FILE, Exemplars
 from recognizer.head import HEAD_KINDS, SoftmaxHead
+from recognizer.model_checksums import MANIFEST, check_files, file_records, present
 from recognizer.verify import VERIFIER_FILE, FaceVerifier
 
-MANIFEST = "manifest.json"
 HEAD_FILE = "head.npz"
 BACKBONE_WEIGHTS_FILE = "backbone.weights.h5"
 CONVERTED_BACKBONE_FILE = "backbone.tflite"
@@ -56,9 +57,13 @@ class ModelManifest:
     format_version: int = FORMAT_VERSION
     # {"file", "precision", "sha256", "bytes"} of the converted backbone, when the directory holds one
     converted_backbone: dict | None = None
+    # name -> {"sha256", "bytes"} of every file of the model (recognizer.model_checksums); None: an older model
+    files: dict | None = None
+    license: str | None = None  # as its author stated it when sharing it (`aniface model push --license`)
 
     def to_dict(self) -> dict:
         converted = {"converted_backbone": dict(self.converted_backbone)} if self.converted_backbone else {}
+        optional = {key: value for key, value in (("files", self.files), ("license", self.license)) if value}
         return {
             "format_version": self.format_version,
             "name": self.name,
@@ -72,6 +77,7 @@ class ModelManifest:
             "metrics": self.metrics,
             "dataset": self.dataset,
             **converted,
+            **optional,
         }
 
     @classmethod
@@ -98,9 +104,19 @@ class ModelManifest:
                 dataset=dict(data.get("dataset", {})),
                 format_version=int(data.get("format_version", FORMAT_VERSION)),
                 converted_backbone=dict(data["converted_backbone"]) if data.get("converted_backbone") else None,
+                files=dict(data["files"]) if data.get("files") is not None else None,
+                license=str(data["license"]) if data.get("license") else None,
             )
         except (KeyError, TypeError, ValueError) as error:
             raise ModelError(f"invalid model manifest: {error}") from error
+
+
+@dataclass(frozen=True)
+class ModelOrigin:
+    """Where a model came from: a hub reference as given and the commit it resolved to."""
+
+    reference: str
+    revision: str | None
 
 
 @dataclass
@@ -113,6 +129,7 @@ class ModelFiles:
     verifier: FaceVerifier | None = None   # tells faces from what is not, when the model has one
     exemplars: Exemplars | None = None     # the training faces in the head's discriminant space
     converted_backbone: Path | None = None  # the backbone as a .tflite file, served on LiteRT
+    origin: "ModelOrigin | None" = None     # where it was fetched from, when it came from a hub
 
     def __post_init__(self) -> None:
         if self.head.classes != len(self.manifest.labels):
@@ -144,8 +161,20 @@ def save_model(directory: str | os.PathLike, manifest: ModelManifest, head: Soft
         (path / EXEMPLARS_FILE).unlink(missing_ok=True)
     if not manifest.converted_backbone:  # a converted backbone left by an earlier model would not be this one's
         (path / CONVERTED_BACKBONE_FILE).unlink(missing_ok=True)
+    manifest.files = file_records(path)
     _write_manifest_data(path, manifest.to_dict())
     return path
+
+
+def seal_model(directory: str | os.PathLike) -> dict[str, dict]:
+    """List the model files `directory` holds, with their checksums, in its manifest (atomically, keys this
+    version does not know kept): after a file was added beside the model on purpose (its own backbone weights),
+    or for a model written before manifests listed their files. Returns the record."""
+    path = Path(directory)
+    data = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
+    data["files"] = file_records(path)
+    _write_manifest_data(path, data)
+    return data["files"]
 
 
 def _write_manifest_data(path: Path, data: dict) -> None:
@@ -167,19 +196,25 @@ def read_model(directory: str | os.PathLike, *, converted: bool = True) -> Model
     if not isinstance(data, dict):
         raise ModelError(f"{manifest_path} does not hold a JSON object")
     manifest = ModelManifest.from_dict(data)
+    records = manifest.files
+    if records is not None:  # every file checked before any is read (recognizer.model_checksums)
+        check_files(path, {name: record for name, record in records.items()
+                           if converted or name != CONVERTED_BACKBONE_FILE})
+    has = lambda name: present(path, name, records)  # noqa: E731 - the manifest's list, when it has one
     own_weights = path / BACKBONE_WEIGHTS_FILE
     verifier_path = path / VERIFIER_FILE
-    verifier = FaceVerifier.load(verifier_path) if verifier_path.is_file() else None
+    verifier = FaceVerifier.load(verifier_path) if has(VERIFIER_FILE) else None
     head = HEAD_KINDS[manifest.head_kind].load(path / HEAD_FILE)
     if verifier is not None and verifier.weights.shape != head.mean.shape:
         raise ModelError(f"{verifier_path} does not fit this model's head (features of another size)")
     exemplars_path = path / EXEMPLARS_FILE
-    exemplars = Exemplars.load(exemplars_path) if exemplars_path.is_file() else None
-    return ModelFiles(manifest, head, own_weights if own_weights.is_file() else None, verifier, exemplars,
-                      _converted_backbone(path, manifest.converted_backbone) if converted else None)
+    exemplars = Exemplars.load(exemplars_path) if has(EXEMPLARS_FILE) else None
+    return ModelFiles(manifest, head, own_weights if has(BACKBONE_WEIGHTS_FILE) else None, verifier, exemplars,
+                      _converted_backbone(path, manifest.converted_backbone, checked=bool(records) and
+                                          CONVERTED_BACKBONE_FILE in records) if converted else None)
 
 
-def _converted_backbone(path: Path, record: dict | None) -> Path | None:
+def _converted_backbone(path: Path, record: dict | None, checked: bool = False) -> Path | None:
     """The converted backbone's file, checked against the checksum its manifest records."""
     if not record:
         return None
@@ -187,7 +222,7 @@ def _converted_backbone(path: Path, record: dict | None) -> Path | None:
     if file.parent != path or not file.is_file():
         raise ModelError(f"{path}'s manifest names a converted backbone, but {file.name} is not in it "
                          "(convert it again: aniface model convert)")
-    if record.get("sha256") and file_sha256(file) != record["sha256"]:
+    if not checked and record.get("sha256") and file_sha256(file) != record["sha256"]:
         raise ModelError(f"{file} does not match the checksum in its manifest (convert it again: "
                          "aniface model convert)")
     return file
@@ -199,6 +234,7 @@ def record_converted_backbone(directory: str | os.PathLike, record: dict) -> Non
     path = Path(directory)
     data = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
     data["converted_backbone"] = dict(record)
+    data["files"] = file_records(path)  # the new file is part of the model from now on
     _write_manifest_data(path, data)
 
 

@@ -121,6 +121,16 @@ class Recognizer:
     def model_version(self) -> str | None:
         return self.model.manifest.version if self.model else None
 
+    @property
+    def model_revision(self) -> str | None:
+        """The hub commit the model was fetched at; None for a model from a folder (or none)."""
+        return self.model.origin.revision if self.model and self.model.origin else None
+
+    @property
+    def model_source(self) -> str | None:
+        """Where the model came from: its hub reference as given; None for a folder (or no model)."""
+        return self.model.origin.reference if self.model and self.model.origin else None
+
     def read(self, source: ImageSource) -> np.ndarray:
         """An RGB uint8 array from a path, bytes, a DecodedImage or an array (checked against the limits)."""
         if isinstance(source, DecodedImage):

@@ -12,7 +12,7 @@ from recognizer import load_image
 from recognizer.backbone import Backbone, BackboneSpec
 from recognizer.head import SoftmaxHead
 from recognizer.exemplars import exemplars_from
-from recognizer.model import BACKBONE_WEIGHTS_FILE, ModelManifest, save_model
+from recognizer.model import BACKBONE_WEIGHTS_FILE, ModelManifest, save_model, seal_model
 
 TINY_CHARACTERS = ("hatsune_miku", "gawr_gura", "suzumiya_haruhi", "hakurei_reimu", "nishikino_maki")
 TINY_SPEC = BackboneSpec(weights="random", input_size=75)
@@ -75,4 +75,5 @@ def build_tiny_model(directory: Path, faces_dir: Path, per_class: int = 16, held
                              name="tiny-test-model")
     save_model(directory, manifest, head, exemplars=exemplars_from(head, features, targets))  # as `aniface train`
     backbone.save_weights(directory / BACKBONE_WEIGHTS_FILE)
+    seal_model(directory)  # the weights are part of the model: listed with their checksum
     return TinyModel(directory, backbone, labels, train_files, held_out_files)

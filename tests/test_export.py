@@ -56,7 +56,8 @@ def add_face(session, *, crop: bytes | None = None, chat_id: str = GROUP_CHAT, p
     crop = png_bytes(n) if crop is None else crop
     prediction = Prediction(platform=platform, chat_id=chat_id, message_id=str(9_100_000_000 + n),
                             sender_hash=HASHER(platform, USERS[0]), image_sha256=hashlib.sha256(b"img%d" % n).hexdigest(),
-                            width=640, height=480, model_version="test-model-1", created_at=NOW - timedelta(days=3))
+                            width=640, height=480, model_version="test-model-1", model_revision="c0ffee" * 6 + "c0ff",
+                            created_at=NOW - timedelta(days=3))
     face = Face(number=1, x=1, y=2, w=30, h=30, detection_score=0.9, crop_png=crop,
                 crop_sha256=crop_sha256 or hashlib.sha256(crop).hexdigest(),
                 candidates=candidates if candidates is not None else (
@@ -118,6 +119,7 @@ def test_majority_wins_and_votes_are_counted(database):
     assert (row["votes_for"], row["votes_against"]) == ("2", "2")
     assert (row["model_guess"], row["model_probability"], row["model_agrees"]) == ("Rize Tedeza", "0.730000", "no")
     assert row["model_version"] == "test-model-1"
+    assert row["model_revision"] == "c0ffee" * 6 + "c0ff"  # the shared model's commit (issue 18)
     assert row["last_vote_at"] == "2024-06-01T12:00:00Z"
 
 

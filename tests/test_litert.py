@@ -17,7 +17,7 @@ import pytest
 from recognizer import ModelError, Recognizer, load_image
 from recognizer.backbone import Backbone
 from recognizer.lite_runtime import LiteForward, interpreter_threads
-from recognizer.model import BACKBONE_WEIGHTS_FILE, CONVERTED_BACKBONE_FILE, read_model
+from recognizer.model import BACKBONE_WEIGHTS_FILE, CONVERTED_BACKBONE_FILE, read_model, seal_model
 from recognizer.training.convert import PRECISIONS, convert_model, convert_network
 
 REPO = Path(__file__).resolve().parents[1]
@@ -76,6 +76,7 @@ def test_converted_model_is_self_contained_and_served_on_litert(converted, tiny_
     path = tmp_path / "model"
     shutil.copytree(converted["float32"], path)
     (path / BACKBONE_WEIGHTS_FILE).unlink()  # no weights file, no download
+    seal_model(path)  # what the manifest lists is the model: without its weights now
     manifest = json.loads((path / "manifest.json").read_text())
     record = manifest["converted_backbone"]
     assert record["precision"] == "float32" and record["file"] == CONVERTED_BACKBONE_FILE
@@ -201,6 +202,7 @@ def test_serving_a_converted_model_imports_no_tensorflow(converted, tiny_model, 
     model = tmp_path / "model"
     shutil.copytree(converted["int8"], model)
     (model / BACKBONE_WEIGHTS_FILE).unlink()
+    seal_model(model)  # what the manifest lists is the model: without its weights now
     crops = tmp_path / "crops"
     crops.mkdir()
     for file in tiny_model.held_out_files[tiny_model.labels[0]][:3]:

@@ -23,8 +23,8 @@ def register(commands: argparse._SubParsersAction) -> None:
         description="Find every anime face in each image, name it with its top-5 guesses and write an "
                     "annotated PNG. Without --model, faces are found and annotated but not named.")
     parser.add_argument("images", nargs="+", metavar="IMAGE", help="image files (any format a chat sends)")
-    parser.add_argument("--model", metavar="DIR", default=os.environ.get("ANIFACE_MODEL"),
-                        help="model directory (default: $ANIFACE_MODEL)")
+    parser.add_argument("--model", metavar="DIR|hf://OWNER/NAME[@REV]", default=os.environ.get("ANIFACE_MODEL"),
+                        help="model directory, or a model shared on the Hugging Face Hub (default: $ANIFACE_MODEL)")
     parser.add_argument("--out", metavar="DIR", default="annotated",
                         help="where annotated PNGs go (default: ./annotated)")
     parser.add_argument("--json", action="store_true", help="print one JSON object per image, one per line")
@@ -37,16 +37,18 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from recognizer import ImageRejected, ModelError, Recognizer, read_model
+    from recognizer import ImageRejected, ModelError, Recognizer
+    from recognizer.hub.fetch import open_model
+    from recognizer.hub.reference import ReferenceError
 
     settings = recognizer_settings(args)
     if isinstance(settings, str):
         print(f"aniface: {settings}", file=sys.stderr)
         return EXIT_USAGE
     try:
-        model = read_model(args.model) if args.model else None
+        model = open_model(args.model) if args.model else None
         recognizer = Recognizer(model, settings=settings, backbone_weights=args.backbone_weights)
-    except ModelError as error:
+    except (ModelError, ReferenceError) as error:
         print(f"aniface: {error}", file=sys.stderr)
         return EXIT_USAGE
 
@@ -78,7 +80,8 @@ def run(args: argparse.Namespace) -> int:
                             args.json)
             continue
         if args.json:
-            print(json.dumps(_as_json(image_path, faces, annotated_path, recognizer.model_version),
+            print(json.dumps(_as_json(image_path, faces, annotated_path, recognizer.model_version,
+                                              recognizer.model_revision),
                              ensure_ascii=False), flush=True)
         else:
             _print_human(image_path, faces, annotated_path, named=model is not None)
@@ -108,10 +111,12 @@ def _shown(image_path: str) -> str:
     return os.fsencode(image_path).decode("utf-8", "backslashreplace")
 
 
-def _as_json(image_path: str, faces, annotated_path: Path | None, model_version: str | None) -> dict:
+def _as_json(image_path: str, faces, annotated_path: Path | None, model_version: str | None,
+             model_revision: str | None = None) -> dict:
     return {
         "image": _shown(image_path),
         "model_version": model_version,
+        "model_revision": model_revision,
         "annotated": str(annotated_path) if annotated_path else None,
         "faces": [face.to_dict() for face in faces],
     }

@@ -1,5 +1,6 @@
 """`aniface model convert MODEL_DIR [--precision float32|float16|int8]`: write the model's backbone into its
-directory as a LiteRT file, so that serving it needs neither TensorFlow nor a weights file."""
+directory as a LiteRT file, so that serving it needs neither TensorFlow nor a weights file. `pull`, `push` and
+`info` (models shared on the Hugging Face Hub) are `adapters.cli.model_share`'s."""
 
 from __future__ import annotations
 
@@ -11,13 +12,14 @@ import sys
 import time
 from pathlib import Path
 
+from adapters.cli import model_share
 from adapters.cli.exit_codes import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 
 PRECISIONS = ("float32", "float16", "int8")  # recognizer.training.convert's; named here so --help needs no TF
 
 
 def register(commands: argparse._SubParsersAction) -> None:
-    parser = commands.add_parser("model", help="work on a model directory (convert it for serving)")
+    parser = commands.add_parser("model", help="work on a model (convert it for serving; pull, push, info: share it on the Hub)")
     actions = parser.add_subparsers(dest="model_command", metavar="ACTION", required=True)
     convert = actions.add_parser(
         "convert", help="convert the model's backbone to LiteRT (serving then needs no TensorFlow)",
@@ -35,6 +37,7 @@ def register(commands: argparse._SubParsersAction) -> None:
                               "backbone uses one (default: $ANIFACE_BACKBONE_WEIGHTS)")
     convert.add_argument("--json", action="store_true", help="print the manifest's record as JSON")
     convert.set_defaults(run=run_convert)
+    model_share.register(actions)
 
 
 def run_convert(args: argparse.Namespace) -> int:

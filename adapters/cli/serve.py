@@ -22,11 +22,10 @@ import signal
 import sys
 import textwrap
 from importlib import metadata
-from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from adapters.cli.exit_codes import EXIT_OK, EXIT_FAILED, EXIT_USAGE
-from bot.config import Settings
+from bot.config import Settings, model_setting
 from bot.loop_lag import LoopLag
 from bot.ports import AdapterStarter, CorePort, Running, StartError
 
@@ -56,9 +55,9 @@ def register(commands: argparse._SubParsersAction) -> None:
                         help="address the web page listens on (default: 127.0.0.1, or ANIFACE_HOST)")
     parser.add_argument("--port", metavar="PORT", type=_port, default=None,
                         help="port of the web page (default: 8080, or ANIFACE_PORT; 0 picks a free one)")
-    parser.add_argument("--model", metavar="DIR", default=None,
-                        help="model directory (default: ANIFACE_MODEL; none: an empty gallery that learns "
-                             "from corrections)")
+    parser.add_argument("--model", metavar="DIR|hf://OWNER/NAME[@REV]", default=None,
+                        help="model directory, or a model shared on the Hugging Face Hub (default: ANIFACE_MODEL; "
+                             "none: an empty gallery that learns from corrections)")
     parser.add_argument("--no-web", action="store_true",
                         help="do not serve the web page (a Discord shard process: DISCORD_SHARD_COUNT, "
                              "DISCORD_SHARD_IDS); the only port opened is then the metrics' "
@@ -69,7 +68,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 def settings_overrides(args: argparse.Namespace) -> dict[str, Any]:
     """The flags that win over the environment and the TOML file (loaded once, by `aniface`)."""
     return {"web_host": args.host, "web_port": args.port,
-            "model_dir": Path(args.model).expanduser() if args.model else None,
+            "model_dir": model_setting(args.model) if args.model else None,
             "web_enabled": False if args.no_web else None}
 
 
@@ -128,7 +127,9 @@ def _build(settings: Settings) -> Any:
     """The core, or an exit code after saying plainly what went wrong."""
     from adapters.cli.runtime import build_core, build_recognizer
 
-    if settings.model_dir is None:
+    if settings.model_hub is not None:
+        _say(f"  fetching the model {settings.model_hub} (or finding it in the Hugging Face cache)...")
+    elif settings.model_dir is None:
         _say("  loading the backbone (no model: an empty gallery that learns from corrections)...")
     else:
         _say(f"  loading the model from {settings.model_dir}...")
@@ -137,6 +138,8 @@ def _build(settings: Settings) -> Any:
     except Exception as error:  # noqa: BLE001 - a model, a weights file or a download: one clear paragraph
         log.debug("loading the recognizer failed", exc_info=True)
         detail = " ".join(str(error).split())[:400] or type(error).__name__
+        if settings.model_hub is not None:
+            return _fail(f"the model {settings.model_hub} could not be used: {detail}")
         if settings.model_dir is not None:
             return _fail(f"the model in {settings.model_dir} could not be loaded: {detail}. Give a model "
                          "directory (with manifest.json) with --model DIR or ANIFACE_MODEL; a model whose "
@@ -151,7 +154,10 @@ def _build(settings: Settings) -> Any:
                      "internet access, fetch inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5 "
                      "elsewhere and set ANIFACE_BACKBONE_WEIGHTS to that file, or give a trained model with "
                      "--model DIR (ANIFACE_MODEL).")
-    if settings.model_dir is None and recognizer.backbone is None:
+    if recognizer.model_revision is not None:  # which model this process answers with, for the operator's log
+        _say(f"  model: {recognizer.model_source} at commit {recognizer.model_revision} "
+             f"(version {recognizer.model_version})")
+    if settings.model_dir is None and settings.model_hub is None and recognizer.backbone is None:
         return _fail("no backbone could be built; set ANIFACE_BACKBONE_WEIGHTS to an Inception-v3 weights file.")
     try:
         settings.data_dir.mkdir(parents=True, exist_ok=True)

@@ -155,7 +155,8 @@ async def healthz(request: web.Request) -> web.Response:
     if request.app[STATE].stopping:
         return web.json_response({"status": "stopping"}, status=503)
     status = core.status()
-    body = {"status": "ok", "model_version": status.model_version, "can_name": status.can_name,
+    body = {"status": "ok", "model_version": status.model_version, "model": status.model_source,
+            "model_revision": status.model_revision, "can_name": status.can_name,
             "known_characters": status.known_characters, "applied_event_id": status.applied_event_id}
     if status.loop_lag_s is not None:  # how late the shared event loop ran: chats and heartbeats wait that long
         body["event_loop_lag_ms"] = {"worst": round(status.loop_lag_s * 1000),

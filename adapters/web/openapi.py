@@ -333,6 +333,10 @@ _DOCUMENT = {
                 "properties": {
                     "status": {"type": "string", "enum": ["ok", "stopping"]},
                     "model_version": {"type": ["string", "null"]},
+                    "model": {"type": ["string", "null"],
+                              "description": "the hub reference the model came from (null: a folder, or none)"},
+                    "model_revision": {"type": ["string", "null"],
+                                       "description": "the hub commit the model was fetched at"},
                     "can_name": {"type": "boolean"},
                     "known_characters": {"type": "integer"},
                     "event_loop_lag_ms": {
@@ -371,6 +375,8 @@ _DOCUMENT = {
                         "predicted_name": {"type": ["string", "null"], "description": "what the bot said"},
                         "predicted_display_name": {"type": ["string", "null"]},
                         "model_version": {"type": ["string", "null"]},
+                        "model_revision": {"type": ["string", "null"],
+                                           "description": "the hub commit of the shared model that answered"},
                         "crop_url": {"type": "string"},
                     },
                 }}},

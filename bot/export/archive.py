@@ -26,7 +26,7 @@ from recognizer.labels import label_key
 
 MANIFEST_COLUMNS = (
     "face_id", "path", "label", "label_key", "votes_for", "votes_against", "model_guess", "model_probability",
-    "model_agrees", "model_version", "last_vote_at", "predicted_at", "image_sha256", "platform", "chat",
+    "model_agrees", "model_version", "model_revision", "last_vote_at", "predicted_at", "image_sha256", "platform", "chat",
     "duplicate_of",
 )
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -186,7 +186,7 @@ def _write_archive(handle: IO[bytes], database: Database, since, min_votes, hash
                 rows = session.execute(
                     select(Face.id, Face.crop_png, Face.crop_sha256, Face.candidates, Face.predicted_name,
                            Prediction.platform, Prediction.chat_id, Prediction.image_sha256,
-                           Prediction.model_version, Prediction.created_at)
+                           Prediction.model_version, Prediction.model_revision, Prediction.created_at)
                     .join(Prediction, Face.prediction_id == Prediction.id)
                     .where(Face.id.in_(batch)).order_by(Face.id))
                 for row in rows:
@@ -217,7 +217,8 @@ def _write_archive(handle: IO[bytes], database: Database, since, min_votes, hash
                     agrees = "" if not guess else ("yes" if label_key(guess) == character.key else "no")
                     writer.writerow([csv_safe(cell) for cell in (
                         row.id, entry, label, character.key, decision.votes_for, decision.votes_against,
-                        guess, probability, agrees, row.model_version or "", _iso_utc(decision.last_vote_at),
+                        guess, probability, agrees, row.model_version or "", row.model_revision or "",
+                        _iso_utc(decision.last_vote_at),
                         _iso_utc(row.created_at), row.image_sha256, row.platform, chats[chat_key],
                         first if first is not None else "",
                     )])

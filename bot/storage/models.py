@@ -71,6 +71,8 @@ class Prediction(Base):
     width: Mapped[int] = mapped_column(Integer)
     height: Mapped[int] = mapped_column(Integer)
     model_version: Mapped[str | None] = mapped_column(String(64))
+    # the hub commit the model was fetched at (None: a model from a folder): which shared model answered
+    model_revision: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
 
     faces: Mapped[list["Face"]] = relationship(back_populates="prediction", cascade="all, delete-orphan",

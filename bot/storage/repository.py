@@ -56,6 +56,7 @@ class NewPrediction:
     height: int
     model_version: str | None
     faces: Sequence[NewFace]
+    model_revision: str | None = None  # the hub commit of a shared model
 
 
 @dataclass(frozen=True)
@@ -169,7 +170,8 @@ class Repository:
         with self.database.transaction() as session:
             prediction = Prediction(
                 platform=new.platform, chat_id=new.chat_id, message_id=new.message_id, sender_hash=new.sender_hash,
-                image_sha256=new.image_sha256, width=new.width, height=new.height, model_version=new.model_version)
+                image_sha256=new.image_sha256, width=new.width, height=new.height, model_version=new.model_version,
+                model_revision=new.model_revision)
             for face in new.faces:
                 x, y, w, h = face.box
                 prediction.faces.append(Face(
@@ -227,6 +229,7 @@ class Repository:
                 "name": vote.character.name if vote.character else None,
                 "predicted_name": vote.face.predicted_name,
                 "model_version": vote.face.prediction.model_version,
+                "model_revision": vote.face.prediction.model_revision,  # the hub commit of a shared model
             } for vote in votes]
 
     # --- chat settings -------------------------------------------------------------------------
