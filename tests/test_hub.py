@@ -357,7 +357,10 @@ def test_the_model_card_of_a_trained_model(tmp_path):
                   "backbone.tflite": {"sha256": "ab" * 32, "bytes": 43_000_000}},
     })
     card = model_card(manifest, "community/aniface-12", "cc-by-4.0")
-    Path("/tmp/hub-card.md").write_text(card, encoding="utf-8")
+    (tmp_path / "README.md").write_text(card, encoding="utf-8")
+    assert "\n# aniface-community-12\n" in card
+    unnamed = ModelManifest.from_dict({**manifest.to_dict(), "name": "aniface"})
+    assert "\n# shared-43\n" in model_card(unnamed, "community/shared-43", "mit")  # the repository names it
     assert card.startswith("---\nlibrary_name: aniface\nlicense: \"cc-by-4.0\"\ntags:\n")
     assert "| Chino Kafū | 420 |" in card and "| Hatsune Miku | 400 |" in card
     assert "top-1 48/58" in card and "| test | 118 | 90.0% | 98.0% |" in card

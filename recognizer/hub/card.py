@@ -23,7 +23,7 @@ def model_card(manifest: ModelManifest, repo_id: str, license: str) -> str:
     lines = ["---", "library_name: aniface", f"license: {_yaml(license)}", "tags:"]
     lines += [f"- {_yaml(tag)}" for tag in tags]
     lines += ["pipeline_tag: image-classification", "---", "",
-              f"# {manifest.name}", "",
+              f"# {_md(_title(manifest, repo_id))}", "",
               f"An [aniface](https://pypi.org/project/aniface/) model that names {len(manifest.labels)} anime "
               "characters in screenshots, illustrations and stickers: every face in a picture, each with its "
               "five best guesses.", "",
@@ -37,6 +37,11 @@ def model_card(manifest: ModelManifest, repo_id: str, license: str) -> str:
     lines += ["## Licence", "", f"`{license}`, as stated by the model's author when it was shared.", "",
               f"Model version `{manifest.version}`, made {manifest.created or 'at an unrecorded date'}.", ""]
     return "\n".join(lines)
+
+
+def _title(manifest: ModelManifest, repo_id: str) -> str:
+    # a model trained without --name is called "aniface" like every other: the repository names it better
+    return manifest.name if manifest.name and manifest.name != "aniface" else repo_id.split("/")[-1]
 
 
 def _yaml(text: str) -> str:
