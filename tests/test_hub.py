@@ -366,3 +366,23 @@ def test_the_model_card_of_a_trained_model(tmp_path):
     assert "top-1 48/58" in card and "| test | 118 | 90.0% | 98.0% |" in card
     assert "harvest-2026" in card and "/home/someone" not in card and "x.png" not in card
     assert "LiteRT (float16, 43.0 MB" in card and "`cc-by-4.0`" in card
+
+
+def test_prelabel_and_evaluate_take_a_shared_model(hub, hub_env, shared_model, tiny_model, tmp_path, monkeypatch,
+                                                   capsys):
+    model = tmp_path / "model"
+    shutil.copytree(shared_model, model)
+    assert push(model, "alice/sorting", monkeypatch, "--license", "mit") == 0
+    crops = tmp_path / "crops"
+    crops.mkdir()
+    for label in tiny_model.labels[:2]:
+        for file in tiny_model.held_out_files[label][:2]:
+            shutil.copy(file, crops / f"{label}-{file.name}")
+    capsys.readouterr()
+    assert main(["prelabel", str(crops), "--model", "hf://alice/sorting", "--out", str(tmp_path / "sorted"),
+                 "--quiet", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["crops"] == 4
+    # evaluate would write a threshold into the cached snapshot: refused, a pulled copy is the way
+    assert main(["evaluate", "hf://alice/sorting", str(crops), "--apply-threshold"]) == 2
+    assert "aniface model pull" in capsys.readouterr().err
+    assert main(["evaluate", "hf://alice/nobody-here", str(crops)]) == 2

@@ -24,7 +24,7 @@ def register(commands: argparse._SubParsersAction) -> None:
                     "--include-training). On whole pictures (--scenes DIR, a folder with a manifest.csv): "
                     "what the bot would answer to each picture, whether a face was found and the right "
                     "character named, open-set pictures given a name, detection recall and precision, times.")
-    parser.add_argument("model", metavar="MODEL_DIR", help="model directory (from aniface train)")
+    parser.add_argument("model", metavar="MODEL", help="model directory (from aniface train) or hf://OWNER/NAME[@REV]")
     parser.add_argument("datasets", nargs="*", metavar="DATASET",
                         help="ImageFolder directory or exported zip of face crops; characters the model does not "
                              "know count as 'unknown' faces (optional with --scenes)")
@@ -63,6 +63,19 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     if args.apply_threshold and not args.datasets:
         print("aniface: --apply-threshold needs a DATASET of face crops", file=sys.stderr)
+        return EXIT_USAGE
+    from recognizer.errors import ModelError
+    from recognizer.hub.fetch import model_folder
+    from recognizer.hub.reference import is_hub_reference
+
+    if args.apply_threshold and is_hub_reference(args.model):
+        print("aniface: --apply-threshold writes into the model: pull a copy first (aniface model pull REF --out DIR)",
+              file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        args.model = str(model_folder(args.model))
+    except (ModelError, ValueError) as error:
+        print(f"aniface: {printable(str(error))}", file=sys.stderr)
         return EXIT_USAGE
     scenes_job = None
     if args.scenes:

@@ -24,7 +24,7 @@ def register(commands: argparse._SubParsersAction) -> None:
                     "first; SORTED_DIR/review.csv lists them all. After checking, run "
                     "`aniface train SORTED_DIR --out MODEL_DIR` (folders starting with '_' are ignored).")
     parser.add_argument("crops", metavar="CROPS_DIR", help="folder of face crops (e.g. from aniface harvest)")
-    parser.add_argument("--model", metavar="DIR", default=os.environ.get("ANIFACE_MODEL"),
+    parser.add_argument("--model", metavar="DIR|hf://OWNER/NAME[@REV]", default=os.environ.get("ANIFACE_MODEL"),
                         help="model directory (default: $ANIFACE_MODEL)")
     parser.add_argument("--out", metavar="SORTED_DIR", required=True, help="new (or empty) folder for the sorted crops")
     parser.add_argument("--threshold", type=float, default=None, metavar="P",
@@ -42,6 +42,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from recognizer import ModelError, Recognizer
+    from recognizer.hub.fetch import model_folder
     from recognizer.training.prelabel import PrelabelError, prelabel
 
     if not args.model:
@@ -57,8 +58,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"aniface: {printable(args.crops)}: no such folder", file=sys.stderr)
         return EXIT_USAGE
     try:
-        recognizer = Recognizer.load(args.model, backbone_weights=args.backbone_weights)
-    except (ModelError, OSError) as error:
+        recognizer = Recognizer.load(model_folder(args.model), backbone_weights=args.backbone_weights)
+    except (ModelError, OSError, ValueError) as error:  # ValueError: a malformed hf:// reference
         print(f"aniface: {error}", file=sys.stderr)
         return EXIT_USAGE
 

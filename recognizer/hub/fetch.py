@@ -61,6 +61,16 @@ def open_model(source: str | os.PathLike, place: HubPlace | None = None, limits:
     return read_model(source, converted=converted)
 
 
+def model_folder(source: str | os.PathLike, place: HubPlace | None = None) -> Path:
+    """The folder of the model `source` names: the folder itself, or the checked snapshot of an `hf://`
+    reference in the Hub cache (for commands that read more of a model than its serving files)."""
+    from recognizer.hub.reference import is_hub_reference, parse_reference
+
+    if is_hub_reference(str(source)):
+        return pull_model(parse_reference(str(source)), place or HubPlace.from_environ()).path
+    return Path(source)
+
+
 def pull_model(reference: HubReference, place: HubPlace, limits: HubLimits = HubLimits()) -> PulledModel:
     """Fetch (or find in the cache) the model `reference` names, checked; HubError when it cannot be used."""
     path = _from_cache(reference, place, None) if place.offline else _download(reference, place, limits)
