@@ -15,6 +15,7 @@ instead of naming faces with features the head was never trained on.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from urllib.parse import urlsplit
 
@@ -37,7 +38,7 @@ class BackboneMismatch(BackboneUnavailable):
     """The server answered with another backbone than the model's."""
 
 
-def backbone_sha256(model: ModelFiles, weights: str | None = None) -> str:
+def backbone_sha256(model: ModelFiles, weights: str | os.PathLike | None = None) -> str:
     """The sha256 of the file the model's backbone network is run from: its converted `backbone.tflite` when it
     has one (the checksum its manifest records), else its weights file. Server and replicas compute it from their
     copies of the model directory, so equal digests mean the same network."""
