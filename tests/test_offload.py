@@ -36,6 +36,9 @@ from tests.model_server_process import start_model_server
 from tests.replicas import free_port
 from tests.test_core import incoming
 
+pytest.importorskip("tritonclient.http", reason="Triton's client is not installed: pip install -e '.[offload]' "
+                                                "(bash scripts/test.sh does)")
+
 SCENE = "ao_emilia_rezero_Emilia_67.jpg"
 
 
@@ -150,6 +153,9 @@ async def test_server_down_answers_unavailable_and_readyz_says_why(converted_mod
         assert reply.kind is ReplyKind.UNAVAILABLE
         assert reply.text == wording.UNAVAILABLE
         assert "Traceback" not in reply.text and "127.0.0.1" not in reply.text  # the reason is for the log
+        exposition = core.metrics.exposition()[0].decode()  # counted as its own outcome, not "other"
+        assert 'aniface_pictures_total{outcome="unavailable",platform="telegram"} 1.0' in exposition \
+            or 'aniface_pictures_total{platform="telegram",outcome="unavailable"} 1.0' in exposition, exposition
 
         response = await client.get("/readyz")
         body = await response.json()
@@ -242,3 +248,17 @@ def test_a_backbone_server_needs_a_model_and_a_url(tmp_path, converted_model):
     with pytest.raises(ConfigError, match="ANIFACE_BACKBONE_SERVER"):
         load_settings({"ANIFACE_DATA_DIR": str(tmp_path), "ANIFACE_MODEL": str(converted_model),
                        "ANIFACE_BACKBONE_SERVER": "127.0.0.1:8000"})
+
+
+def test_model_server_without_pytriton_says_where_it_belongs(converted_model, capsys):
+    from adapters.cli import main
+    from adapters.cli.exit_codes import EXIT_USAGE
+
+    try:
+        import pytriton  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        pytest.skip("PyTriton is installed in this environment")
+    assert main(["model-server", str(converted_model)]) == EXIT_USAGE
+    assert "pip install 'aniface[model-server]'" in capsys.readouterr().err
