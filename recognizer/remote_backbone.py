@@ -38,6 +38,10 @@ class BackboneMismatch(BackboneUnavailable):
     """The server answered with another backbone than the model's."""
 
 
+class ServedBackboneRefused(ModelError):
+    """At start: the server serves another backbone than the model's; the replica must not start with it."""
+
+
 def backbone_sha256(model: ModelFiles, weights: str | os.PathLike | None = None) -> str:
     """The sha256 of the file the model's backbone network is run from: its converted `backbone.tflite` when it
     has one (the checksum its manifest records), else its weights file. Server and replicas compute it from their
@@ -115,12 +119,12 @@ class RemoteForward:
         return features.astype(np.float32, copy=False)
 
     def probe(self) -> None:
-        """One blank picture through the server: it answers, with this backbone. Raises ModelError when it serves
-        another one, BackboneUnavailable when it does not answer."""
+        """One blank picture through the server: it answers, with this backbone. Raises ServedBackboneRefused when
+        it serves another one, BackboneUnavailable when it does not answer."""
         try:
             self.forward(np.zeros((1, self.input_size, self.input_size, 3), np.float32))
         except BackboneMismatch as error:
-            raise ModelError(str(error)) from error
+            raise ServedBackboneRefused(str(error)) from error
 
     def unavailable_reason(self) -> str | None:
         """None when the server answers with this backbone, else why not. A server that answered with it before

@@ -240,6 +240,23 @@ async def test_readiness_asks_only_whether_the_model_is_ready_once_it_answered(f
     assert await asyncio.to_thread(network.unavailable_reason) is None  # probed again, and it answers
 
 
+async def test_serve_refuses_to_start_against_another_backbone_in_one_paragraph(fake, converted_model, tmp_path,
+                                                                               monkeypatch, capsys):
+    from adapters.cli import main
+
+    fake.sha256 = "e" * 64
+    for variable in ("ANIFACE_CONFIG", "DATABASE_URL", "TELEGRAM_TOKEN", "DISCORD_TOKEN"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("ANIFACE_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("ANIFACE_MODEL", str(converted_model))
+    monkeypatch.setenv("ANIFACE_BACKBONE_SERVER", fake.url)
+    assert await asyncio.to_thread(main, ["serve"]) == 2
+    message = " ".join(capsys.readouterr().err.split())
+    assert message.startswith(f"aniface serve: the model server at {fake.url} serves another backbone (sha256 "
+                              + "e" * 64), message
+    assert "ANIFACE_BACKBONE_WEIGHTS" not in message and "Traceback" not in message
+
+
 # --- settings --------------------------------------------------------------------------------------
 
 def test_a_backbone_server_needs_a_model_and_a_url(tmp_path, converted_model):
