@@ -21,7 +21,7 @@ from typing import Callable
 import numpy as np
 
 from recognizer.backbone import scale_pixels
-from recognizer.model import read_model
+from recognizer.hub.fetch import open_model
 from recognizer.recognizer import model_backbone
 from recognizer.remote_backbone import BACKBONE_SHA256, FEATURES, INPUT, MODEL_NAME, backbone_sha256
 
@@ -36,7 +36,7 @@ def serve_backbone(model_dir: str | os.PathLike, host: str, port: int, *, max_ba
     from pytriton.model_config import DynamicBatcher, ModelConfig, Tensor
     from pytriton.triton import DEFAULT_PROTECTED_ENDPOINTS, Triton, TritonConfig, TritonSecurityConfig
 
-    model = read_model(model_dir)
+    model = open_model(model_dir)  # a folder, or hf://owner/name[@revision] as the replicas' ANIFACE_MODEL
     backbone = model_backbone(model, weights, None)
     digest = backbone_sha256(model, weights).encode()
     spec = backbone.spec
@@ -64,7 +64,7 @@ def serve_backbone(model_dir: str | os.PathLike, host: str, port: int, *, max_ba
                                batcher=DynamicBatcher(max_queue_delay_microseconds=int(queue_delay_ms * 1000))),
             strict=True)
         if started is not None:
-            started(f"serving {Path(model_dir)}'s backbone ({backbone.runtime}, sha256 {digest.decode()}) as "
+            started(f"serving {model_dir}'s backbone ({backbone.runtime}, sha256 {digest.decode()}) as "
                     f"{MODEL_NAME} on http://{host}:{port}: batches up to {max_batch}, waiting up to "
                     f"{queue_delay_ms:g} ms to fill one")
         triton.serve()

@@ -341,7 +341,7 @@ def _validate(settings: Settings) -> None:
         raise ConfigError(f"ANIFACE_MODEL: {settings.model_dir} is not a model directory (no manifest.json)")
     if settings.backbone_weights is not None and not settings.backbone_weights.is_file():
         raise ConfigError(f"ANIFACE_BACKBONE_WEIGHTS: no such file {settings.backbone_weights}")
-    if settings.backbone_server and settings.model_dir is None:
+    if settings.backbone_server and settings.model_dir is None and settings.model_hub is None:
         raise ConfigError("ANIFACE_BACKBONE_SERVER needs ANIFACE_MODEL: the server runs that model's backbone, and "
                           "the replica checks it is the same one")
     if not 0.1 <= settings.backbone_server_timeout <= 600:

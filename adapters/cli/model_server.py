@@ -1,4 +1,4 @@
-"""`aniface model-server MODEL_DIR`: serve the model's backbone to every replica (ANIFACE_BACKBONE_SERVER there)."""
+"""`aniface model-server MODEL`: serve the model's backbone to every replica (ANIFACE_BACKBONE_SERVER there)."""
 
 from __future__ import annotations
 
@@ -13,11 +13,12 @@ from adapters.cli.exit_codes import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 def register(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "model-server", help="serve a model's backbone to the replicas (Triton, batching their requests)",
-        description="Run MODEL_DIR's backbone on Triton Inference Server (PyTriton), batching the requests of "
+        description="Run MODEL's backbone on Triton Inference Server (PyTriton), batching the requests of "
                     "every replica whose ANIFACE_BACKBONE_SERVER points here. Detection and the head stay in the "
                     "replicas. Needs its own environment: pip install 'aniface[model-server]' (README, "
                     "\"Running several replicas\").")
-    parser.add_argument("model", metavar="MODEL_DIR", help="model directory (the replicas' ANIFACE_MODEL)")
+    parser.add_argument("model", metavar="MODEL", help="model directory or hf://owner/name[@revision] (the replicas' "
+                                                       "ANIFACE_MODEL)")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8000, help="HTTP port, KServe v2 protocol (default: 8000)")
     parser.add_argument("--max-batch", type=int, default=32, help="most crops in one network call (default: 32)")

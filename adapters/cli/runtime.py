@@ -33,13 +33,14 @@ def recognizer_settings(settings: Settings) -> RecognizerSettings:
 
 def build_recognizer(settings: Settings) -> Recognizer:
     """The model from settings; without one, a backbone alone, whose gallery learns from corrections."""
+    model = None
     if settings.model_hub is not None:  # fetched, or found in the Hub's cache, and checked (recognizer.hub)
         from recognizer.hub.fetch import open_model
 
-        return Recognizer(open_model(settings.model_hub), settings=recognizer_settings(settings),
-                          backbone_weights=settings.backbone_weights)
-    if settings.model_dir is not None:
+        model = open_model(settings.model_hub)
+    elif settings.model_dir is not None:
         model = read_model(settings.model_dir)
+    if model is not None:
         backbone = served_backbone(model, settings) if settings.backbone_server else None
         return Recognizer(model, settings=recognizer_settings(settings), backbone=backbone,
                           backbone_weights=settings.backbone_weights)
