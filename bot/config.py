@@ -60,6 +60,10 @@ class Settings:
     backbone_input_size: int = 299
     backbone_layers: tuple[str, ...] = DEFAULT_FEATURE_LAYERS
     backbone_preprocessing: str = "inception"
+    # A model server that runs the model's backbone for every replica, batching their requests (`aniface
+    # model-server`, http://host:port); detection and the head stay here. None: the backbone runs here.
+    backbone_server: str | None = None
+    backbone_server_timeout: float = 10.0  # seconds a picture waits for the server before "unavailable"
     detector: str = "animeface"
     detector_scan: str = "thorough"
     detect_max_side: int = DEFAULT_DETECT_MAX_SIDE  # 0: search images at full size
@@ -120,6 +124,8 @@ class Settings:
                  "model: none (an empty gallery that learns from corrections)"]
         if self.backbone_weights:
             lines.append(f"backbone weights: {self.backbone_weights}")
+        if self.backbone_server:
+            lines.append(f"backbone: on the model server {self.backbone_server}")
         platforms = [name for name, on in (("telegram", self.telegram_token), ("discord", self.discord_token),
                                            ("web", self.web_enabled)) if on]
         lines.append("platforms: " + (", ".join(platforms) or "none"))
@@ -139,6 +145,8 @@ _FIELDS: dict[str, tuple[str, str, str]] = {
     "backbone_input_size": ("ANIFACE_BACKBONE_INPUT_SIZE", "backbone_input_size", "int"),
     "backbone_layers": ("ANIFACE_BACKBONE_LAYERS", "backbone_layers", "list"),
     "backbone_preprocessing": ("ANIFACE_BACKBONE_PREPROCESSING", "backbone_preprocessing", "str"),
+    "backbone_server": ("ANIFACE_BACKBONE_SERVER", "backbone_server", "url"),
+    "backbone_server_timeout": ("ANIFACE_BACKBONE_SERVER_TIMEOUT", "backbone_server_timeout", "seconds"),
     "detector": ("ANIFACE_DETECTOR", "detector", "str"),
     "detector_scan": ("ANIFACE_DETECTOR_SCAN", "detector_scan", "str"),
     "detect_max_side": ("ANIFACE_DETECT_MAX_SIDE", "detect_max_side", "int"),
@@ -333,6 +341,11 @@ def _validate(settings: Settings) -> None:
         raise ConfigError(f"ANIFACE_MODEL: {settings.model_dir} is not a model directory (no manifest.json)")
     if settings.backbone_weights is not None and not settings.backbone_weights.is_file():
         raise ConfigError(f"ANIFACE_BACKBONE_WEIGHTS: no such file {settings.backbone_weights}")
+    if settings.backbone_server and settings.model_dir is None and settings.model_hub is None:
+        raise ConfigError("ANIFACE_BACKBONE_SERVER needs ANIFACE_MODEL: the server runs that model's backbone, and "
+                          "the replica checks it is the same one")
+    if not 0.1 <= settings.backbone_server_timeout <= 600:
+        raise ConfigError("ANIFACE_BACKBONE_SERVER_TIMEOUT must be from 0.1 to 600 seconds")
     if settings.detector not in ("animeface", "lbpcascade"):
         raise ConfigError("ANIFACE_DETECTOR must be animeface or lbpcascade")
     if settings.detector_scan not in ("fast", "thorough"):

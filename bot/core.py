@@ -39,6 +39,7 @@ from bot.storage.events import Changes
 from bot.storage.repository import NewFace, NewPrediction, Repository
 from bot.worker import Busy, WorkerPool
 from recognizer import Box, DecodeLimits, ImageRejected, Recognizer, load_image
+from recognizer.errors import BackboneUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +128,10 @@ class Core:
         waits for no compilation (the scans' JIT, the backbone's first trace). Before any platform connects:
         done later, it holds the interpreter while chats wait. Returns the seconds it took."""
         started = time.perf_counter()
-        await self.pool.run(self.recognizer.warm_up)
+        try:
+            await self.pool.run(self.recognizer.warm_up)
+        except BackboneUnavailable as error:  # the model server warms itself; this process is ready without it
+            log.warning("warm-up stopped at the backbone: %s", error)
         seconds = time.perf_counter() - started
         log.info("warm-up done in %.1f s", seconds)
         return seconds
@@ -156,7 +160,11 @@ class Core:
             for start in range(0, len(stale), 32):
                 chunk = stale[start:start + 32]
                 crops = [np.asarray(Image.open(io.BytesIO(crop)).convert("RGB")) for _, crop, _ in chunk]
-                embeddings = await self.pool.run(self.recognizer.backbone.embed, crops)
+                try:
+                    embeddings = await self.pool.run(self.recognizer.backbone.embed, crops)
+                except BackboneUnavailable as error:  # taught again at the next start; pictures wait meanwhile
+                    log.warning("%d taught faces not re-embedded: %s", len(stale) - start, error)
+                    return
                 await asyncio.to_thread(self.store.update_embeddings,
                                         [(f, _embedding_bytes(e)) for (f, _, _), e in zip(chunk, embeddings)])
                 for (face_id, _, label), embedding in zip(chunk, embeddings):
@@ -187,6 +195,8 @@ class Core:
                                              not image.shows_faces)
             except Busy:
                 return self._counted(image, started, Reply(ReplyKind.BUSY, wording.BUSY))
+            except BackboneUnavailable as error:
+                return self._unavailable(image, started, error)
             except ImageRejected as error:
                 return self._counted(image, started, Reply(ReplyKind.REFUSED, wording.refused(error.user_message)),
                                      reason=reason_of(error))
@@ -195,6 +205,11 @@ class Core:
                 return self._counted(image, started, Reply(ReplyKind.NO_FACE, wording.NO_FACE, annotated_png=None,
                                                            size=(result.width, result.height)))
             return self._counted(image, started, await self._stored_reply(image, result), faces=len(result.faces))
+
+    def _unavailable(self, image: IncomingImage, started: float, error: BackboneUnavailable) -> Reply:
+        """The backbone's model server cannot name faces now: a plain answer, and the reason in the log."""
+        log.warning("recognition unavailable: %s", error)
+        return self._counted(image, started, Reply(ReplyKind.UNAVAILABLE, wording.UNAVAILABLE))
 
     def _counted(self, image: IncomingImage, started: float, reply: Reply, *, reason: str | None = None,
                  faces: int = 0) -> Reply:
@@ -295,6 +310,8 @@ class Core:
                                          settings.unknown_threshold)
         except Busy:
             return self._counted(image, started, Reply(ReplyKind.BUSY, wording.BUSY))
+        except BackboneUnavailable as error:
+            return self._unavailable(image, started, error)
         except ImageRejected as error:
             return self._counted(image, started, Reply(ReplyKind.REFUSED, wording.refused(error.user_message)),
                                  reason=reason_of(error))
@@ -505,9 +522,13 @@ class Core:
 
     async def readiness(self) -> str | None:
         """None when the bot can take work, else why not (for a readiness check): the database must be
-        writable, or every correction fails."""
+        writable, or every correction fails, and the backbone's model server, when there is one, must answer."""
         reason = await asyncio.to_thread(self.database.unwritable_reason)
-        return None if reason is None else f"the database cannot be written: {reason}"
+        if reason is not None:
+            return f"the database cannot be written: {reason}"
+        backbone = self.recognizer.backbone
+        reason = await asyncio.to_thread(backbone.unavailable_reason) if backbone is not None else None
+        return None if reason is None else f"faces cannot be named: {reason}"
 
     def status(self) -> Status:
         """What a health check reports: the model, and how many characters the bot knows."""

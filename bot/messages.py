@@ -64,6 +64,7 @@ class ReplyKind(str, Enum):
     NO_FACE = "no_face"
     REFUSED = "refused"    # unreadable, too large...
     BUSY = "busy"
+    UNAVAILABLE = "unavailable"  # recognition cannot run now (the backbone's model server does not answer)
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 #: the stages of `Recognizer.identify` as the core times them (`recognizer` reports detect/embed/classify)
 STAGES = ("decode", "detect", "embed", "classify", "annotate")
 #: how a picture ended; "ignored": the chat answers only when asked, and nobody asked
-OUTCOMES = ("answered", "no_face", "refused", "busy", "ignored")
+OUTCOMES = ("answered", "no_face", "refused", "busy", "unavailable", "ignored")
 #: how corrections arrive (`Correction.via`); anything else is counted as "other"
 CORRECTION_KINDS = ("command", "reaction", "button", "reply", "web")
 #: the platforms of the shipped adapters; a third-party adapter's own is counted as "other"

@@ -62,6 +62,7 @@ def guess_text(face: FaceSummary) -> str:
 NO_FACE = ("I couldn't find an anime face in this picture. Faces that are very small, turned away or "
            "drawn in an unusual style are easy to miss.")
 BUSY = "I'm busy with other pictures right now \u2014 please send it again in a minute."
+UNAVAILABLE = "Recognition is unavailable right now \u2014 please send the picture again in a few minutes."
 
 
 def refused(user_message: str) -> str:

@@ -97,6 +97,24 @@ def colour_histogram(crop: np.ndarray) -> np.ndarray:
     return (histogram / max(float(histogram.sum()), 1.0)).astype(np.float32)
 
 
+def scale_pixels(batch: np.ndarray, preprocessing: str) -> np.ndarray:
+    """Resized pixels (0..255, float32) scaled as the network expects, in place: the one scaling rule, which a
+    model server applies too (`recognizer.remote_backbone` sends the pixels, 4 times smaller than floats)."""
+    if preprocessing == "inception":
+        batch *= 1.0 / 127.5
+        batch -= 1.0
+    else:
+        batch *= 1.0 / 255.0
+    return batch
+
+
+def unscaled_pixels(batch: np.ndarray, preprocessing: str) -> np.ndarray:
+    """`scale_pixels` undone: the uint8 pixels a prepared batch was made of. Exact, because `prepare` resizes
+    uint8 crops into uint8 values before scaling them, so every value is a whole number before the scaling."""
+    pixels = (batch + 1.0) * 127.5 if preprocessing == "inception" else batch * 255.0
+    return np.rint(pixels).clip(0, 255).astype(np.uint8)
+
+
 def file_sha256(path: str | os.PathLike) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
@@ -150,12 +168,7 @@ class Backbone:
             shrinking = crop.shape[0] > size or crop.shape[1] > size
             batch[index] = cv2.resize(crop, (size, size),
                                       interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
-        if self.spec.preprocessing == "inception":
-            batch *= 1.0 / 127.5
-            batch -= 1.0
-        else:
-            batch *= 1.0 / 255.0
-        return batch
+        return scale_pixels(batch, self.spec.preprocessing)
 
     def _normalised(self, crop: np.ndarray) -> np.ndarray:
         """The crop shrunk to the spec's face resolution (long side), when it is larger."""
@@ -202,7 +215,14 @@ class Backbone:
 
     @property
     def runtime(self) -> str:
-        return "tensorflow" if isinstance(self.network, KerasForward) else "litert"
+        if isinstance(self.network, KerasForward):
+            return "tensorflow"
+        return getattr(self.network, "runtime", "litert")  # a model server's client names itself
+
+    def unavailable_reason(self) -> str | None:
+        """Why the network cannot run now (its model server does not answer), or None: a local runtime can."""
+        check = getattr(self.network, "unavailable_reason", None)
+        return check() if check is not None else None
 
     def _keras(self) -> KerasForward:
         if not isinstance(self.network, KerasForward):

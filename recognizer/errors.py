@@ -60,6 +60,11 @@ class ModelError(RuntimeError):
     """A model directory or backbone weights that cannot be used; the message says what to do."""
 
 
+class BackboneUnavailable(RuntimeError):
+    """The backbone's model server cannot embed now (down, unreachable, overloaded, or serving another model
+    since): a passing state, unlike ModelError. The message is for logs and health checks, not for a user."""
+
+
 def format_bytes(size: int) -> str:
     for unit, scale in (("GB", 1 << 30), ("MB", 1 << 20), ("KB", 1 << 10)):
         if size >= scale:

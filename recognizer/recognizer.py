@@ -90,7 +90,7 @@ class Recognizer:
             self.search = FaceSearch(self.detector, cascade, other_passes=other_passes,
                                      sure_likelihood=self.settings.min_likelihood)
         if backbone is None and model is not None:
-            backbone = _model_backbone(model, backbone_weights, self.settings.backbone_threads)
+            backbone = model_backbone(model, backbone_weights, self.settings.backbone_threads)
         if backbone is not None and model is not None and backbone.spec != model.manifest.backbone:
             raise ModelError("the backbone given differs from the one this model was trained on")
         self.backbone = backbone
@@ -308,7 +308,7 @@ class Recognizer:
         self.annotate(image, [Face(1, Box(200, 100, 160, 160), 1.0)])
 
 
-def _model_backbone(model: ModelFiles, weights: str | os.PathLike | None, threads: int | None) -> Backbone:
+def model_backbone(model: ModelFiles, weights: str | os.PathLike | None, threads: int | None) -> Backbone:
     """The converted backbone on LiteRT when the model directory holds one, else the Keras network."""
     if model.converted_backbone is not None:
         return Backbone.converted(model.manifest.backbone, model.converted_backbone, threads)

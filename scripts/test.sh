@@ -22,7 +22,22 @@ if [ ! -x "$venv/bin/python" ]; then
   "$python" -m venv "$venv"
 fi
 "$venv/bin/python" -m pip install --quiet --upgrade pip
-"$venv/bin/python" -m pip install --quiet -e '.[test]'
+"$venv/bin/python" -m pip install --quiet -e '.[test,offload]'
+
+# --- the model server's own environment, for tests/test_offload.py --------------------------------
+# `aniface model-server` runs Triton through PyTriton, which pins numpy<2 while the bot runs on numpy 2, so it
+# gets an environment of its own (what the README asks of a deployment too). About 1 minute the first time with
+# pip's cache warm from the step above (TensorFlow is the bulk), 2 from an empty one; seconds after that.
+# ANIFACE_TEST_MODEL_SERVER=skip: none; those tests are skipped (under CI=true they fail).
+if [ "${ANIFACE_TEST_MODEL_SERVER:-}" != skip ] && [ -z "${ANIFACE_MODEL_SERVER_PYTHON:-}" ]; then
+  if [ ! -x .venv-model-server/bin/python ]; then
+    "$python" -m venv .venv-model-server
+  fi
+  if ! .venv-model-server/bin/python -m pip install --quiet -e '.[model-server]'; then
+    echo "scripts/test.sh: WARNING: installing the model server's environment failed; tests/test_offload.py's" \
+         "real-server tests will be SKIPPED (under CI=true they fail)" >&2
+  fi
+fi
 
 # --- PostgreSQL ----------------------------------------------------------------------------------
 

@@ -14,11 +14,12 @@ import os
 import sys
 from typing import Sequence
 
-from adapters.cli import (db, discord_sync, evaluate, export, harvest, identify, model, prelabel, serve, telegram,
-                          train)
+from adapters.cli import (db, discord_sync, evaluate, export, harvest, identify, model, model_server, prelabel, serve,
+                          telegram, train)
 from adapters.cli.exit_codes import EXIT_USAGE
 
-SUBCOMMANDS = (serve, identify, train, evaluate, model, export, db, discord_sync, telegram, harvest, prelabel)
+SUBCOMMANDS = (serve, identify, train, evaluate, model, model_server, export, db, discord_sync, telegram, harvest,
+               prelabel)
 CONFIG_HELP = "TOML settings file (default: ANIFACE_CONFIG); environment variables win over it"
 
 

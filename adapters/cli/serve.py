@@ -126,6 +126,7 @@ def run(args: argparse.Namespace) -> int:
 def _build(settings: Settings) -> Any:
     """The core, or an exit code after saying plainly what went wrong."""
     from adapters.cli.runtime import build_core, build_recognizer
+    from recognizer.remote_backbone import ServedBackboneRefused
 
     if settings.model_hub is not None:
         _say(f"  fetching the model {settings.model_hub} (or finding it in the Hugging Face cache)...")
@@ -138,6 +139,8 @@ def _build(settings: Settings) -> Any:
     except Exception as error:  # noqa: BLE001 - a model, a weights file or a download: one clear paragraph
         log.debug("loading the recognizer failed", exc_info=True)
         detail = " ".join(str(error).split())[:400] or type(error).__name__
+        if isinstance(error, ServedBackboneRefused):  # the model is fine; the server is the wrong one
+            return _fail(f"{detail} (ANIFACE_BACKBONE_SERVER).")
         if settings.model_hub is not None:
             return _fail(f"the model {settings.model_hub} could not be used: {detail}")
         if settings.model_dir is not None:

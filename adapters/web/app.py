@@ -203,6 +203,8 @@ async def identify(request: web.Request) -> web.Response:
         raise ApiError(503, "busy", reply.text, {"Retry-After": str(BUSY_RETRY_AFTER_S)})
     if reply.kind == ReplyKind.REFUSED:
         raise ApiError(422, "image_rejected", reply.text)
+    if reply.kind == ReplyKind.UNAVAILABLE:
+        raise ApiError(503, "unavailable", reply.text, {"Retry-After": str(BUSY_RETRY_AFTER_S)})
     size = reply.size if reply.prediction_id is not None else None
     status = core.status()
     annotated_url = None

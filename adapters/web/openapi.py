@@ -72,7 +72,8 @@ _DOCUMENT = {
                     "415": _error("not a multipart/form-data request"),
                     "422": _error("the file is not a picture that can be read, or it is over the pixel limit"),
                     "429": _error("too many requests from this address", _RETRY_AFTER),
-                    "503": _error("the recognizer is busy, or the server is stopping", _RETRY_AFTER),
+                    "503": _error("the recognizer is busy, its model server does not answer, or the server is "
+                                  "stopping", _RETRY_AFTER),
                 },
             },
         },
