@@ -23,6 +23,7 @@ from tests.test_discord import pointed_at, replies_to, shown_text  # first: it i
 from adapters.cli import main
 from adapters.discord_bot import AdapterOptions, DiscordBot, DiscordSettings, SettingsError, build_client
 from bot import wording
+from bot.i18n import words
 from bot.config import ConfigError, load_settings
 from bot.messages import Reply, ReplyKind
 from tests.adapter_fixtures import encode, scene  # noqa: F401 - scene: a fixture
@@ -30,6 +31,8 @@ from tests.discord_fake import FakeDiscord
 from tests.scripted_core import ScriptedCore
 from tests.storage_fixtures import fresh_postgres_database
 from tests.replicas import clean_environment
+
+EN = words("en")  # the wording the tests' English-speaking users get
 
 REPO = Path(__file__).resolve().parents[1]
 FAST = AdapterOptions(ack_window=0.3, guild_ready_timeout=0.05, drain_timeout=20.0)
@@ -105,7 +108,7 @@ async def test_aniface_discord_sync_registers_the_commands_once(tmp_path):
         [put] = fake.calls_to("sync_commands")  # one request, globally
         assert put.path.endswith(f"/applications/{fake.app_id}/commands")
         assert {(c["name"], c.get("type", 1)) for c in put.payload} == COMMANDS
-        serving = build_client(ScriptedCore(Reply(ReplyKind.NO_FACE, wording.NO_FACE)))
+        serving = build_client(ScriptedCore(Reply(ReplyKind.NO_FACE, wording.no_face(EN))))
         assert put.payload == [c.to_dict(serving.tree) for c in serving.tree.get_commands()]  # what the bot answers
         assert "synced 7 commands globally" in said
         assert not fake.sessions  # REST only: no gateway session was opened
@@ -142,7 +145,7 @@ def test_aniface_discord_sync_needs_a_token(tmp_path, monkeypatch, capsys):
 # --- one process, the count Discord recommends ---------------------------------------------------
 
 async def test_without_shard_settings_one_process_runs_the_shards_discord_recommends(scene):
-    core = ScriptedCore(Reply(ReplyKind.NO_FACE, wording.NO_FACE))
+    core = ScriptedCore(Reply(ReplyKind.NO_FACE, wording.no_face(EN)))
     fake = FakeDiscord()
     await fake.start()
     fake.recommended_shards = 2  # /gateway/bot says 2: discord.py runs both, here
@@ -165,7 +168,7 @@ async def test_without_shard_settings_one_process_runs_the_shards_discord_recomm
                                                                                         "image/png")])
                     fake.push_message(message)
                     [call] = await fake.wait_for("create_message", where=lambda c, m=message: replies_to(c, m))
-                    assert shown_text(call.content) == wording.NO_FACE
+                    assert shown_text(call.content) == wording.no_face(EN)
             finally:
                 await bot.stop()
         assert not fake.calls_to("sync_commands", ok=None)

@@ -27,7 +27,7 @@ COMMANDS = {
 }
 IDENTIFY_IMAGE = N_("The picture: PNG, JPEG, WebP or GIF")
 SETTINGS_MODE = N_("all: every picture; asked: only /identify, the Apps menu and mentions")
-SETTINGS_THRESHOLD = N_("Faces below this confidence are 'unknown': e.g. 40% or 0.4; 'default' for the model's own")
+SETTINGS_THRESHOLD = N_("Faces below this confidence are 'unknown': e.g. 0.4 or 40%; 'default' for the model's own")
 SETTINGS_LANGUAGE = N_("The language I answer in here; 'default': each person's own")
 ALIAS_NAME = N_("The character's name as I know it")
 ALIAS_OTHER = N_("The other name, as people write it")
@@ -88,7 +88,7 @@ def settings_usage(w: Words) -> str:
         "/settings mode:all \u2014 " + w.gettext("answer every picture"),
         "/settings mode:asked \u2014 " + w.gettext("answer only /identify, the Apps menu and pictures that mention "
                                                     "me"),
-        "/settings threshold:40% \u2014 " + w.gettext("call faces below 40% confidence \u201cunknown\u201d"),
+        "/settings threshold:40% \u2014 " + w.gettext("call faces below {percent} confidence \u201cunknown\u201d", percent=w.percent(0.4)),
         "/settings threshold:default \u2014 " + w.gettext("use the model's own threshold"),
         "/settings language:ja \u2014 " + w.gettext("answer in one language here (en, ja, zh_Hans, ko, ru, es, "
                                                      "pt_BR)"),

@@ -143,7 +143,7 @@ def settings_usage(w: Words, username: str | None) -> str:
                                                   "privacy mode off)"),
         "/settings mode asked \u2014 " + w.gettext("answer only {command} in reply to a picture",
                                                     command=identify_command(username)),
-        "/settings threshold 40% \u2014 " + w.gettext("call faces below 40% confidence \u201cunknown\u201d"),
+        "/settings threshold 40% \u2014 " + w.gettext("call faces below {percent} confidence \u201cunknown\u201d", percent=w.percent(0.4)),
         "/settings threshold default \u2014 " + w.gettext("use the model's own threshold"),
         "/settings language ja \u2014 " + w.gettext("answer in one language here (en, ja, zh_Hans, ko, ru, es, "
                                                      "pt_BR)"),
