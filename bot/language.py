@@ -44,11 +44,11 @@ def from_accept_language(header: str | None) -> str | None:
     for index, part in enumerate(header.split(",")[:32]):  # a header is short; a hostile one is cut
         tag, _, params = part.strip().partition(";")
         quality = 1.0
-        match = re.search(r"q\s*=\s*([0-9.]+)", params)
+        match = re.search(r"q\s*=\s*([^;\s]*)", params)
         if match:
             try:
                 quality = float(match.group(1))
-            except ValueError:
+            except ValueError:  # a malformed weight: the tag is not believed
                 continue
         if quality > 0:
             ranked.append((-quality, index, tag.strip()))

@@ -21,7 +21,7 @@ from bot.storage.db import Database
 from bot.storage.engine import make_engine, use_write_ahead_log
 from bot.storage.models import Alias, Base, Character, Face, Prediction
 
-HEAD = "0006"
+HEAD = "0007"
 TABLES = set(Base.metadata.tables)
 
 
