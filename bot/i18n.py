@@ -59,10 +59,14 @@ class Words:
         return format_percent(probability, locale=self.locale)
 
 
-@functools.cache
 def words(language: str | None = DEFAULT) -> Words:
-    """The `Words` of a shipped language (a platform's tag is read with `bot.language.supported`)."""
-    code = supported(language) or DEFAULT
+    """The `Words` of a shipped language (a platform's tag is read with `bot.language.supported`; any other
+    tag gets English)."""
+    return _shipped(supported(language) or DEFAULT)
+
+
+@functools.cache  # keyed by the shipped code only: a platform's tags are as many as people care to send
+def _shipped(code: str) -> Words:
     if code == DEFAULT:
         return Words(code, gettext.NullTranslations())
     # opened by path: gettext.translation() would "normalise" zh_Hans through the C library's locale aliases
