@@ -639,7 +639,7 @@ async def test_help_privacy_and_commands_synced_per_guild_in_development(core):
             assert sync.path.endswith(f"/guilds/{guild['id']}/commands")
             names = {(c["name"], c.get("type", 1)) for c in sync.payload}
             assert names == {("identify", 1), ("help", 1), ("privacy", 1), ("settings", 1), ("export", 1),
-                             ("Identify characters", 3), ("Correct this", 3)}
+                             ("alias", 1), ("Identify characters", 3), ("Correct this", 3)}
             identify = next(c for c in sync.payload if c["name"] == "identify")
             assert identify["options"][0]["type"] == 11 and identify["options"][0]["required"]  # an attachment
             alice = bot.user()

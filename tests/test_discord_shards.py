@@ -21,6 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.test_discord import pointed_at, replies_to, shown_text  # first: it imports discord.py quietly
 from adapters.cli import main
+from adapters.discord_bot.translator import CatalogTranslator
 from adapters.discord_bot import AdapterOptions, DiscordBot, DiscordSettings, SettingsError, build_client
 from bot import wording
 from bot.i18n import words
@@ -36,7 +37,7 @@ EN = words("en")  # the wording the tests' English-speaking users get
 
 REPO = Path(__file__).resolve().parents[1]
 FAST = AdapterOptions(ack_window=0.3, guild_ready_timeout=0.05, drain_timeout=20.0)
-COMMANDS = {("identify", 1), ("help", 1), ("privacy", 1), ("settings", 1), ("export", 1),
+COMMANDS = {("identify", 1), ("help", 1), ("privacy", 1), ("settings", 1), ("export", 1), ("alias", 1),
             ("Identify characters", 3), ("Correct this", 3)}
 
 
@@ -109,8 +110,11 @@ async def test_aniface_discord_sync_registers_the_commands_once(tmp_path):
         assert put.path.endswith(f"/applications/{fake.app_id}/commands")
         assert {(c["name"], c.get("type", 1)) for c in put.payload} == COMMANDS
         serving = build_client(ScriptedCore(Reply(ReplyKind.NO_FACE, wording.no_face(EN))))
-        assert put.payload == [c.to_dict(serving.tree) for c in serving.tree.get_commands()]  # what the bot answers
-        assert "synced 7 commands globally" in said
+        # what the bot answers, with the descriptions in every shipped language
+        translator = CatalogTranslator()
+        assert put.payload == [await c.get_translated_payload(serving.tree, translator)
+                               for c in serving.tree.get_commands()]
+        assert "synced 8 commands globally" in said
         assert not fake.sessions  # REST only: no gateway session was opened
 
         code, said = await finished(fake, "discord", "sync", "--guild", first["id"], "--guild", second["id"], log=log,
@@ -124,7 +128,7 @@ async def test_aniface_discord_sync_registers_the_commands_once(tmp_path):
                                     DISCORD_GUILD_IDS=first["id"], ANIFACE_DATA_DIR=data)
         assert code == 0, said
         assert fake.calls_to("sync_commands")[-1].payload == [] and not fake.commands[int(first["id"])]
-        assert len(fake.commands[None]) == 7
+        assert len(fake.commands[None]) == 8
 
         code, said = await finished(fake, "discord", "sync", log=log, DISCORD_TOKEN="not-the-token",
                                     ANIFACE_DATA_DIR=data)
