@@ -13,6 +13,7 @@ from typing import Any, AsyncContextManager, AsyncIterator, Awaitable, Callable,
     TypeVar
 
 from bot import wording
+from bot.i18n import Words, words
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,7 @@ class LazySign:
 @dataclass
 class _Pending(Generic[Ref]):
     reply_to: Ref
+    w: Words
     lines: list[str] = field(default_factory=list)
 
 
@@ -56,10 +58,11 @@ class AckBatcher(Generic[Ref]):
         self._send, self._spawn, self._window, self._lines = send, spawn, window, lines
         self._pending: dict[Hashable, _Pending[Ref]] = {}
 
-    def add(self, chat: Hashable, reply_to: Ref, line: str) -> None:
+    def add(self, chat: Hashable, reply_to: Ref, line: str, w: Words | None = None) -> None:
+        """`line` in the language `w` speaks (the first line's language is the message's)."""
         pending = self._pending.get(chat)
         if pending is None:
-            pending = self._pending[chat] = _Pending(reply_to)
+            pending = self._pending[chat] = _Pending(reply_to, w or words())
             self._spawn(self._flush(chat))
         if line not in pending.lines:
             pending.lines.append(line)
@@ -68,6 +71,6 @@ class AckBatcher(Generic[Ref]):
         await asyncio.sleep(self._window())
         pending = self._pending.pop(chat)
         try:
-            await self._send(chat, pending.reply_to, wording.acks_together(pending.lines, self._lines))
+            await self._send(chat, pending.reply_to, wording.acks_together(pending.w, pending.lines, self._lines))
         except Exception as error:  # noqa: BLE001 - a platform error: logged, the chat goes on
             log.warning("could not acknowledge reactions in %s: %s", chat, error)

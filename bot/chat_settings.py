@@ -1,4 +1,5 @@
-"""A chat's settings in a person's words: `/settings mode asked`, `threshold 40%`, `threshold default`.
+"""A chat's settings in a person's words: `/settings mode asked`, `threshold 40%`, `threshold default`,
+`language ja`, `language default`.
 
 One reader for every platform (Telegram types the words, Discord's slash command has a field each).
 """
@@ -30,8 +31,18 @@ def parse_mode(text: str) -> SettingsChange | None:
     return SettingsChange(answer_mode=value) if value in _MODES else None
 
 
+def parse_language(text: str) -> SettingsChange:
+    """"ja" -> language "ja" (the core checks it is shipped); "default" -> each person's own again."""
+    value = text.strip()
+    if value.lower() in _RESET:
+        return SettingsChange(reset_language=True)
+    return SettingsChange(language=value)
+
+
 def parse_words(words: list[str]) -> SettingsChange | None:
     """["mode", "asked"] -> answer_mode asked; ["threshold", "40%"] -> 0.4; ["asked"] alone too."""
+    if len(words) == 2 and words[0].lower() in ("language", "lang"):
+        return parse_language(words[1])
     words = [word.lower() for word in words]
     if len(words) == 1:
         return parse_mode(words[0])
@@ -45,8 +56,15 @@ def parse_words(words: list[str]) -> SettingsChange | None:
     return None
 
 
-def combine(mode: str | None, threshold: str | None) -> SettingsChange | None:
+def combine(mode: str | None, threshold: str | None, language: str | None = None) -> SettingsChange | None:
     """Separate fields (a slash command's options): None when one of them cannot be read."""
+    if language is not None:
+        spoken = parse_language(language)
+        rest = combine(mode, threshold)
+        if rest is None:
+            return None
+        return SettingsChange(rest.answer_mode, rest.unknown_threshold, rest.reset_threshold, spoken.language,
+                              spoken.reset_language)
     change = SettingsChange()
     if threshold is not None:
         parsed = parse_threshold(threshold)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import io
 import logging
@@ -20,17 +21,18 @@ from typing import AsyncIterator, Sequence
 
 import numpy as np
 from PIL import Image
-from bot import chat_settings, wording
+from bot import chat_settings, language, wording
 from bot.albums import Albums
 from bot.correcting import Corrector
 from bot.following import Follower
+from bot.i18n import Words, words
 from bot.corrections import parse_wrong, reaction_meaning, read_answer
 from bot.inbound import InboundRoutes
 from bot.loop_lag import LoopLag
 from bot.metrics import Metrics, reason_of
 from bot.export import ExportSummary, export_dataset
 from bot.messages import (Ack, AckReason, AlbumClaim, AlbumPart, AnswerMode, ChatSettingsView, Correction,
-                          FaceSummary, FetchRefused, IncomingImage, NotAllowed, Person, Reply, ReplyKind, SettingsChange, Status, Verdict)
+                          BoxRejected, FaceSummary, FetchRefused, IncomingImage, NotAllowed, Person, Reply, ReplyKind, SettingsChange, Status, Verdict)
 from bot.names import NameBook
 from bot.privacy import Hasher
 from bot.storage.albums import AlbumStore
@@ -40,6 +42,7 @@ from bot.storage.repository import NewFace, NewPrediction, Repository
 from bot.worker import Busy, WorkerPool
 from recognizer import Box, DecodeLimits, ImageRejected, Recognizer, load_image
 from recognizer.errors import BackboneUnavailable
+from recognizer.labels import clean_name
 
 log = logging.getLogger(__name__)
 
@@ -180,6 +183,7 @@ class Core:
         Each picture is counted (`self.metrics`) by how it ended, and logged in one line."""
         started = time.perf_counter()
         settings = await self.chat_settings(image.platform, image.chat_id)
+        w = self._words(settings, image.sender)
         if not chat_settings.answers(settings, asked=image.asked, private=image.is_private):
             self._count_picture(image.platform, "ignored")
             return None
@@ -188,28 +192,28 @@ class Core:
             try:
                 data = await image.read()
             except FetchRefused as refusal:
-                return self._counted(image, started, Reply(ReplyKind.REFUSED, wording.refused(refusal.user_message)),
-                                     reason=reason_of(refusal))
+                return self._counted(image, started, Reply(ReplyKind.REFUSED, wording.refused(w, refusal),
+                                                           language=w.language), reason=reason_of(refusal))
             try:
                 result = await self.pool.run(self._recognize, data, settings.unknown_threshold,
                                              not image.shows_faces)
             except Busy:
-                return self._counted(image, started, Reply(ReplyKind.BUSY, wording.BUSY))
+                return self._counted(image, started, Reply(ReplyKind.BUSY, wording.busy(w), language=w.language))
             except BackboneUnavailable as error:
-                return self._unavailable(image, started, error)
+                return self._unavailable(image, started, error, w)
             except ImageRejected as error:
-                return self._counted(image, started, Reply(ReplyKind.REFUSED, wording.refused(error.user_message)),
-                                     reason=reason_of(error))
+                return self._counted(image, started, Reply(ReplyKind.REFUSED, wording.refused(w, error),
+                                                           language=w.language), reason=reason_of(error))
             self.metrics.stages(result.timings)
             if not result.faces:
-                return self._counted(image, started, Reply(ReplyKind.NO_FACE, wording.NO_FACE, annotated_png=None,
-                                                           size=(result.width, result.height)))
-            return self._counted(image, started, await self._stored_reply(image, result), faces=len(result.faces))
+                return self._counted(image, started, Reply(ReplyKind.NO_FACE, wording.no_face(w), annotated_png=None,
+                                                           size=(result.width, result.height), language=w.language))
+            return self._counted(image, started, await self._stored_reply(image, result, w), faces=len(result.faces))
 
-    def _unavailable(self, image: IncomingImage, started: float, error: BackboneUnavailable) -> Reply:
+    def _unavailable(self, image: IncomingImage, started: float, error: BackboneUnavailable, w: Words) -> Reply:
         """The backbone's model server cannot name faces now: a plain answer, and the reason in the log."""
         log.warning("recognition unavailable: %s", error)
-        return self._counted(image, started, Reply(ReplyKind.UNAVAILABLE, wording.UNAVAILABLE))
+        return self._counted(image, started, Reply(ReplyKind.UNAVAILABLE, wording.unavailable(w), language=w.language))
 
     def _counted(self, image: IncomingImage, started: float, reply: Reply, *, reason: str | None = None,
                  faces: int = 0) -> Reply:
@@ -226,7 +230,22 @@ class Core:
                                                "reason": reason, "faces": faces,
                                                "seconds": None if seconds is None else round(seconds, 3)})
 
-    async def _stored_reply(self, image: IncomingImage, result: _Recognition) -> Reply:
+    def _words(self, settings: ChatSettingsView, person: Person) -> Words:
+        """The language of an answer: the chat's fixed one, else the person's, else the default."""
+        return words(language.choose(settings.language, person.language))
+
+    async def words_for(self, person: Person, chat_id: str | None = None) -> Words:
+        """The words to say something to `person` in a chat (None: outside any chat, e.g. the web's form),
+        by the same rule as every answer (`bot.language.choose`)."""
+        if chat_id is None:
+            return words(language.choose(None, person.language))
+        try:
+            settings = await self.chat_settings(person.platform, chat_id)
+        except STORAGE_ERRORS:  # the person's own language will do
+            settings = ChatSettingsView()
+        return self._words(settings, person)
+
+    async def _stored_reply(self, image: IncomingImage, result: _Recognition, w: Words) -> Reply:
         try:
             prediction_id, face_ids = await asyncio.to_thread(self._store_prediction, image, result)
         except STORAGE_ERRORS:
@@ -237,17 +256,17 @@ class Core:
                             tuple((c.name, c.probability) for c in face.candidates), float(face.detection_score),
                             face.guessed)
                 for face in result.faces)
-            return Reply(ReplyKind.FACES, wording.unstored_faces_text(summaries, self.recognizer.can_name), None,
+            return Reply(ReplyKind.FACES, wording.unstored_faces_text(w, summaries, self.recognizer.can_name), None,
                          result.annotated_png, tuple(result.crops_png), (), (result.width, result.height),
-                         result.sheet_png)
+                         result.sheet_png, w.language)
         summaries = tuple(
             FaceSummary(face_id, face.number, tuple(face.box.as_list()), face.name,
                         tuple((c.name, c.probability) for c in face.candidates), float(face.detection_score),
                         face.guessed)
             for face_id, face in zip(face_ids, result.faces))
-        return Reply(ReplyKind.FACES, wording.faces_text(summaries, self.recognizer.can_name), prediction_id,
+        return Reply(ReplyKind.FACES, wording.faces_text(w, summaries, self.recognizer.can_name), prediction_id,
                      result.annotated_png, tuple(result.crops_png), summaries, (result.width, result.height),
-                     result.sheet_png)
+                     result.sheet_png, w.language)
 
     def _recognize(self, data: bytes, unknown_threshold: float | None, sheet: bool = False) -> _Recognition:
         started = time.perf_counter()
@@ -300,23 +319,24 @@ class Core:
         order given; corrected like any other face (`name_face`, `press`)."""
         started = time.perf_counter()
         settings = await self.chat_settings(image.platform, image.chat_id)
+        w = self._words(settings, image.sender)
         try:
             data = await image.read()
         except FetchRefused as refusal:
-            return self._counted(image, started, Reply(ReplyKind.REFUSED, wording.refused(refusal.user_message)),
-                                 reason=reason_of(refusal))
+            return self._counted(image, started, Reply(ReplyKind.REFUSED, wording.refused(w, refusal),
+                                                       language=w.language), reason=reason_of(refusal))
         try:
             result = await self.pool.run(self._recognize_regions, data, list(boxes),
                                          settings.unknown_threshold)
         except Busy:
-            return self._counted(image, started, Reply(ReplyKind.BUSY, wording.BUSY))
+            return self._counted(image, started, Reply(ReplyKind.BUSY, wording.busy(w), language=w.language))
         except BackboneUnavailable as error:
-            return self._unavailable(image, started, error)
+            return self._unavailable(image, started, error, w)
         except ImageRejected as error:
-            return self._counted(image, started, Reply(ReplyKind.REFUSED, wording.refused(error.user_message)),
-                                 reason=reason_of(error))
+            return self._counted(image, started, Reply(ReplyKind.REFUSED, wording.refused(w, error),
+                                                       language=w.language), reason=reason_of(error))
         self.metrics.stages(result.timings)
-        return self._counted(image, started, await self._stored_reply(image, result), faces=len(result.faces))
+        return self._counted(image, started, await self._stored_reply(image, result, w), faces=len(result.faces))
 
     def _recognize_regions(self, data: bytes, boxes: list, unknown_threshold: float | None) -> _Recognition:
         started = time.perf_counter()
@@ -325,14 +345,15 @@ class Core:
         pixels = decoded.pixels
         height, width = pixels.shape[:2]
         if not boxes:
-            raise ImageRejected("there is no box to look at")
+            raise BoxRejected("there is no box to look at")
         clipped = []
         for box in boxes:
             x, y, w, h = (int(round(float(v))) for v in box)
             left, top = min(max(x, 0), width), min(max(y, 0), height)
             right, bottom = min(max(x + w, 0), width), min(max(y + h, 0), height)
             if right - left < 8 or bottom - top < 8:
-                raise ImageRejected(f"a box you drew is too small or outside the {width}\u00d7{height} picture")
+                raise BoxRejected(f"a box you drew is too small or outside the {width}\u00d7{height} picture",
+                                  (width, height))
             clipped.append(Box(left, top, right - left, bottom - top))
         faces = self.recognizer.identify_regions(pixels, clipped, unknown_threshold=unknown_threshold,
                                                  timings=timings)
@@ -352,7 +373,8 @@ class Core:
     async def correct(self, correction: Correction) -> Ack:
         """Store a correction (committed before this returns) and teach the gallery at once (here, and
         through its events on every other process)."""
-        return await self._corrected(correction.person.platform, correction.via, self.corrector.correct, correction)
+        w = await self.words_for(correction.person, correction.chat_id)
+        return await self._corrected(correction.person.platform, correction.via, self.corrector.correct, correction, w)
 
     async def wrong_command(self, person: Person, chat_id: str, bot_message_id: str, arguments: str,
                             via: str = "command") -> Ack:
@@ -384,19 +406,24 @@ class Core:
     async def press(self, person: Person, chat_id: str, face_id: int, choice: int | None,
                     via: str = "button") -> Ack:
         """A button under an answer: candidate `choice` (1-based), or None for "none of these"."""
-        return await self._corrected(person.platform, via, self.corrector.press, person, chat_id, face_id, choice, via)
+        w = await self.words_for(person, chat_id)
+        return await self._corrected(person.platform, via, self.corrector.press, person, chat_id, face_id, choice, via,
+                                     w)
 
     async def name_face(self, person: Person, face_id: int, name: str, via: str = "web",
                         chat_id: str | None = None) -> Ack:
         """Say what a face is, by its id (the web page, a form under an answer): `name` as typed, so a
         bare number picks that guess, as everywhere."""
+        w = await self.words_for(person, chat_id)
         return await self._corrected(person.platform, via, self.corrector.name_face, person, face_id, name, via,
-                                     chat_id)
+                                     chat_id, w)
 
     async def answer_question(self, person: Person, chat_id: str, text: str) -> Ack | None:
         """A message from someone the bot asked for a name (a name, or a guess's number); None when
         nobody asked them."""
-        return await self._corrected(person.platform, "reply", self.corrector.answer_question, person, chat_id, text)
+        w = await self.words_for(person, chat_id)
+        return await self._corrected(person.platform, "reply", self.corrector.answer_question, person, chat_id, text,
+                                     w)
 
     async def _corrected(self, platform: str, kind: str, take, *args) -> Ack | None:  # noqa: ANN001
         """Run a `Corrector` call in a thread, then learn from its events as every other process does;
@@ -405,8 +432,9 @@ class Core:
         try:
             ack = await asyncio.to_thread(take, *args)
         except STORAGE_ERRORS:
-            ack = _storage_failed()
+            ack = _storage_failed(args[-1])
         if ack is not None:
+            ack = dataclasses.replace(ack, language=args[-1].language)
             self.metrics.correction(platform, kind, ack.reason.value)
             log.info("correction %s", ack.reason.value, extra={"event": "correction", "platform": platform,
                                                                 "kind": kind, "result": ack.reason.value})
@@ -418,6 +446,9 @@ class Core:
         """Gallery events, from this process or another: the one way memory learns from corrections."""
         for name in changes.names:
             self.names.add(name)
+        for alias, name in changes.aliases:
+            self.names.add(name)
+            self.names.add(alias, alias_of=name)
         for face in changes.faces:
             if face.embedding is not None and face.embedding_key == self._embedding_key:
                 self.recognizer.learn(face.face_id, np.frombuffer(face.embedding, np.float32), face.label)
@@ -476,23 +507,52 @@ class Core:
     async def update_settings(self, person: Person, chat_id: str, change: SettingsChange | None = None, *,
                               answer_mode: str | None = None, unknown_threshold: float | None = None,
                               reset_threshold: bool = False) -> Ack:
-        """Change a chat's settings (`change`, from `bot.chat_settings`, or the same as keywords)."""
-        if change is not None:
-            answer_mode, unknown_threshold = change.answer_mode, change.unknown_threshold
-            reset_threshold = change.reset_threshold
+        """Change a chat's settings (`change`, from `bot.chat_settings`, or the same as keywords). The answer
+        is in the chat's language as it is after the change."""
+        change = change or SettingsChange(answer_mode, unknown_threshold, reset_threshold)
+        w = await self.words_for(person, chat_id)
         if not self.may_manage_chat(person):
-            return Ack(False, wording.NOT_ADMIN, reason=AckReason.NOT_ALLOWED)
-        if answer_mode is not None and answer_mode not in ANSWER_MODES:
-            return Ack(False, wording.BAD_MODE, reason=AckReason.BAD_SETTING)
-        if unknown_threshold is not None and not 0.0 <= unknown_threshold <= 1.0:
-            return Ack(False, wording.BAD_THRESHOLD, reason=AckReason.BAD_SETTING)
+            return Ack(False, wording.not_admin(w), reason=AckReason.NOT_ALLOWED)
+        if change.answer_mode is not None and change.answer_mode not in ANSWER_MODES:
+            return Ack(False, wording.bad_mode(w), reason=AckReason.BAD_SETTING)
+        if change.unknown_threshold is not None and not 0.0 <= change.unknown_threshold <= 1.0:
+            return Ack(False, wording.bad_threshold(w), reason=AckReason.BAD_SETTING)
+        fixed = language.supported(change.language) if change.language is not None else None
+        if change.language is not None and fixed is None:
+            return Ack(False, wording.bad_language(w), reason=AckReason.BAD_SETTING)
         try:
             view = await asyncio.to_thread(self.store.update_chat_settings, person.platform, chat_id,
-                                           self.hasher(person.platform, person.user_id), answer_mode,
-                                           unknown_threshold, reset_threshold)
+                                           self.hasher(person.platform, person.user_id), change.answer_mode,
+                                           change.unknown_threshold, change.reset_threshold, fixed,
+                                           change.reset_language)
         except STORAGE_ERRORS:
-            return _storage_failed()
-        return Ack(True, wording.settings_saved(view), reason=AckReason.SAVED)
+            return _storage_failed(w)
+        return Ack(True, wording.settings_saved(self._words(view, person), view), reason=AckReason.SAVED)
+
+    async def add_alias(self, person: Person, chat_id: str | None, text: str) -> Ack:
+        """`/alias Yagami Kou = 八神コウ`: another name for a known character, stored as written and matched
+        like every name (NFKC, case and spacing do not matter), so `/wrong 八神コウ` names Yagami Kou. Aliases
+        serve every chat, so only bot admins and chat admins (not anyone in a private chat) add them."""
+        w = await self.words_for(person, chat_id)
+        if not (self.is_admin(person) or person.is_chat_admin):
+            return Ack(False, wording.not_admin(w), reason=AckReason.NOT_ALLOWED)
+        name, equals, alias = text.partition("=")
+        try:
+            name, alias = clean_name(name), clean_name(alias)
+        except ValueError:
+            return Ack(False, wording.alias_how(w), reason=AckReason.BAD_NAME)
+        if not equals:
+            return Ack(False, wording.alias_how(w), reason=AckReason.BAD_NAME)
+        try:
+            added = await asyncio.to_thread(self.store.add_alias, name, alias)
+        except STORAGE_ERRORS:
+            return _storage_failed(w)
+        if added.name is None:
+            return Ack(False, wording.alias_unknown(w, name), reason=AckReason.BAD_NAME)
+        if added.taken_by is not None:
+            return Ack(False, wording.alias_taken(w, alias, added.taken_by), reason=AckReason.BAD_NAME)
+        await self.follower.catch_up_quietly()
+        return Ack(True, wording.alias_added(w, alias, added.name), reason=AckReason.SAVED)
 
     def known_characters(self) -> list[str]:
         return self.names.names()
@@ -503,7 +563,7 @@ class Core:
             return None
         if self.may_manage_chat(person) and chat_id is not None:
             return chat_id
-        raise NotAllowed(wording.NOT_ADMIN)
+        raise NotAllowed(wording.not_admin(words(language.choose(None, person.language))))
 
     @contextlib.asynccontextmanager
     async def export_archive(self, platform: str, scope: str | None, *, since: datetime | None = None,
@@ -565,9 +625,9 @@ class Core:
         self.database.dispose()
 
 
-def _storage_failed() -> Ack:
+def _storage_failed(w: Words) -> Ack:
     log.error("a correction could not be stored", exc_info=True)
-    return Ack(False, wording.CANT_SAVE, reason=AckReason.STORAGE_UNAVAILABLE)
+    return Ack(False, wording.cant_save(w), reason=AckReason.STORAGE_UNAVAILABLE)
 
 
 def _png(pixels: np.ndarray) -> bytes:

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import AsyncContextManager, Awaitable, Callable
 
+from recognizer.errors import ImageRejected
+
 
 @dataclass(frozen=True)
 class Person:
@@ -18,6 +20,7 @@ class Person:
     user_id: str
     is_chat_admin: bool = False  # as the platform reports it, for this chat (its admins, Manage Server)
     in_private: bool = False     # writing in their own one-to-one chat with the bot
+    language: str | None = None  # the platform's hint of their language ("ja", "pt-BR"); the core decides
 
 
 class NotAllowed(PermissionError):
@@ -25,12 +28,29 @@ class NotAllowed(PermissionError):
 
 
 class FetchRefused(Exception):
-    """An adapter's `IncomingImage.fetch` will not download the picture (too large, gone...):
-    `user_message` says why, in words that fit "Sorry, ...", e.g. "this file is too large (30 MB)"."""
+    """An adapter's `IncomingImage.fetch` will not download the picture (too large, gone...). `kind` says
+    why (the core words it in the person's language: `bot.wording.refusal_reason`), or `cause`, the
+    recognizer's own refusal (`FileTooLarge`); `user_message` is the English, for logs."""
 
-    def __init__(self, user_message: str) -> None:
+    NO_PICTURE = "no_picture"
+    DOWNLOAD_FAILED = "download_failed"
+    NOT_HOSTED = "not_hosted"          # a link to a picture the platform does not host
+    TOO_LARGE = "too_large"            # over what the platform lets a bot download (`limit_bytes`)
+
+    def __init__(self, user_message: str, *, kind: str = NO_PICTURE, cause: Exception | None = None,
+                 limit_bytes: int | None = None) -> None:
         super().__init__(user_message)
         self.user_message = user_message
+        self.kind, self.cause, self.limit_bytes = kind, cause, limit_bytes
+
+
+class BoxRejected(ImageRejected):
+    """Boxes a person drew that cannot be looked at: none, or one too small or outside the picture of
+    `size` (width, height)."""
+
+    def __init__(self, user_message: str, size: tuple[int, int] | None = None) -> None:
+        super().__init__(user_message)
+        self.size = size
 
 
 async def _no_fetch() -> bytes:
@@ -90,6 +110,7 @@ class Reply:
     faces: tuple[FaceSummary, ...] = ()
     size: tuple[int, int] | None = None   # (width, height) of the decoded picture, in its boxes' pixels
     sheet_png: bytes | None = None        # the annotated picture with every face shown large, when the core chose it
+    language: str = "en"                  # the language `text` is in (bot/language.py), for what adapters add
 
     @property
     def picture_png(self) -> bytes | None:
@@ -148,6 +169,7 @@ class Ack:
     asks_for_name: bool = False   # the bot asked the person to type a name (after "wrong")
     face_id: int | None = None
     reason: AckReason = AckReason.NOTED
+    language: str = "en"          # the language `text` is in, for what adapters add (a placeholder, a button)
 
     @property
     def wants_answer(self) -> bool:
@@ -170,6 +192,7 @@ class ChatSettingsView:
     answer_mode: str = AnswerMode.ALL.value  # an AnswerMode value
     unknown_threshold: float | None = None   # None: the model's own
     extra: dict = field(default_factory=dict)
+    language: str | None = None              # the chat's fixed language (bot/language.py); None: each person's
 
 
 @dataclass(frozen=True)
@@ -179,6 +202,8 @@ class SettingsChange:
     answer_mode: str | None = None
     unknown_threshold: float | None = None
     reset_threshold: bool = False
+    language: str | None = None        # a language tag as typed ("ja"); the core checks it
+    reset_language: bool = False       # back to each person's own language
 
 
 @dataclass(frozen=True)

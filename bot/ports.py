@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from bot.corrections import GUESSES, NAME_LIMIT
 from bot.inbound import InboundRoutes
 from bot.metrics import Metrics
+from bot.i18n import Words
 from bot.messages import (Ack, AlbumClaim, AlbumPart, ChatSettingsView, IncomingImage, NotAllowed, Person, Reply,
                           SettingsChange, Status)
 
@@ -68,6 +69,13 @@ class CorePort(Protocol):
 
     # --- settings, admins, exports ---------------------------------------------------------------
     async def chat_settings(self, platform: str, chat_id: str) -> ChatSettingsView: ...
+
+    async def words_for(self, person: Person, chat_id: str | None = None) -> Words:
+        """The words to say anything to `person` in a chat: the chat's fixed language, else the person's
+        (`Person.language`, the platform's hint), else the default (`bot.language.choose`)."""
+
+    async def add_alias(self, person: Person, chat_id: str | None, text: str) -> Ack:
+        """`<name> = <other name>`: another name for a known character (bot and chat admins)."""
 
     async def chat_moved(self, platform: str, old_chat_id: str, new_chat_id: str) -> bool:
         """The platform gave a chat a new id: its settings move with it (the new id's own, if any, stay)."""

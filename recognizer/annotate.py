@@ -20,6 +20,7 @@ from typing import Sequence
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from recognizer import fonts
 from recognizer.labels import readable_name
 from recognizer.results import Box, Face
 
@@ -166,14 +167,20 @@ class _Font:
 
 
 @lru_cache(maxsize=64)
-def _font(size: int) -> _Font:
-    font = ImageFont.load_default(size=size)
+def _font(size: int, wide: bool = False) -> _Font:
+    """Pillow's font, or with `wide` one that has CJK, Hangul and Cyrillic glyphs (`recognizer.fonts`)."""
+    font = fonts.font(size, wide)
     try:
         _, top, _, bottom = font.getbbox(_METRIC_SAMPLE, anchor="ls")
         return _Font(font, max(-int(top), 1), max(int(bottom), 0))
     except (TypeError, ValueError):  # a bitmap font (Pillow built without FreeType)
         _, top, _, bottom = font.getbbox(_METRIC_SAMPLE)
         return _Font(font, int(bottom - top), 0)
+
+
+def _wide(faces: Sequence) -> bool:
+    """A picture whose names need the wide font uses it for every badge, so badges match."""
+    return any(fonts.needs_wide(label_text(face)) for face in faces)
 
 
 @dataclass(frozen=True)
@@ -341,7 +348,7 @@ def layout(faces: Sequence[Face], canvas: tuple[int, int], sx: float, sy: float,
     It is clamped to the canvas either way.
     """
     width, height = canvas
-    font = _font(style.font_size)
+    font = _font(style.font_size, _wide(faces))
     chrome_x = 2 * (style.outline + style.pad_x)
     badge_h = font.ascent + font.descent + 2 * (style.outline + style.pad_y)
     boxes = [box_outer_rect(face.box, sx, sy, canvas, style) for face in faces]
@@ -397,7 +404,7 @@ def draw_faces(image: np.ndarray, faces: Sequence[Face]) -> Image.Image:
     draw = ImageDraw.Draw(canvas)
     for face, outer in zip(faces, boxes):
         _draw_box(draw, outer, colour_for(face.number), _face_line(face.box, sx, sy, style), style.outline)
-    font = _font(style.font_size)
+    font = _font(style.font_size, _wide(faces))
     for label in labels:  # after all boxes, so no box crosses a badge
         _draw_label(draw, label, font, style)
     return canvas
@@ -568,9 +575,9 @@ def _draw_tile(sheet: Image.Image, draw: ImageDraw.ImageDraw, face: Face, crop: 
                   text_colour_for(colour))
     _draw_label(draw, label, badge_font, style)
     # the caption: the top name, then its percentage (or why there is none)
-    font = _font(layout.font_size)
-    line_h = round(layout.font_size * 1.3)
     first = name or ("face " + number)
+    font = _font(layout.font_size, fonts.needs_wide(first))
+    line_h = round(layout.font_size * 1.3)
     second = percent or ("not sure" if name == "unknown" else ("a guess" if face.guessed else ""))
     for row, (text, fill) in enumerate(((first, SHEET_TEXT), (second, SHEET_MUTED))):
         if not text:

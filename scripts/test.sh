@@ -175,6 +175,17 @@ if [ -z "${ANIFACE_CHROMIUM:-}" ] && ! command -v chromium >/dev/null; then
   fi
 fi
 
+# --- a CJK font: names written in Japanese, Chinese or Korean on the annotated pictures (recognizer/fonts.py)
+# and the web page's screenshots in those languages (tests/test_i18n_web.py). Debian's fonts-wqy-microhei
+# (5 MB; CJK, Hangul, Cyrillic). Missing and not installable: those names are drawn as boxes (no test fails
+# for it, the browser test's screenshots show boxes).
+
+if [ ! -f /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] && [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
+  echo "scripts/test.sh: installing a CJK font (apt-get install fonts-wqy-microhei) ..." >&2
+  { apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-wqy-microhei >/dev/null; } \
+    || echo "scripts/test.sh: WARNING: installing fonts-wqy-microhei failed; CJK names are drawn as boxes" >&2
+fi
+
 # --- HAProxy, for the replicas behind a load balancer (tests/test_scaleout.py) ---------------------
 # Debian's haproxy, run by the test on loopback with deploy/haproxy.cfg. Missing: installed when root with
 # apt-get; otherwise those tests are skipped (under CI=true they fail). ANIFACE_HAPROXY=PATH uses another.

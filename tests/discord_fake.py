@@ -58,6 +58,11 @@ from aiohttp import WSMsgType, web
 
 from tests.local_fake_server import LocalFakeServer
 
+# the locales Discord knows (discord.Locale's values): a localization for any other is refused
+LOCALES = {"id", "da", "de", "en-GB", "en-US", "es-ES", "es-419", "fr", "hr", "it", "lt", "hu", "nl", "no", "pl",
+           "pt-BR", "ro", "fi", "sv-SE", "vi", "tr", "cs", "el", "bg", "ru", "uk", "hi", "th", "zh-CN", "ja", "zh-TW",
+           "ko"}
+
 TOKEN = "MTIzNDU2Nzg5MDEyMzQ1Njc4.fake.discord-test-token"
 APP_ID = 1234567890123456789 % (1 << 62)
 DISCORD_EPOCH_MS = 1420070400000
@@ -317,7 +322,8 @@ class FakeDiscord(LocalFakeServer[Call, _Fault]):
         self.users[int(user["id"])] = user
         return user
 
-    def guild(self, name: str = "Anime fans", owner: dict | None = None, guild_id: int | None = None) -> dict:
+    def guild(self, name: str = "Anime fans", owner: dict | None = None, guild_id: int | None = None,
+              preferred_locale: str = "en-US") -> dict:
         """A server with one text channel (`guild["channels"][0]`) and the bot in it; dispatched as
         GUILD_CREATE when the bot is already connected."""
         guild_id = guild_id or self.snowflake()
@@ -337,7 +343,7 @@ class FakeDiscord(LocalFakeServer[Call, _Fault]):
             "verification_level": 0, "default_message_notifications": 0, "explicit_content_filter": 0,
             "roles": [everyone, bot_role], "emojis": [], "stickers": [], "features": [], "mfa_level": 0,
             "application_id": None, "system_channel_id": None, "system_channel_flags": 0, "rules_channel_id": None,
-            "vanity_url_code": None, "premium_tier": 0, "premium_subscription_count": 0, "preferred_locale": "en-US",
+            "vanity_url_code": None, "premium_tier": 0, "premium_subscription_count": 0, "preferred_locale": preferred_locale,
             "public_updates_channel_id": None, "max_video_channel_users": 25, "nsfw_level": 0, "nsfw": False,
             "premium_progress_bar_enabled": False, "safety_alerts_channel_id": None, "joined_at": _now(),
             "large": False, "unavailable": False, "member_count": 2, "voice_states": [], "presences": [],
@@ -545,11 +551,12 @@ class FakeDiscord(LocalFakeServer[Call, _Fault]):
         raise AssertionError(f"the bot registered no command {name!r} of type {kind}: {self.commands}")
 
     def _interaction(self, kind: int, channel: dict, user: dict, data: dict | None,
-                     message: dict | None = None) -> Interaction:
+                     message: dict | None = None, locale: str = "en-US") -> Interaction:
+        """`locale`: the person's client language, as Discord sends it with every interaction."""
         guild_id = channel.get("guild_id")
         payload = {
             "id": str(self.snowflake()), "application_id": str(self.app_id), "type": kind,
-            "token": "itoken-" + secrets.token_urlsafe(24), "version": 1, "locale": "en-US",
+            "token": "itoken-" + secrets.token_urlsafe(24), "version": 1, "locale": locale,
             "channel_id": channel["id"], "channel": {k: v for k, v in channel.items() if k != "recipients"},
             # Discord always grants an interaction's answer Attach Files and Embed Links
             "app_permissions": str(self.bot_permissions(channel) | ATTACH_FILES | EMBED_LINKS), "entitlements": [],
@@ -561,8 +568,9 @@ class FakeDiscord(LocalFakeServer[Call, _Fault]):
             payload["message"] = message
         if guild_id is not None:
             member = self.members.get((int(guild_id), int(user["id"]))) or self.join(self.guilds[int(guild_id)], user)
-            payload.update(guild_id=guild_id, guild_locale="en-US", context=0,
-                           guild={"id": guild_id, "locale": "en-US", "features": []},
+            guild_locale = self.guilds[int(guild_id)]["preferred_locale"]
+            payload.update(guild_id=guild_id, guild_locale=guild_locale, context=0,
+                           guild={"id": guild_id, "locale": guild_locale, "features": []},
                            authorizing_integration_owners={"0": guild_id},
                            member={**_public_member(member),
                                    "permissions": str(self._permissions(int(guild_id), user))})
@@ -575,7 +583,7 @@ class FakeDiscord(LocalFakeServer[Call, _Fault]):
         return interaction
 
     def slash(self, channel: dict, user: dict, name: str, options: dict[str, Any] | None = None,
-              attachments: dict[str, dict] | None = None) -> Interaction:
+              attachments: dict[str, dict] | None = None, locale: str = "en-US") -> Interaction:
         """A slash command: `options` by name (strings, numbers), `attachments` by option name."""
         guild = self.guilds.get(int(channel["guild_id"])) if channel.get("guild_id") else None
         command = self.command(name, 1, guild)
@@ -589,7 +597,7 @@ class FakeDiscord(LocalFakeServer[Call, _Fault]):
             data["resolved"] = {"attachments": {a["id"]: a for a in attachments.values()}}
             for option, attachment in attachments.items():
                 data["options"].append({"name": option, "type": 11, "value": attachment["id"]})
-        return self._interaction(2, channel, user, data)
+        return self._interaction(2, channel, user, data, locale=locale)
 
     def context_menu(self, channel: dict, user: dict, name: str, target: dict) -> Interaction:
         """A message command (Apps menu) on `target`."""
@@ -846,6 +854,10 @@ class FakeDiscord(LocalFakeServer[Call, _Fault]):
                 raise ApiError(400, 50035, f"Invalid command name {command['name']!r}")
             if len(command.get("description") or "") > 100:
                 raise ApiError(400, 50035, "description is longer than 100 characters")
+            for where in (command, *(command.get("options") or ())):
+                for locale, text in (where.get("description_localizations") or {}).items():
+                    if locale not in LOCALES or not 1 <= len(text) <= 100:
+                        raise ApiError(400, 50035, f"Invalid description localization {locale!r}: {text!r}")
             saved = {"description": "", "options": [], "contexts": None, "integration_types": [0], **command,
                      "id": str(self.snowflake()), "application_id": str(self.app_id), "version": "1",
                      "type": kind, "default_member_permissions": command.get("default_member_permissions"),

@@ -11,8 +11,10 @@ import contextlib
 import tempfile
 from pathlib import Path
 
+from bot import language
 from bot.albums import Albums
-from bot.messages import AlbumClaim, AlbumPart, FaceSummary, IncomingImage, Reply
+from bot.i18n import Words, words
+from bot.messages import AlbumClaim, AlbumPart, FaceSummary, IncomingImage, Person, Reply
 from bot.storage.albums import AlbumStore
 from bot.storage.db import Database
 from recognizer import DecodeLimits
@@ -56,6 +58,9 @@ class ScriptedCore:
             folder = Path(tempfile.mkdtemp(prefix="scripted-core-"))
             self._albums = Albums(AlbumStore(Database(f"sqlite:///{folder / 'albums.sqlite3'}")))
         return self._albums
+
+    async def words_for(self, person: Person, chat_id: str | None = None) -> Words:
+        return words(language.choose(None, person.language))  # the core's rule, with no chat settings
 
     async def start(self) -> None:
         pass

@@ -406,3 +406,19 @@ def test_contact_sheet_takes_hostile_names_and_missing_crops():
              unlabelled(3, (110, 10, 40, 40))]
     _, sheet_png = annotate_with_sheet(plain(400, 400), faces, [np.zeros((0, 0, 3), np.uint8)])
     assert decode(sheet_png).shape[0] > 400
+
+
+def test_a_name_in_japanese_is_drawn_with_glyphs_not_boxes():
+    """Names are shown as stored: "八神コウ" needs a font with CJK glyphs (recognizer/fonts.py), or every
+    character is the same empty box."""
+    from recognizer import fonts
+    from recognizer.annotate import _font
+
+    if fonts.wide_font_path() is None:
+        pytest.skip("no CJK font installed (apt-get install fonts-wqy-microhei; scripts/test.sh does)")
+    assert fonts.needs_wide("八神コウ") and fonts.needs_wide("Коу") and not fonts.needs_wide("Chino Kafū")
+    font = _font(32, fonts.needs_wide("八神コウ")).font
+    shapes = {bytes(font.getmask(ch)) for ch in "八神コウ"}
+    assert len(shapes) == 4  # four different glyphs; Pillow's own font draws one box four times
+    plain = _font(32).font
+    assert len({bytes(plain.getmask(ch)) for ch in "八神コウ"}) < 4

@@ -37,6 +37,7 @@ from adapters.discord_bot.handlers import source_key
 from bot.chat_settings import parse_threshold
 from bot.messages import SettingsChange
 from bot import wording
+from bot.i18n import words
 from bot.core import Core
 from bot.messages import ChatSettingsView, FaceSummary, Reply, ReplyKind
 from bot.storage.models import Face, Prediction, ReplyMessage, Vote
@@ -45,6 +46,8 @@ from tests.adapter_fixtures import (assert_sheet_shows, crowd, encode, keep_for_
 from tests.core_factory import running_core
 from tests.scripted_core import ScriptedCore, many_faces
 from tests.discord_fake import ATTACH_FILES, EPHEMERAL, SEND_MESSAGES, Call, FakeDiscord
+
+EN = words("en")  # the wording the tests' English-speaking users get
 
 THUMBS_UP, THUMBS_DOWN, KEYCAP_2 = "\U0001f44d", "\U0001f44e", "2\ufe0f\u20e3"
 ADMIN_ID = 4242
@@ -235,7 +238,7 @@ async def test_an_attachment_is_answered_with_the_annotated_file(bot, core, scen
     summary = FaceSummary(face.id, face.number, (face.x, face.y, face.w, face.h), face.predicted_name,
                           tuple((c["name"], c["probability"]) for c in face.candidates))
     percentages = lambda text: re.sub(r"<?\d+%", "N%", text)  # noqa: E731
-    assert percentages(shown_text(call.content)) == percentages(wording.faces_text([summary], True))
+    assert percentages(shown_text(call.content)) == percentages(wording.faces_text(EN, [summary], True))
     assert shown_text(call.content).splitlines()[1].count("%") == 5
     assert len(call.content) <= 2000
 
@@ -312,7 +315,7 @@ async def test_only_when_asked_settings_and_a_mention(bot, core, scene_png):
     manager, alice = bot.user("Manager", manager=True), bot.user()
     refused = fake.slash(bot.channel, alice, "settings", {"mode": "asked"})
     [no] = await fake.wait_for_followups(refused)
-    assert shown_text(no.content) == wording.NOT_ADMIN and no.payload["flags"] & EPHEMERAL
+    assert shown_text(no.content) == wording.not_admin(EN) and no.payload["flags"] & EPHEMERAL
     assert int(fake.command("settings")["default_member_permissions"]) == 1 << 5  # Manage Server
 
     changed = fake.slash(bot.channel, manager, "settings", {"mode": "asked", "threshold": "40%"})
@@ -537,7 +540,7 @@ async def test_export_for_an_admin_and_a_refusal(bot, core, scene_png):
     refused = fake.slash(bot.channel, alice, "export")
     assert (await fake.wait_for_callback(refused)).payload["data"]["flags"] & EPHEMERAL
     [no] = await fake.wait_for_followups(refused)
-    assert shown_text(no.content) == wording.NOT_ADMIN and not no.files
+    assert shown_text(no.content) == wording.not_admin(EN) and not no.files
 
     exported = fake.slash(bot.channel, manager, "export")  # Manage Server: this server's corrections
     [archive_call] = await fake.wait_for_followups(exported)
@@ -584,7 +587,7 @@ async def test_a_gateway_reconnect_resumes_without_losing_events(bot, scene_png)
     fake.push_message(fake.message(bot.channel, alice, "/wrong Rem", reply_to=first))  # not an answer: told so
     for message in (first,):
         await fake.wait_for("create_message", where=lambda c, m=message: replies_to(c, m))
-    await fake.wait_for("create_message", where=lambda c: wording.NOT_A_PREDICTION in shown_text(c.content))
+    await fake.wait_for("create_message", where=lambda c: wording.not_a_prediction(EN) in shown_text(c.content))
     [resume] = fake.sent_by_gateway(6)
     assert resume["d"]["session_id"] == fake.session_id and resume["d"]["seq"] >= 1
     assert len(fake.sent_by_gateway(2)) == identifies  # resumed, not identified again
@@ -616,7 +619,7 @@ async def test_what_the_bot_cannot_read_is_answered_politely(bot, core):
         assert not call.files
     assert answers[corrupt["id"]] == "Sorry, this file is not an image I can read."
     assert answers[huge["id"]] == "Sorry, this file is too large: 28.6 MB, limit 25 MB."
-    assert answers[faceless["id"]] == wording.NO_FACE
+    assert answers[faceless["id"]] == wording.no_face(EN)
     assert not any("huge.png" in path for path in fake.downloads)  # refused before downloading
 
     private = fake.private(alice)
@@ -636,7 +639,7 @@ async def test_help_privacy_and_commands_synced_per_guild_in_development(core):
             assert sync.path.endswith(f"/guilds/{guild['id']}/commands")
             names = {(c["name"], c.get("type", 1)) for c in sync.payload}
             assert names == {("identify", 1), ("help", 1), ("privacy", 1), ("settings", 1), ("export", 1),
-                             ("Identify characters", 3), ("Correct this", 3)}
+                             ("alias", 1), ("Identify characters", 3), ("Correct this", 3)}
             identify = next(c for c in sync.payload if c["name"] == "identify")
             assert identify["options"][0]["type"] == 11 and identify["options"][0]["required"]  # an attachment
             alice = bot.user()
@@ -666,7 +669,7 @@ async def test_the_network_guard_stops_a_bot_that_would_reach_the_real_api(core)
 
 
 async def test_serve_runs_in_the_callers_loop_and_stops_when_asked():
-    core = ScriptedCore(Reply(ReplyKind.NO_FACE, wording.NO_FACE))
+    core = ScriptedCore(Reply(ReplyKind.NO_FACE, wording.no_face(EN)))
     fake = FakeDiscord()
     await fake.start()
     fake.guild()
@@ -720,7 +723,7 @@ async def test_aniface_serve_starts_and_stops_it_beside_the_others(tmp_path):
                                   "ANIFACE_WEB": "false", "ANIFACE_METRICS_PORT": "0", "ANIFACE_DATA_DIR": str(tmp_path)})
         said, stop = [], asyncio.Event()
         with pointed_at(fake):
-            serving = asyncio.create_task(serve_command.serve(Core(Reply(ReplyKind.NO_FACE, wording.NO_FACE)),
+            serving = asyncio.create_task(serve_command.serve(Core(Reply(ReplyKind.NO_FACE, wording.no_face(EN))),
                                                               settings, stop=stop, say=said.append))
             await fake.wait_until(lambda: "ready; stop with Ctrl+C or SIGTERM" in said, what="ready")
             [line] = [line for line in said if "Discord: running" in line]
@@ -785,7 +788,7 @@ async def test_stopping_finishes_the_answers_in_flight():
                 await asyncio.sleep(1.0)
                 return self.reply
 
-    core = SlowCore(Reply(ReplyKind.NO_FACE, wording.NO_FACE))
+    core = SlowCore(Reply(ReplyKind.NO_FACE, wording.no_face(EN)))
     async with running_bot(core) as bot:
         alice = bot.user()
         bot.fake.push_message(bot.fake.message(bot.channel, alice, attachments=[bot.fake.attachment(
@@ -793,7 +796,7 @@ async def test_stopping_finishes_the_answers_in_flight():
         await bot.fake.wait_for("typing")  # at work
         await bot.bot.stop()               # the harness stops it again: stopping twice is harmless
         [call] = bot.fake.calls_to("create_message")
-        assert shown_text(call.content) == wording.NO_FACE
+        assert shown_text(call.content) == wording.no_face(EN)
         assert bot.bot.client.is_closed()
 
 
@@ -804,7 +807,7 @@ ODD_NAME = "Tom & Jerry *<3* ||x||"  # markup characters the reply must escape
 
 async def test_a_long_answer_continues_in_replies_and_names_are_escaped():
     faces = many_faces(60, ODD_NAME)  # over two messages of 2,000
-    text = wording.faces_text(faces, True)
+    text = wording.faces_text(EN, faces, True)
     assert len(text) > 2000
     png = encode(Image.new("RGB", (64, 48), (255, 255, 255)), "PNG")
     core = ScriptedCore(Reply(ReplyKind.FACES, text, 7, png, (), faces))
@@ -824,13 +827,13 @@ async def test_a_long_answer_continues_in_replies_and_names_are_escaped():
 
 
 async def test_busy_is_said_not_swallowed():
-    core = ScriptedCore(Reply(ReplyKind.BUSY, wording.BUSY))
+    core = ScriptedCore(Reply(ReplyKind.BUSY, wording.busy(EN)))
     async with running_bot(core) as bot:
         alice = bot.user()
         bot.fake.push_message(bot.fake.message(bot.channel, alice, attachments=[bot.fake.attachment(
             bot.channel, b"whatever", "p.png", "image/png")]))
         [call] = await bot.fake.wait_for("create_message")
-    assert shown_text(call.content) == wording.BUSY
+    assert shown_text(call.content) == wording.busy(EN)
 
 
 def test_split_text_escapes_and_keeps_every_character():

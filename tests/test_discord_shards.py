@@ -21,8 +21,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.test_discord import pointed_at, replies_to, shown_text  # first: it imports discord.py quietly
 from adapters.cli import main
+from adapters.discord_bot.translator import CatalogTranslator
 from adapters.discord_bot import AdapterOptions, DiscordBot, DiscordSettings, SettingsError, build_client
 from bot import wording
+from bot.i18n import words
 from bot.config import ConfigError, load_settings
 from bot.messages import Reply, ReplyKind
 from tests.adapter_fixtures import encode, scene  # noqa: F401 - scene: a fixture
@@ -31,9 +33,11 @@ from tests.scripted_core import ScriptedCore
 from tests.storage_fixtures import fresh_postgres_database
 from tests.replicas import clean_environment
 
+EN = words("en")  # the wording the tests' English-speaking users get
+
 REPO = Path(__file__).resolve().parents[1]
 FAST = AdapterOptions(ack_window=0.3, guild_ready_timeout=0.05, drain_timeout=20.0)
-COMMANDS = {("identify", 1), ("help", 1), ("privacy", 1), ("settings", 1), ("export", 1),
+COMMANDS = {("identify", 1), ("help", 1), ("privacy", 1), ("settings", 1), ("export", 1), ("alias", 1),
             ("Identify characters", 3), ("Correct this", 3)}
 
 
@@ -105,9 +109,12 @@ async def test_aniface_discord_sync_registers_the_commands_once(tmp_path):
         [put] = fake.calls_to("sync_commands")  # one request, globally
         assert put.path.endswith(f"/applications/{fake.app_id}/commands")
         assert {(c["name"], c.get("type", 1)) for c in put.payload} == COMMANDS
-        serving = build_client(ScriptedCore(Reply(ReplyKind.NO_FACE, wording.NO_FACE)))
-        assert put.payload == [c.to_dict(serving.tree) for c in serving.tree.get_commands()]  # what the bot answers
-        assert "synced 7 commands globally" in said
+        serving = build_client(ScriptedCore(Reply(ReplyKind.NO_FACE, wording.no_face(EN))))
+        # what the bot answers, with the descriptions in every shipped language
+        translator = CatalogTranslator()
+        assert put.payload == [await c.get_translated_payload(serving.tree, translator)
+                               for c in serving.tree.get_commands()]
+        assert "synced 8 commands globally" in said
         assert not fake.sessions  # REST only: no gateway session was opened
 
         code, said = await finished(fake, "discord", "sync", "--guild", first["id"], "--guild", second["id"], log=log,
@@ -121,7 +128,7 @@ async def test_aniface_discord_sync_registers_the_commands_once(tmp_path):
                                     DISCORD_GUILD_IDS=first["id"], ANIFACE_DATA_DIR=data)
         assert code == 0, said
         assert fake.calls_to("sync_commands")[-1].payload == [] and not fake.commands[int(first["id"])]
-        assert len(fake.commands[None]) == 7
+        assert len(fake.commands[None]) == 8
 
         code, said = await finished(fake, "discord", "sync", log=log, DISCORD_TOKEN="not-the-token",
                                     ANIFACE_DATA_DIR=data)
@@ -142,7 +149,7 @@ def test_aniface_discord_sync_needs_a_token(tmp_path, monkeypatch, capsys):
 # --- one process, the count Discord recommends ---------------------------------------------------
 
 async def test_without_shard_settings_one_process_runs_the_shards_discord_recommends(scene):
-    core = ScriptedCore(Reply(ReplyKind.NO_FACE, wording.NO_FACE))
+    core = ScriptedCore(Reply(ReplyKind.NO_FACE, wording.no_face(EN)))
     fake = FakeDiscord()
     await fake.start()
     fake.recommended_shards = 2  # /gateway/bot says 2: discord.py runs both, here
@@ -165,7 +172,7 @@ async def test_without_shard_settings_one_process_runs_the_shards_discord_recomm
                                                                                         "image/png")])
                     fake.push_message(message)
                     [call] = await fake.wait_for("create_message", where=lambda c, m=message: replies_to(c, m))
-                    assert shown_text(call.content) == wording.NO_FACE
+                    assert shown_text(call.content) == wording.no_face(EN)
             finally:
                 await bot.stop()
         assert not fake.calls_to("sync_commands", ok=None)

@@ -172,15 +172,16 @@ def test_without_a_verifier_the_search_keeps_only_what_the_detector_is_sure_of()
 def test_a_guess_is_worded_as_one_in_chats_and_flagged_on_the_web():
     from adapters.web.app import face_json
     from bot import wording
+    from bot.i18n import words
     from bot.messages import FaceSummary
 
     guess = FaceSummary(7, 1, (10, 10, 50, 50), None, (("hatsune_miku", 0.4), ("gawr_gura", 0.2)), 0.0, True)
-    text = wording.faces_text([guess], can_name=True)
+    text = wording.faces_text(words(), [guess], can_name=True)
     assert "couldn't find a face for sure" in text and "Hatsune Miku 40%" in text and "/wrong" in text
     assert "I found" not in text
     assert face_json(guess, manual=False)["guessed"] is True
     found = FaceSummary(8, 1, (10, 10, 50, 50), "hatsune_miku", (("hatsune_miku", 0.9),), 0.9)
-    assert wording.faces_text([found], can_name=True).startswith("I found 1 face")
+    assert wording.faces_text(words(), [found], can_name=True).startswith("I found 1 face")
     assert face_json(found, manual=False)["guessed"] is False
 
 

@@ -23,6 +23,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from adapters.cli.runtime import build_recognizer
 from adapters.web import create_app
 from bot import wording
+from bot.i18n import words
 from bot.config import ConfigError, load_settings
 from bot.messages import ReplyKind
 from recognizer import ModelError, load_image, read_model
@@ -151,7 +152,7 @@ async def test_server_down_answers_unavailable_and_readyz_says_why(converted_mod
         await core.warm_up()  # stops at the backbone without failing the start
         reply = await core.identify(incoming((shared_data / "scenes" / SCENE).read_bytes(), asked=True))
         assert reply.kind is ReplyKind.UNAVAILABLE
-        assert reply.text == wording.UNAVAILABLE
+        assert reply.text == wording.unavailable(words("en"))
         assert "Traceback" not in reply.text and "127.0.0.1" not in reply.text  # the reason is for the log
         exposition = core.metrics.exposition()[0].decode()  # counted as its own outcome, not "other"
         assert 'aniface_pictures_total{outcome="unavailable",platform="telegram"} 1.0' in exposition \
@@ -167,7 +168,7 @@ async def test_server_down_answers_unavailable_and_readyz_says_why(converted_mod
                        content_type="application/octet-stream")
         form_response = await client.post("/api/identify", data=form)
         assert form_response.status == 503 and form_response.headers["Retry-After"]
-        assert (await form_response.json())["error"] == {"code": "unavailable", "message": wording.UNAVAILABLE}
+        assert (await form_response.json())["error"] == {"code": "unavailable", "message": wording.unavailable(words("en"))}
     finally:
         await client.close()
         await core.close()

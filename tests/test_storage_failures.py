@@ -17,6 +17,7 @@ from sqlalchemy.exc import OperationalError
 
 from adapters.cli import main
 from bot import wording
+from bot.i18n import words
 from bot.messages import AckReason, IncomingImage, Person, ReplyKind
 from tests import core_factory
 from tests.test_web_api import (SINGLE, build_core, client, core, correct, documented, identify,  # noqa: F401
@@ -54,9 +55,9 @@ async def test_a_correction_on_a_full_disk_is_a_clear_ack_and_a_503_on_the_web(c
     _, body = await identify(client, scene)
     face_id = body["faces"][0]["id"]
     with disk_full(core):
-        assert wording.CANT_SAVE == "I can't save corrections right now; please try again later."
+        assert wording.cant_save(words()) == "I can't save corrections right now; please try again later."
         answer = await correct(client, {"face_id": face_id, "name": "Emilia"}, expect=503)
-        assert answer["error"] == {"code": "storage_unavailable", "message": wording.CANT_SAVE}
+        assert answer["error"] == {"code": "storage_unavailable", "message": wording.cant_save(words())}
         answer = await correct(client, {"face_id": face_id, "candidate": 1}, expect=503)
         assert answer["error"]["code"] == "storage_unavailable"
     answer = await correct(client, {"face_id": face_id, "name": "Emilia"})
@@ -72,7 +73,7 @@ async def test_chat_corrections_on_a_full_disk_say_so(tmp_path, web_backbone, ti
         await core.reply_sent(reply.prediction_id, "telegram", "chat", "b1")
         with disk_full(core):
             ack = await core.wrong_command(ALICE, "chat", "b1", "Emilia")
-            assert (ack.ok, ack.reason, ack.text) == (False, AckReason.STORAGE_UNAVAILABLE, wording.CANT_SAVE)
+            assert (ack.ok, ack.reason, ack.text) == (False, AckReason.STORAGE_UNAVAILABLE, wording.cant_save(words()))
             ack = await core.react(ALICE, "chat", "b1", "\U0001F44D")
             assert ack.reason == AckReason.STORAGE_UNAVAILABLE
             ack = await core.press(ALICE, "chat", reply.faces[0].face_id, 1)
@@ -82,7 +83,7 @@ async def test_chat_corrections_on_a_full_disk_say_so(tmp_path, web_backbone, ti
             # a picture whose prediction cannot be stored is still answered, without buttons
             unstored = await core.identify(IncomingImage("telegram", "chat", "m2", ALICE, data, asked=True))
             assert unstored.kind == ReplyKind.FACES and unstored.prediction_id is None and unstored.faces == ()
-            assert wording.NOT_STORED_NOTE in unstored.text and "/wrong" not in unstored.text
+            assert wording.not_stored_note(words()) in unstored.text and "/wrong" not in unstored.text
         ack = await core.wrong_command(ALICE, "chat", "b1", "Emilia")
         assert ack.ok
     finally:
@@ -93,7 +94,7 @@ async def test_a_picture_on_a_full_disk_is_still_answered_on_the_web(client, cor
     with disk_full(core):
         response, body = await identify(client, scene)
     assert body["kind"] == "faces" and body["prediction_id"] is None and body["faces"] == []
-    assert wording.NOT_STORED_NOTE in body["message"]
+    assert wording.not_stored_note(words()) in body["message"]
 
 
 async def test_readyz_checks_writability_and_healthz_stays_liveness(tmp_path, web_backbone, tiny_model):  # noqa: F811
@@ -125,7 +126,7 @@ async def test_readyz_checks_writability_and_healthz_stays_liveness(tmp_path, we
         ack = await read_only.name_face(Person("web", "x"), 1, "Emilia")
         assert ack.reason in (AckReason.STORAGE_UNAVAILABLE, AckReason.NOT_AN_ANSWER)
         ack = await read_only.update_settings(ALICE, "chat", answer_mode="asked")
-        assert ack.reason == AckReason.STORAGE_UNAVAILABLE and ack.text == wording.CANT_SAVE
+        assert ack.reason == AckReason.STORAGE_UNAVAILABLE and ack.text == wording.cant_save(words())
     finally:
         await client.close()
         await read_only.close()
@@ -212,7 +213,7 @@ async def test_readyz_reports_a_read_only_postgresql_database(read_only_postgres
         response = await client.get("/healthz")
         assert response.status == 200
         ack = await read_only.update_settings(ALICE, "chat", answer_mode="asked")
-        assert ack.reason == AckReason.STORAGE_UNAVAILABLE and ack.text == wording.CANT_SAVE
+        assert ack.reason == AckReason.STORAGE_UNAVAILABLE and ack.text == wording.cant_save(words())
     finally:
         await client.close()
         await read_only.close()

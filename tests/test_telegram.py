@@ -29,6 +29,7 @@ from adapters.telegram import render
 from adapters.telegram.config import SettingsError
 from adapters.telegram.network import NotSent, ServerError, may_retry, posts_a_message
 from bot import wording
+from bot.i18n import words
 from bot.core import Core
 from bot.messages import FaceSummary, Reply, ReplyKind
 from bot.storage.models import Face, Prediction, ReplyMessage, Vote
@@ -174,7 +175,7 @@ async def test_photo_in_a_group_is_answered_with_the_annotated_photo(bot, core, 
     assert call.params["parse_mode"] == "HTML"
     # (the database keeps probabilities to 6 places: a "<1%" may read "0%" from it)
     percentages = lambda text: re.sub(r"<?\d+%", "N%", text)  # noqa: E731
-    assert percentages(html_text(call, "caption")) == percentages(wording.faces_text([summary], True))
+    assert percentages(html_text(call, "caption")) == percentages(wording.faces_text(words(), [summary], True))
     assert html_text(call, "caption").splitlines()[1].count("%") == 5
 
     # buttons: the five candidates and "none of these", each within Telegram's 64 bytes
@@ -264,7 +265,7 @@ async def test_only_when_asked_identify_who_and_a_mention(bot, core, scene_jpeg)
     fake.admins[group["id"]] = {admin["id"]}
     fake.push(fake.message(group, alice, text="/settings mode asked"))
     [refusal] = await fake.wait_for("sendMessage")
-    assert html_text(refusal) == wording.NOT_ADMIN
+    assert html_text(refusal) == wording.not_admin(words())
     fake.push(fake.message(group, admin, text="/settings mode asked"))
     [_, saved] = await fake.wait_for("sendMessage", 2)
     assert "only when asked" in html_text(saved)
@@ -427,7 +428,7 @@ async def test_export_for_an_admin_and_a_refusal_for_anyone_else(bot, core, scen
 
     fake.push(fake.message(group, alice, text="/export"))
     [_, refusal] = await fake.wait_for("sendMessage", 2)
-    assert html_text(refusal) == wording.NOT_ADMIN
+    assert html_text(refusal) == wording.not_admin(words())
 
     fake.push(fake.message(group, shy_admin, text="/export"))
     [_, _, start_first] = await fake.wait_for("sendMessage", 3)
@@ -590,7 +591,7 @@ async def test_what_the_bot_cannot_read_is_answered_politely(bot, core):
         answers[message["message_id"]] = html_text(call)
     assert answers[corrupt["message_id"]] == "Sorry, this file is not an image I can read."
     assert answers[huge["message_id"]] == "Sorry, this file is too large: 28.6 MB, limit 20 MB."
-    assert answers[faceless["message_id"]] == wording.NO_FACE
+    assert answers[faceless["message_id"]] == wording.no_face(words())
     huge_file = fake.files[huge["document"]["file_id"]]
     assert huge_file.path not in fake.downloads and not fake.calls_to(
         "getFile", where=lambda c: c.params["file_id"] == huge_file.file_id)  # refused before downloading
@@ -604,9 +605,10 @@ async def test_private_chat_commands_and_registration(bot, scene_jpeg):
     fake = bot.fake
     alice = bot.user()
     private = fake.private(alice)
-    scopes = [c.params.get("scope", {}).get("type", "default") for c in fake.calls_to("setMyCommands")]
+    english = [c for c in fake.calls_to("setMyCommands") if not c.params.get("language_code")]  # the others:
+    scopes = [c.params.get("scope", {}).get("type", "default") for c in english]  # tests/test_i18n_telegram.py
     assert scopes == ["default", "all_private_chats", "all_chat_administrators"]
-    admin_commands = {c["command"] for c in fake.calls_to("setMyCommands")[2].params["commands"]}
+    admin_commands = {c["command"] for c in english[2].params["commands"]}
     assert {"identify", "who", "wrong", "settings", "export", "privacy", "help"} <= admin_commands
 
     fake.push(fake.message(private, alice, text="/start"))
@@ -642,7 +644,7 @@ ODD_NAME = "Tom & Jerry <3"  # markup characters the reply must escape
 
 async def test_a_long_caption_continues_in_a_text_reply_and_names_are_escaped():
     faces = many_faces(30, ODD_NAME)
-    text = wording.faces_text(faces, True)
+    text = wording.faces_text(words(), faces, True)
     assert len(text) > 1024
     png = encode(Image.new("RGB", (64, 48), (255, 255, 255)), "PNG")
     core = ScriptedCore(Reply(ReplyKind.FACES, text, 7, png, (), faces))
@@ -663,14 +665,14 @@ async def test_a_long_caption_continues_in_a_text_reply_and_names_are_escaped():
 
 
 async def test_busy_is_said_not_swallowed_and_a_chat_action_stands_in_for_reactions():
-    core = ScriptedCore(Reply(ReplyKind.BUSY, wording.BUSY))
+    core = ScriptedCore(Reply(ReplyKind.BUSY, wording.busy(words())))
     async with running_bot(core) as bot:
         bot.fake.reactions_allowed = False  # a group that allows no reactions: "sending a photo..." instead
         group, alice = bot.group(), bot.user()
         bot.fake.push(bot.fake.photo_message(group, alice, b"whatever"))
         [call] = await bot.fake.wait_for("sendMessage")
         [action] = await bot.fake.wait_for("sendChatAction")
-    assert html_text(call) == wording.BUSY
+    assert html_text(call) == wording.busy(words())
     assert action.params["action"] == "upload_photo" and int(action.params["chat_id"]) == group["id"]
 
 

@@ -106,7 +106,7 @@ async def test_upload_see_draw_and_correct_in_a_real_browser(chromium, served, s
             await page.set_input_files("#file", str(scene))
             cards = page.locator("#faces .face")
             await expect(cards).to_have_count(1, timeout=60_000)
-            await expect(page.locator("#status")).to_contain_text("Found 1 face")
+            await expect(page.locator("#status")).to_contain_text("Faces found: 1.")
             first = cards.nth(0)
             name = (await first.locator(".who").text_content()).strip()
             assert name and name != "Not sure"

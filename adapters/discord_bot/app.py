@@ -20,6 +20,7 @@ from typing import Sequence
 import discord
 from discord import app_commands
 
+from adapters.discord_bot.translator import CatalogTranslator
 from adapters.discord_bot.handlers import AdapterOptions, DiscordHandlers
 from bot.ports import CorePort
 
@@ -70,6 +71,9 @@ class AnifaceClient(discord.AutoShardedClient):
         self.handlers = handlers
         self.tree = app_commands.CommandTree(self)
         handlers.register(self)
+
+    async def setup_hook(self) -> None:
+        await self.tree.set_translator(CatalogTranslator())
 
     async def on_ready(self) -> None:
         log.info("Discord: connected as %s (%s), shards %s of %s, in %d server(s)", self.user,

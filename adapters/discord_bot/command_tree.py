@@ -40,11 +40,20 @@ def declare_commands(tree: app_commands.CommandTree) -> None:
         await _handlers(interaction).commands.privacy(interaction)
 
     @tree.command(name="settings", description=texts.COMMANDS["settings"])
-    @app_commands.describe(mode=texts.SETTINGS_MODE, threshold=texts.SETTINGS_THRESHOLD)
+    @app_commands.describe(mode=texts.SETTINGS_MODE, threshold=texts.SETTINGS_THRESHOLD,
+                           language=texts.SETTINGS_LANGUAGE)
     @app_commands.default_permissions(manage_guild=True)
     async def settings(interaction: discord.Interaction, mode: Optional[Literal["all", "asked"]] = None,
-                       threshold: Optional[app_commands.Range[str, 1, 16]] = None) -> None:
-        await _handlers(interaction).commands.settings(interaction, mode, threshold)
+                       threshold: Optional[app_commands.Range[str, 1, 16]] = None,
+                       language: Optional[app_commands.Range[str, 1, 16]] = None) -> None:
+        await _handlers(interaction).commands.settings(interaction, mode, threshold, language)
+
+    @tree.command(name="alias", description=texts.COMMANDS["alias"])
+    @app_commands.describe(name=texts.ALIAS_NAME, other=texts.ALIAS_OTHER)
+    @app_commands.default_permissions(manage_guild=True)
+    async def alias(interaction: discord.Interaction, name: app_commands.Range[str, 1, 64],
+                    other: app_commands.Range[str, 1, 64]) -> None:
+        await _handlers(interaction).commands.alias(interaction, name, other)
 
     @tree.command(name="export", description=texts.COMMANDS["export"])
     @app_commands.default_permissions(manage_guild=True)

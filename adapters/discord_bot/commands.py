@@ -19,29 +19,40 @@ class Commands:
         self.send = send
 
     async def help(self, interaction: discord.Interaction) -> None:
-        await interaction.response.send_message(render.split_text(texts.HELP)[0], ephemeral=True)
+        w = await self.core.words_for(interaction_person(interaction), chat_of(interaction))
+        await interaction.response.send_message(render.split_text(texts.help_text(w))[0], ephemeral=True)
 
     async def privacy(self, interaction: discord.Interaction) -> None:
-        await interaction.response.send_message(render.split_text(wording.privacy("Discord"))[0], ephemeral=True)
+        w = await self.core.words_for(interaction_person(interaction), chat_of(interaction))
+        await interaction.response.send_message(render.split_text(wording.privacy(w, "Discord"))[0], ephemeral=True)
 
-    async def settings(self, interaction: discord.Interaction, mode: str | None, threshold: str | None) -> None:
-        """/settings shows them; /settings mode:asked threshold:40% changes them (Manage Server)."""
+    async def settings(self, interaction: discord.Interaction, mode: str | None, threshold: str | None,
+                       language: str | None = None) -> None:
+        """/settings shows them; /settings mode:asked threshold:40% language:ja changes them (Manage Server)."""
         async with self.jobs.track():
             await interaction.response.defer(ephemeral=True, thinking=True)
             chat_id = chat_of(interaction)
-            if mode is None and threshold is None:
+            w = await self.core.words_for(interaction_person(interaction), chat_id)
+            if mode is None and threshold is None and language is None:
                 view = await self.core.chat_settings(PLATFORM, chat_id)
-                await self.send.followup_text(interaction, texts.settings_view(view, interaction.guild_id is None),
+                await self.send.followup_text(interaction, texts.settings_view(w, view, interaction.guild_id is None),
                                               ephemeral=True)
                 return
-            change = chat_settings.combine(mode, threshold)
+            change = chat_settings.combine(mode, threshold, language)
             if change is None:
-                await self.send.followup_text(interaction, texts.SETTINGS_USAGE, ephemeral=True)
+                await self.send.followup_text(interaction, texts.settings_usage(w), ephemeral=True)
                 return
             ack = await self.core.update_settings(interaction_person(interaction), chat_id, change)
             await self.send.followup_text(interaction, ack.text, ephemeral=True)
             if ack.ok:  # the manager who chose when pictures are answered hears where the bot cannot answer
                 await self.send.permission_note(interaction, always=True)
+
+    async def alias(self, interaction: discord.Interaction, name: str, other: str) -> None:
+        """/alias name:Yagami Kou other:八神コウ (the core says who may)."""
+        async with self.jobs.track():
+            await interaction.response.defer(ephemeral=True, thinking=True)
+            ack = await self.core.add_alias(interaction_person(interaction), chat_of(interaction), f"{name} = {other}")
+            await self.send.followup_text(interaction, ack.text, ephemeral=True)
 
     async def export(self, interaction: discord.Interaction) -> None:
         """/export: the corrections as a training archive, in a message only the admin sees."""
@@ -55,7 +66,8 @@ class Commands:
             limit = interaction_upload_limit(interaction)
             async with self.core.export_archive(PLATFORM, scope) as export:
                 if export.size > limit:
-                    await self.send.followup_text(interaction, texts.export_too_large(export.size, limit),
+                    await self.send.followup_text(interaction, texts.export_too_large(await self.core.words_for(interaction_person(interaction), chat_of(interaction)),
+                                                                        export.size, limit),
                                                   ephemeral=True)
                     return
                 await self.send.followup_text(interaction, export.summary.describe(), ephemeral=True,

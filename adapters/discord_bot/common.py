@@ -38,13 +38,21 @@ def chat_key(guild_id: int | None, channel_id: int) -> str:
 
 
 def person_of(user: discord.abc.User | discord.Object, is_chat_admin: bool = False,
-              in_private: bool = False) -> Person:
-    return Person(PLATFORM, str(user.id), is_chat_admin, in_private)
+              in_private: bool = False, locale: discord.Locale | str | None = None) -> Person:
+    return Person(PLATFORM, str(user.id), is_chat_admin, in_private, str(locale) if locale else None)
 
 
 def interaction_person(interaction: discord.Interaction) -> Person:
-    """Who used a command, a button or a menu, with what Discord says of their rights here."""
-    return person_of(interaction.user, manages_chat(interaction), interaction.guild_id is None)
+    """Who used a command, a button or a menu, with what Discord says of their rights here, and their
+    client's language (`interaction.locale`)."""
+    return person_of(interaction.user, manages_chat(interaction), interaction.guild_id is None, interaction.locale)
+
+
+def message_person(message: discord.Message, in_private: bool = False) -> Person:
+    """Who wrote a message. Discord tells a message's author's language to nobody: the server's preferred
+    locale is the hint (none in a private channel)."""
+    guild = message.guild
+    return person_of(message.author, in_private=in_private, locale=guild.preferred_locale if guild else None)
 
 
 def source_key(message_id: int, index: int = 1, trigger_id: int | None = None) -> str:

@@ -10,10 +10,12 @@ from typing import TYPE_CHECKING
 import discord
 
 from adapters.discord_bot import render, texts
-from adapters.discord_bot.common import PLATFORM, AdapterOptions, chat_key, chat_of, interaction_person, person_of
+from adapters.discord_bot.common import (PLATFORM, AdapterOptions, chat_key, chat_of, interaction_person,
+                                         message_person)
 from adapters.discord_bot.jobs import Jobs
 from adapters.discord_bot.sending import Sender
 from bot import wording
+from bot.i18n import words
 from bot.adapter_kit import AckBatcher
 from bot.messages import Person
 from bot.ports import CorePort
@@ -50,10 +52,12 @@ class Corrections:
         """/wrong [n] [name] in reply to one of the bot's answers."""
         reference = message.reference
         if reference is None or reference.message_id is None:
-            await self.send.text(message.channel, wording.WRONG_HOW, reference=message)
+            w = await self.core.words_for(message_person(message), chat_key(message.guild.id if message.guild else None,
+                                                                               message.channel.id))
+            await self.send.text(message.channel, wording.wrong_how(w), reference=message)
             return
         chat_id = chat_key(message.guild.id if message.guild else None, message.channel.id)
-        ack = await self.core.wrong_command(person_of(message.author, in_private=message.guild is None), chat_id,
+        ack = await self.core.wrong_command(message_person(message, message.guild is None), chat_id,
                                             str(reference.message_id), arguments)
         await self.send.ack(message.channel, message, ack, user_id=None, button=self.fix_button)
 
@@ -62,13 +66,14 @@ class Corrections:
         text = (message.content or "").strip()
         if not text:
             if private and message.attachments:
-                await self.send.text(message.channel, texts.NOT_AN_IMAGE, reference=message)
+                await self.send.text(message.channel, texts.not_an_image(words()), reference=message)
             return
         chat_id = chat_key(message.guild.id if message.guild else None, message.channel.id)
-        ack = await self.core.answer_question(person_of(message.author, in_private=private), chat_id, text)
+        ack = await self.core.answer_question(message_person(message, private), chat_id, text)
         if ack is None:
             if private:
-                await self.send.text(message.channel, texts.SEND_A_PICTURE, reference=message)
+                w = await self.core.words_for(message_person(message, private), chat_id)
+                await self.send.text(message.channel, texts.send_a_picture(w), reference=message)
             return
         await self.send.ack(message.channel, message, ack, user_id=None, button=self.fix_button)
 
@@ -82,8 +87,9 @@ class Corrections:
             return  # a server's own emoji means nothing to the bot
         async with self.jobs.track():
             chat_id = chat_key(payload.guild_id, payload.channel_id)
-            ack = await self.core.react(Person(PLATFORM, str(payload.user_id)), chat_id, str(payload.message_id),
-                                        str(payload.emoji))
+            server = self.client.get_guild(payload.guild_id) if payload.guild_id else None
+            person = Person(PLATFORM, str(payload.user_id), language=str(server.preferred_locale) if server else None)
+            ack = await self.core.react(person, chat_id, str(payload.message_id), str(payload.emoji))
             if ack is None or ack.quiet:
                 return  # an emoji that means nothing, or a message that is not an answer: stay quiet
             assert self.client is not None
@@ -95,7 +101,7 @@ class Corrections:
             if ack.wants_answer:
                 await self.send.ack(channel, answer, ack, user_id=payload.user_id, button=self.fix_button)
             else:
-                self._acks.add(channel, payload.message_id, ack.text)
+                self._acks.add(channel, payload.message_id, ack.text, words(ack.language))
 
     async def _send_acks(self, channel: discord.PartialMessageable, reply_to: int, text: str) -> None:
         await self.send.text(channel, text, reference=channel.get_partial_message(reply_to), quiet=True)
@@ -118,7 +124,8 @@ class Corrections:
         """Apps -> "Correct this" on one of the bot's answers: a modal for the face and the name."""
         async with self.jobs.track():
             if message.author.id != self.me.id:
-                await interaction.response.send_message(texts.NOT_MY_ANSWER, ephemeral=True)
+                await interaction.response.send_message(texts.not_my_answer(words(str(interaction.locale))),
+                                                        ephemeral=True)
                 return
             await interaction.response.send_modal(render.CorrectModal(message.id, on_correct=self.correction_submitted,
                                                                       on_error=self.send.interaction_failed))
@@ -129,7 +136,8 @@ class Corrections:
             await interaction.response.defer(ephemeral=True, thinking=True)
             face, name = face.strip().lstrip("#"), name.strip()
             if face and not face.isdigit():
-                await self.send.followup_text(interaction, texts.BAD_FACE_NUMBER, ephemeral=True)
+                await self.send.followup_text(interaction, texts.bad_face_number(words(str(interaction.locale))),
+                                              ephemeral=True)
                 return
             ack = await self.core.correct_typed(interaction_person(interaction), chat_of(interaction),
                                                 str(message_id), int(face) if face else None, name, via="button")

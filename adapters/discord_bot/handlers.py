@@ -29,7 +29,7 @@ from discord import app_commands
 from adapters.discord_bot import media, texts
 from adapters.discord_bot.command_tree import declare_commands
 from adapters.discord_bot.commands import Commands
-from adapters.discord_bot.common import (DEFAULT_UPLOAD_LIMIT, PLATFORM, WRONG_COMMAND, AdapterOptions, chat_key,
+from adapters.discord_bot.common import (message_person, DEFAULT_UPLOAD_LIMIT, PLATFORM, WRONG_COMMAND, AdapterOptions, chat_key,
                                          interaction_person, is_wrong_command, manages_chat, person_of, source_key)
 from adapters.discord_bot.corrections import Corrections
 from adapters.discord_bot.jobs import Jobs
@@ -37,6 +37,7 @@ from adapters.discord_bot.permissions import FETCH, ChannelGate
 from adapters.discord_bot.pictures import Pictures
 from adapters.discord_bot.sending import Sender
 from bot import wording
+from bot.i18n import words
 from bot.ports import CorePort
 
 if TYPE_CHECKING:
@@ -136,7 +137,9 @@ class DiscordHandlers:
         if private or await self._replies_to_me(message):
             await self.corrections.answer_text(message, private)
         elif mentioned and message.reference is None:
-            await self.send.text(message.channel, texts.MENTION_HOW, reference=message)
+            w = await self.core.words_for(message_person(message), chat_key(message.guild.id if message.guild else None,
+                                                                           message.channel.id))
+            await self.send.text(message.channel, texts.mention_how(w), reference=message)
 
     async def on_raw_message_edit(self, payload: discord.RawMessageUpdateEvent) -> None:
         """Discord adds a link's embed after the message was created: its picture is answered then."""
@@ -192,7 +195,9 @@ class DiscordHandlers:
         if isinstance(error, discord.HTTPException):
             return
         with contextlib.suppress(discord.HTTPException):
-            await self.send.text(message.channel, wording.ERROR, reference=message)
+            guild = message.guild  # the database may be the trouble: no chat setting, the server's language
+            await self.send.text(message.channel, wording.error(words(str(guild.preferred_locale) if guild else None)),
+                                 reference=message)
 
     async def command_failed(self, interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
         await self.send.interaction_failed(interaction, getattr(error, "original", error))

@@ -125,7 +125,7 @@ class Downloader:
         """Where `url` is fetched from; Refused for anything not on Discord's hosts."""
         parts = urlsplit(url)
         if parts.scheme not in ("https", "http") or (parts.hostname or "").lower() not in DISCORD_MEDIA_HOSTS:
-            raise Refused("I only read pictures that Discord itself hosts")
+            raise Refused("I only read pictures that Discord itself hosts", kind=Refused.NOT_HOSTED)
         if self.media_base:
             base = urlsplit(self.media_base)
             return urlunsplit((base.scheme, base.netloc, base.path + parts.path, parts.query, ""))
@@ -133,7 +133,8 @@ class Downloader:
 
     def _check(self, size: int | None) -> None:
         if size is not None and size > self.limit_bytes:
-            raise Refused(FileTooLarge(size, self.limit_bytes).user_message)
+            too_large = FileTooLarge(size, self.limit_bytes)
+            raise Refused(too_large.user_message, cause=too_large)
 
     async def fetch(self, image: ImageRef) -> bytes:
         self._check(image.size)
@@ -144,18 +145,20 @@ class Downloader:
             async with self._session.get(url) as response:
                 if response.status != 200:
                     log.warning("fetching %s %s: HTTP %s", image.kind, image.url, response.status)
-                    raise Refused("I couldn't download this file from Discord; please send it again in a moment")
+                    raise Refused("I couldn't download this file from Discord; please send it again in a moment",
+                                  kind=Refused.DOWNLOAD_FAILED)
                 self._check(response.content_length)
                 chunks, total = [], 0
                 async for chunk in response.content.iter_chunked(256 * 1024):
                     total += len(chunk)
                     if total > self.limit_bytes:  # the size Discord gave was missing or wrong
-                        raise Refused(f"this file is too large: over the limit of {format_bytes(self.limit_bytes)}")
+                        raise Refused(f"this file is too large: over the limit of {format_bytes(self.limit_bytes)}",
+                                      kind=Refused.TOO_LARGE, limit_bytes=self.limit_bytes)
                     chunks.append(chunk)
         except (aiohttp.ClientError, asyncio.TimeoutError) as error:
             log.warning("fetching %s %s failed: %s", image.kind, image.url, error)
-            raise Refused("I couldn't download this file from Discord; please send it again in a moment") \
-                from error
+            raise Refused("I couldn't download this file from Discord; please send it again in a moment",
+                          kind=Refused.DOWNLOAD_FAILED) from error
         data = b"".join(chunks)
         return gzip.compress(data, compresslevel=1) if image.lottie else data
 

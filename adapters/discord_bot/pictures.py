@@ -13,12 +13,13 @@ from typing import AsyncIterator
 import discord
 
 from adapters.discord_bot import media, render, texts
-from adapters.discord_bot.common import (PLATFORM, AdapterOptions, chat_key, chat_of, interaction_person,
+from adapters.discord_bot.common import (message_person, PLATFORM, AdapterOptions, chat_key, chat_of, interaction_person,
                                          message_upload_limit, person_of, source_key)
 from adapters.discord_bot.jobs import Jobs
 from adapters.discord_bot.permissions import ANSWER, WRITE
 from adapters.discord_bot.sending import Sender
 from bot import wording
+from bot.i18n import words
 from bot.adapter_kit import LazySign
 from bot.messages import IncomingImage, Person, Reply
 from bot.ports import CorePort
@@ -57,7 +58,9 @@ class Pictures:
         gate = self.send.gate
         if not gate.allows(trigger.channel, ANSWER, "answering pictures"):
             if asked and not gate.lacking(trigger.channel, WRITE):
-                await self.send.text(trigger.channel, texts.cannot_answer_here(gate.lacking(trigger.channel, ANSWER)),
+                w = await self.core.words_for(message_person(trigger),
+                                              chat_key(trigger.guild.id if trigger.guild else None, trigger.channel.id))
+                await self.send.text(trigger.channel, texts.cannot_answer_here(w, gate.lacking(trigger.channel, ANSWER)),
                                      reference=trigger)
             return
         private = holder.guild is None
@@ -68,11 +71,12 @@ class Pictures:
         try:
             for index, image in enumerate(images, start=1):
                 reply = await self._recognize(image, chat_id, source_key(holder.id, index, trigger_id),
-                                              person_of(trigger.author, in_private=private), asked, private, sign)
+                                              message_person(trigger, private), asked, private, sign)
                 if reply is None:
                     continue
                 if several:
-                    reply = dataclasses.replace(reply, text=wording.picture_note(index, reply.text))
+                    reply = dataclasses.replace(reply, text=wording.picture_note(words(reply.language), index,
+                                                                                 reply.text))
                 await self.send.reply(trigger.channel, reply, chat_id, reference=holder,
                                       upload_limit=message_upload_limit(holder), button=self.button)
         finally:
@@ -117,7 +121,8 @@ class Pictures:
             await interaction.response.defer(thinking=True)
             ref = media.attachment_image(image)
             if ref is None:
-                await self.send.followup_text(interaction, texts.NOT_AN_IMAGE)
+                w = await self.core.words_for(interaction_person(interaction), chat_of(interaction))
+                await self.send.followup_text(interaction, texts.not_an_image(w))
                 return
             private = interaction.guild_id is None
             reply = await self._recognize(ref, chat_of(interaction), source_key(interaction.id),
@@ -131,7 +136,8 @@ class Pictures:
             await interaction.response.defer(thinking=True)
             images = media.find_images(message)[:self.options.images_per_message]
             if not images:
-                await self.send.followup_text(interaction, texts.NO_PICTURE_THERE)
+                w = await self.core.words_for(interaction_person(interaction), chat_of(interaction))
+                await self.send.followup_text(interaction, texts.no_picture_there(w))
                 return
             private = interaction.guild_id is None
             for index, image in enumerate(images, start=1):
@@ -139,6 +145,7 @@ class Pictures:
                                               source_key(message.id, index, interaction.id),
                                               interaction_person(interaction), True, private)
                 if reply is not None and len(images) > 1:
-                    reply = dataclasses.replace(reply, text=wording.picture_note(index, reply.text))
+                    reply = dataclasses.replace(reply, text=wording.picture_note(words(reply.language), index,
+                                                                                 reply.text))
                 await self.send.followup_reply(interaction, reply, self.button)
             await self.send.permission_note(interaction)

@@ -17,6 +17,7 @@ from adapters.discord_bot.common import (DEFAULT_UPLOAD_LIMIT, PLATFORM, QUIET, 
 from adapters.discord_bot.permissions import ANSWER, HISTORY, SEND, VIEW, WRITE, ChannelGate, interaction_permissions, \
     missing
 from bot import wording
+from bot.i18n import words
 from bot.messages import Ack, Reply, ReplyKind
 from bot.ports import CorePort
 
@@ -115,7 +116,7 @@ class Sender:
     async def followup_reply(self, interaction: discord.Interaction, reply: Reply | None,
                              button: type[render.FixButton]) -> None:
         if reply is None:  # the core answers every asked picture; kept for safety
-            await self.followup_text(interaction, wording.ERROR)
+            await self.followup_text(interaction, wording.error(words(str(interaction.locale))))
             return
         pieces = render.split_text(reply.text)
         followup = interaction.followup
@@ -144,15 +145,17 @@ class Sender:
         naming what is missing (once per channel in a while, unless `always`). The answer itself needed nothing."""
         lacks = missing(interaction_permissions(interaction), ANSWER)
         if lacks and (always or self.gate.worth_telling(interaction.channel_id or 0)):
-            await self.followup_text(interaction, texts.cannot_post_here(lacks), ephemeral=True)
+            await self.followup_text(interaction, texts.cannot_post_here(words(str(interaction.locale)), lacks),
+                                     ephemeral=True)
 
     async def interaction_failed(self, interaction: discord.Interaction, error: Exception) -> None:
         """An interaction whose handler failed: logged, and the person told (privately)."""
         log.error("handling interaction %s failed", interaction.id, exc_info=error)
+        text = wording.error(words(str(interaction.locale)))  # the database may be the trouble: no chat setting
         try:
             if interaction.response.is_done():
-                await interaction.followup.send(wording.ERROR, ephemeral=True)
+                await interaction.followup.send(text, ephemeral=True)
             else:
-                await interaction.response.send_message(wording.ERROR, ephemeral=True)
+                await interaction.response.send_message(text, ephemeral=True)
         except discord.HTTPException as failure:
             log.warning("could not tell about the failure: %s", failure)

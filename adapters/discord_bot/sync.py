@@ -18,6 +18,7 @@ import discord
 from discord import app_commands
 
 from adapters.discord_bot.command_tree import declare_commands
+from adapters.discord_bot.translator import CatalogTranslator
 
 log = logging.getLogger(__name__)
 
@@ -64,4 +65,5 @@ async def sync_commands(token: str, guild_ids: Sequence[int] = (), *, clear: boo
     client, tree = _sync_client()
     async with client:  # closes the HTTP session whatever happens
         await client.login(token)
+        await tree.set_translator(CatalogTranslator())  # the commands' descriptions in every shipped language
         return await sync_tree(tree, guild_ids, clear=clear)

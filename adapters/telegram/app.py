@@ -21,6 +21,8 @@ from telegram import BotCommand, BotCommandScopeAllChatAdministrators, BotComman
 from telegram.error import TelegramError
 from telegram.ext import Application, ApplicationBuilder
 
+from bot.i18n import Words, words
+from bot.language import DEFAULT, SUPPORTED
 from adapters.telegram import texts
 from adapters.telegram.delivery import StopOnConflict, refuse_if_webhook
 from adapters.telegram.handlers import AdapterOptions, TelegramHandlers
@@ -76,17 +78,28 @@ def build_application(core: Core, token: str, *, base_url: str | None = None, ba
     return app
 
 
-def _commands(pairs: Sequence[tuple[str, str]]) -> list[BotCommand]:
-    return [BotCommand(name, description) for name, description in pairs]
+def _commands(w: Words, pairs: Sequence[tuple[str, str]]) -> list[BotCommand]:
+    return [BotCommand(name, description) for name, description in texts.commands(w, pairs)]
+
+
+def command_languages() -> list[tuple[str | None, Words]]:
+    """(language_code, words) for setMyCommands: English for everyone without a language of their own
+    (no language_code), then each shipped language under its ISO 639-1 code ("zh", "pt"), which is all
+    Telegram takes there."""
+    return [(None, words(DEFAULT))] + [(code.split("_")[0].lower(), words(code)) for code in SUPPORTED
+                                       if code != DEFAULT]
 
 
 async def register_commands(app: Application) -> None:
-    """setMyCommands: what everyone sees, what private chats see, what group admins see."""
+    """setMyCommands: what everyone sees, what private chats see, what group admins see, in each language."""
     bot = app.bot
     try:
-        await bot.set_my_commands(_commands(texts.EVERYONE_COMMANDS))
-        await bot.set_my_commands(_commands(texts.PRIVATE_COMMANDS), scope=BotCommandScopeAllPrivateChats())
-        await bot.set_my_commands(_commands(texts.ADMIN_COMMANDS), scope=BotCommandScopeAllChatAdministrators())
+        for code, w in command_languages():
+            await bot.set_my_commands(_commands(w, texts.EVERYONE_COMMANDS), language_code=code)
+            await bot.set_my_commands(_commands(w, texts.PRIVATE_COMMANDS), scope=BotCommandScopeAllPrivateChats(),
+                                      language_code=code)
+            await bot.set_my_commands(_commands(w, texts.ADMIN_COMMANDS),
+                                      scope=BotCommandScopeAllChatAdministrators(), language_code=code)
     except TelegramError as error:  # the bot works without its command menu
         log.warning("could not register the bot's commands: %s", error)
 

@@ -34,18 +34,21 @@ class Commands:
     async def start(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         message = update.effective_message
         me = self.username(context.bot)
-        text = texts.start(me) if message.chat.type == ChatType.PRIVATE else texts.help_group(me)
+        w = await self.core.words_for(person_of(message), str(message.chat.id))
+        text = texts.start(w, me) if message.chat.type == ChatType.PRIVATE else texts.help_group(w, me)
         await self.send.text(context.bot, message.chat.id, text, message.message_id)
 
     async def help(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         message = update.effective_message
         me = self.username(context.bot)
-        text = texts.HELP_PRIVATE if message.chat.type == ChatType.PRIVATE else texts.help_group(me)
+        w = await self.core.words_for(person_of(message), str(message.chat.id))
+        text = texts.help_private(w) if message.chat.type == ChatType.PRIVATE else texts.help_group(w, me)
         await self.send.text(context.bot, message.chat.id, text, message.message_id)
 
     async def privacy(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         message = update.effective_message
-        await self.send.text(context.bot, message.chat.id, wording.privacy("Telegram"), message.message_id)
+        w = await self.core.words_for(person_of(message), str(message.chat.id))
+        await self.send.text(context.bot, message.chat.id, wording.privacy(w, "Telegram"), message.message_id)
 
     async def _is_chat_admin(self, bot: Bot, message: Message) -> bool:
         """Whether Telegram says the sender is an admin of this group (a private chat: the core's rule)."""
@@ -68,19 +71,27 @@ class Commands:
         message = update.effective_message
         chat_id = str(message.chat.id)
         private = message.chat.type == ChatType.PRIVATE
-        words = arguments(message).lower().split()
+        words = arguments(message).split()
+        w = await self.core.words_for(person_of(message), chat_id)
         if not words:
             view = await self.core.chat_settings(PLATFORM, chat_id)
-            shown = texts.settings_view(view, private, self.username(context.bot))
+            shown = texts.settings_view(w, view, private, self.username(context.bot))
             await self.send.text(context.bot, message.chat.id, shown, message.message_id)
             return
         change = chat_settings.parse_words(words)
         if change is None:
-            await self.send.text(context.bot, message.chat.id, texts.settings_usage(self.username(context.bot)),
+            await self.send.text(context.bot, message.chat.id, texts.settings_usage(w, self.username(context.bot)),
                                  message.message_id)
             return
         person = person_of(message, await self._is_chat_admin(context.bot, message))
         ack = await self.core.update_settings(person, chat_id, change)
+        await self.send.text(context.bot, message.chat.id, ack.text, message.message_id)
+
+    async def alias(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """/alias Yagami Kou = 八神コウ: another name for a character (the core says who may)."""
+        message = update.effective_message
+        person = person_of(message, await self._is_chat_admin(context.bot, message))
+        ack = await self.core.add_alias(person, str(message.chat.id), arguments(message))
         await self.send.text(context.bot, message.chat.id, ack.text, message.message_id)
 
     async def export(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -90,6 +101,7 @@ class Commands:
         chat = message.chat
         private = chat.type == ChatType.PRIVATE
         person = person_of(message, await self._is_chat_admin(bot, message))
+        w = await self.core.words_for(person, str(chat.id))
         try:
             scope = self.core.export_scope(person, str(chat.id))
         except NotAllowed as refusal:
@@ -97,11 +109,11 @@ class Commands:
             return
         user = message.from_user
         if user is None or message.sender_chat is not None:  # an anonymous admin has no private chat to send to
-            await self.send.text(bot, chat.id, texts.export_start_private(self.username(bot)), message.message_id)
+            await self.send.text(bot, chat.id, texts.export_start_private(w, self.username(bot)), message.message_id)
             return
         async with self.core.export_archive(PLATFORM, scope) as export:
             if export.size > self.options.upload_limit:
-                await self.send.text(bot, chat.id, texts.export_too_large(export.size, self.options.upload_limit),
+                await self.send.text(bot, chat.id, texts.export_too_large(w, export.size, self.options.upload_limit),
                                      message.message_id)
                 return
             caption, rest = render.caption_and_rest(export.summary.describe())
@@ -110,10 +122,10 @@ class Commands:
                     sent = await bot.send_document(user.id, InputFile(archive, filename=export.filename),
                                                    caption=render.escape(caption), parse_mode=ParseMode.HTML)
             except Forbidden:  # the admin never opened a private chat with the bot
-                await self.send.text(bot, chat.id, texts.export_start_private(self.username(bot)),
+                await self.send.text(bot, chat.id, texts.export_start_private(w, self.username(bot)),
                                      message.message_id)
                 return
         for piece in rest:
             await self.send.text(bot, user.id, piece, sent.message_id)
         if not private:
-            await self.send.text(bot, chat.id, texts.EXPORT_SENT, message.message_id, quiet=True)
+            await self.send.text(bot, chat.id, texts.export_sent(w), message.message_id, quiet=True)

@@ -51,11 +51,13 @@ def person_of(message: Message, is_chat_admin: bool = False) -> Person:
     private = message.chat.type == ChatType.PRIVATE
     if message.sender_chat is not None:
         return Person(PLATFORM, str(message.sender_chat.id), is_chat_admin, private)
-    return Person(PLATFORM, str(message.from_user.id) if message.from_user else "0", is_chat_admin, private)
+    user = message.from_user
+    return Person(PLATFORM, str(user.id) if user else "0", is_chat_admin, private,
+                  user.language_code if user else None)
 
 
 def user_person(user: User) -> Person:
-    return Person(PLATFORM, str(user.id))
+    return Person(PLATFORM, str(user.id), language=user.language_code)
 
 
 def arguments(message: Message) -> str:

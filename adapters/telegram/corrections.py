@@ -17,6 +17,7 @@ from adapters.telegram import render, texts
 from adapters.telegram.common import AdapterOptions, arguments, person_of, user_person
 from adapters.telegram.sending import Sender
 from bot import wording
+from bot.i18n import words
 from bot.adapter_kit import AckBatcher
 from bot.ports import CorePort
 
@@ -43,7 +44,8 @@ class Corrections:
         message = update.effective_message
         target = message.reply_to_message
         if target is None:
-            await self.send.text(context.bot, message.chat.id, wording.WRONG_HOW, message.message_id)
+            w = await self.core.words_for(person_of(message), str(message.chat.id))
+            await self.send.text(context.bot, message.chat.id, wording.wrong_how(w), message.message_id)
             return
         ack = await self.core.wrong_command(person_of(message), str(message.chat.id), str(target.message_id),
                                             arguments(message))
@@ -59,7 +61,8 @@ class Corrections:
         ack = await self.core.answer_question(person_of(message), str(message.chat.id), message.text)
         if ack is None:
             if private:
-                await self.send.text(context.bot, message.chat.id, texts.SEND_A_PICTURE, message.message_id)
+                w = await self.core.words_for(person_of(message), str(message.chat.id))
+                await self.send.text(context.bot, message.chat.id, texts.send_a_picture(w), message.message_id)
             return
         await self.send.ack(context.bot, message.chat.id, message.message_id, ack)
 
@@ -70,7 +73,7 @@ class Corrections:
         try:
             pressed = render.parse_press(query.data)
             if pressed is None or query.message is None:
-                await query.answer(texts.STALE_BUTTON)
+                await query.answer(texts.stale_button(words(query.from_user.language_code)))
                 answered = True
                 return
             face_id, choice = pressed
@@ -83,7 +86,7 @@ class Corrections:
         finally:
             if not answered:
                 with contextlib.suppress(TelegramError):
-                    await query.answer(texts.ERROR_SHORT, show_alert=True)
+                    await query.answer(texts.error_short(words(query.from_user.language_code)), show_alert=True)
 
     async def reaction(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """A reaction added to a message; the core says whether it is a correction of an answer."""
@@ -101,7 +104,8 @@ class Corrections:
             if ack.wants_answer:
                 await self.send.ack(context.bot, chat_id, reaction.message_id, ack, mention=user)
             else:
-                self._acks.add(chat_id, reaction.message_id, ack.text)
+                self._acks.add(chat_id, reaction.message_id, ack.text,
+                               await self.core.words_for(user_person(user), str(chat_id)))
 
     def _spawn(self, coroutine) -> None:  # noqa: ANN001 - a coroutine, run as the Application's task
         assert self._app is not None

@@ -26,6 +26,7 @@ from adapters.telegram.network import telegram_is_the_trouble
 from adapters.telegram.pictures import IDENTIFY_COMMANDS, WORKING_REACTION, Pictures
 from adapters.telegram.sending import Sender
 from bot import wording
+from bot.i18n import words
 from bot.ports import CorePort
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,7 @@ class TelegramHandlers:
         app.add_handler(CommandHandler("wrong", self.corrections.wrong, filters=new))
         app.add_handler(CommandHandler("settings", self.commands.settings, filters=new))
         app.add_handler(CommandHandler("export", self.commands.export, filters=new))
+        app.add_handler(CommandHandler("alias", self.commands.alias, filters=new))
         pictures = filters.PHOTO | filters.Sticker.ALL | filters.ANIMATION | filters.Document.ALL
         app.add_handler(MessageHandler(new & pictures, self.pictures.picture))
         app.add_handler(MessageHandler(new & filters.TEXT & ~filters.COMMAND, self.corrections.text))
@@ -93,7 +95,9 @@ class TelegramHandlers:
                 return  # the button handler answers every press itself
             message = update.effective_message
             if message is not None and update.message_reaction is None:
-                await self.send.text(context.bot, message.chat.id, wording.ERROR, message.message_id)
+                user = message.from_user
+                w = words(user.language_code if user else None)  # the database may be the trouble: no chat setting
+                await self.send.text(context.bot, message.chat.id, wording.error(w), message.message_id)
         except TelegramError as failure:
             log.warning("could not tell the chat about the error: %s", failure)
 

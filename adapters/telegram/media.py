@@ -81,7 +81,8 @@ class Downloader:
 
     def _check(self, size: int | None) -> None:
         if size is not None and size > self.limit_bytes:
-            raise Refused(FileTooLarge(size, self.limit_bytes).user_message)
+            too_large = FileTooLarge(size, self.limit_bytes)
+            raise Refused(too_large.user_message, cause=too_large)
 
     async def fetch(self, bot: Bot, image: ImageFile) -> bytes:
         self._check(image.size)
@@ -91,13 +92,14 @@ class Downloader:
             data = bytes(await telegram_file.download_as_bytearray())
         except BadRequest as error:
             if "too big" in str(error).lower():  # "Bad Request: file is too big" (over the download limit)
-                raise Refused(f"this file is too large for me to download from Telegram (limit "
-                              f"{format_bytes(min(self.limit_bytes, CLOUD_DOWNLOAD_LIMIT))})") from error
+                limit = min(self.limit_bytes, CLOUD_DOWNLOAD_LIMIT)
+                raise Refused(f"this file is too large for me to download from Telegram (limit {format_bytes(limit)})",
+                              kind=Refused.TOO_LARGE, limit_bytes=limit) from error
             log.warning("could not fetch %s %s: %s", image.kind, image.file_unique_id, error)
-            raise Refused("I couldn't download this file from Telegram") from error
+            raise Refused("I couldn't download this file from Telegram", kind=Refused.DOWNLOAD_FAILED) from error
         except TelegramError as error:
             log.warning("could not fetch %s %s: %s", image.kind, image.file_unique_id, error)
-            raise Refused("I couldn't download this file from Telegram; please send it again in a moment") \
-                from error
+            raise Refused("I couldn't download this file from Telegram; please send it again in a moment",
+                          kind=Refused.DOWNLOAD_FAILED) from error
         self._check(len(data))
         return data

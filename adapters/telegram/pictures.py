@@ -29,6 +29,7 @@ from adapters.telegram.common import PLATFORM, AdapterOptions, person_of
 from adapters.telegram.network import telegram_is_the_trouble
 from adapters.telegram.sending import Sender
 from bot import wording
+from bot.i18n import words
 from bot.adapter_kit import LazySign
 from bot.messages import AlbumClaim, AlbumPart, IncomingImage, Person, Reply, ReplyKind
 from bot.ports import CorePort
@@ -72,7 +73,8 @@ class Pictures:
         image = media.find_image(message)
         if image is None:  # a document that is not a picture
             if private:
-                await self.send.text(context.bot, message.chat.id, texts.NOT_AN_IMAGE, message.message_id)
+                w = await self.core.words_for(person_of(message), str(message.chat.id))
+                await self.send.text(context.bot, message.chat.id, texts.not_an_image(w), message.message_id)
             return
         asked = private or self._addressed_to_me(message, context.bot)
         if message.media_group_id:
@@ -82,7 +84,8 @@ class Pictures:
 
     async def not_a_picture(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         message = update.effective_message
-        await self.send.text(context.bot, message.chat.id, texts.NOT_AN_IMAGE, message.message_id)
+        w = await self.core.words_for(person_of(message), str(message.chat.id))
+        await self.send.text(context.bot, message.chat.id, texts.not_an_image(w), message.message_id)
 
     async def identify_command(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """/identify or /who in reply to a picture (also one quoted from another chat)."""
@@ -93,7 +96,8 @@ class Pictures:
             if media.find_image(external) is not None:
                 await self._identify_one(context.bot, message, message, person_of(message), True, external)
                 return
-            how = texts.identify_how(self.username(context.bot), message.chat.type == ChatType.PRIVATE)
+            w = await self.core.words_for(person_of(message), str(message.chat.id))
+            how = texts.identify_how(w, self.username(context.bot), message.chat.type == ChatType.PRIVATE)
             await self.send.text(context.bot, message.chat.id, how, message.message_id)
             return
         await self._identify_one(context.bot, target, message, person_of(message), True)
@@ -174,7 +178,8 @@ class Pictures:
             if telegram_is_the_trouble(error) or not messages:
                 return  # flooded or unreachable: an apology would not get through (or would prolong a ban)
             with contextlib.suppress(TelegramError):
-                await self.send.text(bot, chat_id, wording.ERROR, messages[0].message_id)
+                w = await self.core.words_for(person_of(messages[0]), str(chat_id))
+                await self.send.text(bot, chat_id, wording.error(w), messages[0].message_id)
 
     async def _answer_album(self, bot: Bot, messages: Sequence[Message], asked: bool) -> None:
         first = messages[0]
@@ -194,12 +199,14 @@ class Pictures:
                 await self.send.reply(bot, chat.id, message.message_id, reply)
                 return
             with_faces = [(i, m, r) for i, m, r in results if r.kind == ReplyKind.FACES and r.annotated_png]
-            notes = [wording.picture_note(i, r.text) for i, m, r in results if (i, m, r) not in with_faces]
+            w = words(results[0][2].language)
+            notes = [wording.picture_note(w, i, r.text) for i, m, r in results if (i, m, r) not in with_faces]
             if not with_faces:
-                await self.send.reply(bot, chat.id, first.message_id, Reply(ReplyKind.NO_FACE, "\n".join(notes)))
+                await self.send.reply(bot, chat.id, first.message_id, Reply(ReplyKind.NO_FACE, "\n".join(notes),
+                                                                          language=w.language))
             elif len(with_faces) == 1:
                 index, message, reply = with_faces[0]
-                text = "\n".join([wording.picture_note(index, reply.text)] + notes)
+                text = "\n".join([wording.picture_note(w, index, reply.text)] + notes)
                 await self.send.reply(bot, chat.id, message.message_id, dataclasses.replace(reply, text=text))
             else:
                 await self.send.album(bot, chat.id, first.message_id, with_faces, notes)

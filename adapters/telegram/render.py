@@ -15,6 +15,7 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, User
 from telegram.constants import CallbackQueryLimit, InlineKeyboardButtonLimit, MessageLimit
 
 from bot.messages import FaceSummary
+from bot.i18n import Words, words
 from bot.wording import shown
 
 CAPTION_LIMIT = MessageLimit.CAPTION_LENGTH          # 1024
@@ -120,19 +121,20 @@ def parse_press(data: str | None) -> tuple[int, int | None] | None:
     return int(match.group(1)), (choice or None)
 
 
-def keyboard(faces: Sequence[FaceSummary], max_faces: int = 5) -> InlineKeyboardMarkup | None:
+def keyboard(faces: Sequence[FaceSummary], max_faces: int = 5, w: Words | None = None) -> InlineKeyboardMarkup | None:
     """Buttons under an answer: each face's candidates, then "none of these" (which asks for the name).
 
     With several faces every label starts with the face's number. Only the first `max_faces` faces
     get buttons (the caption says how to correct the others with /wrong).
     """
+    w = w or words()
     rows: list[list[InlineKeyboardButton]] = []
     several = len(faces) > 1
     for face in list(faces)[:max_faces]:
         prefix = f"{face.number}: " if several else ""
         cells = [InlineKeyboardButton(_label(prefix + shown(name)), callback_data=press_data(face.face_id, index))
                  for index, (name, _) in enumerate(face.candidates[:9], start=1)]
-        none = "None of these" if cells else "Name this face"
+        none = w.gettext("None of these") if cells else w.gettext("Name this face")
         cells.append(InlineKeyboardButton(_label(prefix + none), callback_data=press_data(face.face_id, None)))
         rows.extend(cells[start:start + BUTTONS_PER_ROW] for start in range(0, len(cells), BUTTONS_PER_ROW))
     return InlineKeyboardMarkup(rows) if rows else None

@@ -16,6 +16,7 @@ from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, Ti
 from adapters.telegram import photo_fit, render
 from adapters.telegram.common import PLATFORM, AdapterOptions, replying_to
 from bot import wording
+from bot.i18n import words
 from bot.messages import Ack, Reply, ReplyKind
 from bot.ports import CorePort
 
@@ -35,7 +36,7 @@ class Sender:
         try:
             if reply.kind == ReplyKind.FACES and reply.picture_png:
                 caption, rest = render.caption_and_rest(reply.text)
-                markup = render.keyboard(reply.faces, self.options.keyboard_faces)
+                markup = render.keyboard(reply.faces, self.options.keyboard_faces, words(reply.language))
                 sent = await self._send_picture(bot, chat_id, reply.picture_png, caption, markup, reply_to)
                 await self._remember(reply, sent)
                 for piece in rest:
@@ -94,7 +95,7 @@ class Sender:
                     answers: Sequence[tuple[int, Message, Reply]], notes: Sequence[str]) -> None:
         captions, overflow = [], []
         for position, (index, _, reply) in enumerate(answers):
-            text = wording.picture_note(index, reply.text)
+            text = wording.picture_note(words(reply.language), index, reply.text)
             if position == 0 and notes:
                 text = "\n".join([text, *notes])
             caption, rest = render.caption_and_rest(text)
@@ -133,7 +134,8 @@ class Sender:
     async def ack(self, bot: Bot, chat_id: int, reply_to: int, ack: Ack, mention: User | None = None) -> None:
         """A short acknowledgement, silent; where the bot needs a name back, a ForceReply for that person."""
         wants_answer = ack.wants_answer
-        markup = ForceReply(selective=True, input_field_placeholder="Name") if wants_answer else None
+        markup = ForceReply(selective=True, input_field_placeholder=words(ack.language).gettext("Name")) \
+            if wants_answer else None
         prefix = f"{render.mention(mention)}: " if (mention is not None and wants_answer) else ""
         try:
             await self.text(bot, chat_id, ack.text, reply_to, markup=markup, quiet=not wants_answer,

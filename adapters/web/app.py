@@ -35,6 +35,7 @@ from adapters.web.hooks import hook
 from adapters.web.openapi import openapi_document
 from adapters.web.ratelimit import RateLimit
 from adapters.web.reading import read_json, read_upload
+from adapters.web.page import language_hint, remember_choice, render, template
 from bot import wording
 from bot.messages import AckReason, FaceSummary, IncomingImage, Person, Reply, ReplyKind
 from bot.ports import GUESSES, NAME_LIMIT, CorePort
@@ -74,7 +75,7 @@ def create_app(core: CorePort, *, admin_token: str | None = None, max_upload_byt
     app[CORE] = core
     app[SETTINGS] = settings
     app[STATE] = WebState(settings)
-    app.router.add_get("/", page("index.html"))
+    app.router.add_get("/", translated_page("index.html"))
     app.router.add_get("/admin", page("admin.html"))
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
@@ -110,7 +111,7 @@ async def wait_idle(app: web.Application, timeout: float = 60.0) -> bool:
 # --- helpers -------------------------------------------------------------------------------------------
 
 def person(request: web.Request) -> Person:
-    return Person(PLATFORM, request[WEB_ID])
+    return Person(PLATFORM, request[WEB_ID], language=language_hint(request))
 
 
 def _refuse_when_stopping(request: web.Request) -> None:
@@ -146,6 +147,21 @@ def page(name: str) -> Handler:
     async def handler(request: web.Request) -> web.StreamResponse:
         return web.FileResponse(path, headers={"Content-Type": "text/html; charset=utf-8",
                                                "Cache-Control": "no-cache"})
+
+    return handler
+
+
+def translated_page(name: str) -> Handler:
+    """A page whose words are in the visitor's language (adapters/web/page.py); the core picks it."""
+    text = template(STATIC_DIR / name)
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        w = await request.app[CORE].words_for(person(request))
+        response = web.Response(text=render(text, w), content_type="text/html", charset="utf-8",
+                                headers={"Cache-Control": "no-cache", "Content-Language": w.locale.language,
+                                         "Vary": "Accept-Language, Cookie"})
+        remember_choice(request, response)
+        return response
 
     return handler
 

@@ -19,6 +19,7 @@ from bot.storage.models import GalleryEvent
 CHANNEL = "aniface_gallery"
 FACE = "face"   # a face's votes changed: its settled label is read again
 NAME = "name"   # a new character
+ALIAS = "alias"  # another name of a character (its `name` is the alias; the aliases table has the rest)
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,7 @@ class Changes:
     ids: tuple[int, ...] = ()
     names: tuple[str, ...] = ()
     faces: tuple[FaceNow, ...] = ()
+    aliases: tuple[tuple[str, str], ...] = ()  # (alias, the character's name)
 
 
 def record(session: Session, kind: str, *, face_id: int | None = None, name: str | None = None) -> None:

@@ -152,6 +152,7 @@ class ChatSettings(Base):
     chat_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     answer_mode: Mapped[str] = mapped_column(String(8), default="all")  # "all" images or only when "asked"
     unknown_threshold: Mapped[float | None] = mapped_column(Float)      # None: the model's own
+    language: Mapped[str | None] = mapped_column(String(16))            # bot.language.SUPPORTED; None: each person's
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
     updated_by_hash: Mapped[str | None] = mapped_column(String(64))
 
@@ -206,9 +207,9 @@ class GalleryEvent(Base):
 
     # BIGSERIAL on PostgreSQL; SQLite's rowid (INTEGER PRIMARY KEY) is 64-bit already
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
-    kind: Mapped[str] = mapped_column(String(8))             # "face" or "name"
+    kind: Mapped[str] = mapped_column(String(8))             # "face", "name" or "alias"
     face_id: Mapped[int | None] = mapped_column(ForeignKey("faces.id", ondelete="CASCADE"))
-    name: Mapped[str | None] = mapped_column(String(64))     # the new character's name ("name")
+    name: Mapped[str | None] = mapped_column(String(64))     # the new character's name ("name"), the new alias ("alias")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 

@@ -68,6 +68,15 @@ class KnownName:
 
 
 @dataclass(frozen=True)
+class AliasAdded:
+    """What became of an alias: `name` None when no character has that name; `taken_by` when the alias
+    names a character already (this one or another): nothing was stored then."""
+
+    name: str | None
+    taken_by: str | None = None
+
+
+@dataclass(frozen=True)
 class LabelledFace:
     """A face whose votes settle on a character: what the gallery learns at start-up."""
 
@@ -142,6 +151,10 @@ class Repository:
                 wanted = or_(wanted, GalleryEvent.id.in_(list(also)))
             rows = session.scalars(select(GalleryEvent).where(wanted).order_by(GalleryEvent.id).limit(limit)).all()
             names = tuple(row.name for row in rows if row.kind == events.NAME and row.name)
+            alias_keys = [label_key(row.name) for row in rows if row.kind == events.ALIAS and row.name]
+            aliases = tuple((alias.alias, alias.character.name) for alias in session.scalars(
+                select(Alias).where(Alias.key.in_(alias_keys)).options(selectinload(Alias.character)))
+            ) if alias_keys else ()
             face_ids = sorted({row.face_id for row in rows if row.kind == events.FACE and row.face_id is not None})
             faces = session.scalars(select(Face).where(Face.id.in_(face_ids))
                                     .options(selectinload(Face.votes))).all() if face_ids else []
@@ -150,7 +163,7 @@ class Repository:
                 settled = _settle(session, face)
                 character = session.get(Character, settled.character_id) if settled.character_id else None
                 now.append(FaceNow(face.id, face.embedding, face.embedding_key, character.name if character else None))
-            return Changes(tuple(row.id for row in rows), names, tuple(now))
+            return Changes(tuple(row.id for row in rows), names, tuple(now), aliases)
 
     def update_embeddings(self, items: Iterable[tuple[int, bytes]]) -> None:
         """Store (face_id, embedding) pairs computed by the current backbone."""
@@ -239,10 +252,11 @@ class Repository:
             row = session.get(ChatSettings, (platform, chat_id))
             if row is None:
                 return ChatSettingsView()
-            return ChatSettingsView(row.answer_mode, row.unknown_threshold)
+            return ChatSettingsView(row.answer_mode, row.unknown_threshold, language=row.language)
 
     def update_chat_settings(self, platform: str, chat_id: str, updated_by_hash: str, answer_mode: str | None,
-                             unknown_threshold: float | None, reset_threshold: bool) -> ChatSettingsView:
+                             unknown_threshold: float | None, reset_threshold: bool, language: str | None = None,
+                             reset_language: bool = False) -> ChatSettingsView:
         with self.database.transaction() as session:
             row = session.get(ChatSettings, (platform, chat_id))
             if row is None:
@@ -254,9 +268,13 @@ class Repository:
                 row.unknown_threshold = unknown_threshold
             if reset_threshold:
                 row.unknown_threshold = None
+            if language is not None:
+                row.language = language
+            if reset_language:
+                row.language = None
             row.updated_by_hash = updated_by_hash
             row.updated_at = utcnow()
-            return ChatSettingsView(row.answer_mode, row.unknown_threshold)
+            return ChatSettingsView(row.answer_mode, row.unknown_threshold, language=row.language)
 
     def move_chat_settings(self, platform: str, old_chat_id: str, new_chat_id: str) -> bool:
         """A chat's settings follow it to its new id; True when a row moved.
@@ -279,6 +297,25 @@ class Repository:
         except IntegrityError:
             return False
         return moved > 0
+
+    # --- aliases -------------------------------------------------------------------------------
+
+    def add_alias(self, name: str, alias: str) -> AliasAdded:
+        """`alias` (stored as written, cleaned) becomes another name of the character `name` names (by its
+        key or one of its aliases), with its gallery event so that every process learns it."""
+        with self.database.transaction() as session:
+            store = VoteStore(session)
+            character = store.character(label_key(name))
+            if character is None:
+                return AliasAdded(None)
+            key = label_key(alias)
+            holder = store.character(key)
+            if holder is not None:
+                return AliasAdded(character.name, taken_by=holder.name)
+            session.add(Alias(character_id=character.id, alias=alias, key=key))
+            session.flush()
+            events.record(session, events.ALIAS, name=alias)
+            return AliasAdded(character.name)
 
     # --- updates a platform pushed ----------------------------------------------------------------
 

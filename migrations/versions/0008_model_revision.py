@@ -2,7 +2,7 @@
 that exports and corrections say which model they corrected; null for a model from a folder.
 
 Revision ID: 0008
-Revises: 0006 (to be rechained after 0007 when both land)
+Revises: 0007
 Create Date: 2026-11-30
 """
 
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0008"
-down_revision: Union[str, Sequence[str], None] = "0006"
+down_revision: Union[str, Sequence[str], None] = "0007"
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 

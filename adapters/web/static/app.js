@@ -33,11 +33,22 @@
     return (l + 0.05) / 0.05 > 1.05 / (l + 0.05) ? "#000000" : "#ffffff";
   }
 
+  // The page's words in the visitor's language: the server puts them in the page (adapters/web/page.py),
+  // keyed by the English; "{name}" placeholders are filled from `values`.
+  const WORDS = (() => {
+    try { return JSON.parse(document.getElementById("words").textContent); } catch (e) { return {}; }
+  })();
+  function _(english, values = {}) {
+    return (WORDS[english] || english).replace(/\{(\w+)\}/g, (m, key) => (key in values ? values[key] : m));
+  }
+  const LANG = document.documentElement.lang || "en";
+
   function percent(p) {
-    const v = p * 100;
-    if (v >= 99.5 && p < 1) return "99%";
-    if (v > 0 && v < 1) return "<1%";
-    return `${Math.round(v)}%`;
+    let v = p;
+    if (v >= 0.995 && v < 1) v = 0.99;
+    const format = new Intl.NumberFormat(LANG, { style: "percent", maximumFractionDigits: 0 });
+    if (v > 0 && v < 0.01) return "<" + format.format(0.01);
+    return format.format(v);
   }
 
   function make(tag, className, text) {
@@ -62,13 +73,13 @@
     try {
       response = await fetch(path, { credentials: "same-origin", ...options });
     } catch (e) {
-      throw new Error("The server can't be reached. Is aniface still running?");
+      throw new Error(_("The server can't be reached. Is aniface still running?"));
     }
     let body = null;
     try { body = await response.json(); } catch (e) { body = null; }
     if (!response.ok) {
       const message = body && body.error && body.error.message;
-      throw new Error(message ? capitalise(message) : `The server answered ${response.status}.`);
+      throw new Error(message ? capitalise(message) : _("The server answered {status}.", { status: response.status }));
     }
     return body;
   }
@@ -106,7 +117,7 @@
     el.overlay.textContent = "";
     state.shown = 0;
     setBusy(true);
-    setStatus("Looking for faces\u2026", true);
+    setStatus(_("Looking for faces\u2026"), true);
     const [local, answer] = await Promise.all([
       loadImage(state.localUrl),
       api("/api/identify", { method: "POST", body: uploadForm() }).catch((e) => e),
@@ -144,27 +155,24 @@
       el.result.hidden = true;
       setStatus(answer.kind === "faces" ? "" : answer.message);
       if (answer.kind !== "faces") {
-        showError("Your browser can't show this kind of file, so a box can't be drawn on it. " +
-                  "Try a PNG or JPEG screenshot of it.");
+        showError(_("Your browser can't show this kind of file, so a box can't be drawn on it. Try a PNG or JPEG screenshot of it."));
       }
       return;
     }
     el.result.hidden = false;
     el.drop.classList.add("compact"); // room for the answer, on a phone above all
-    document.querySelector(".drop-text").textContent = "Another picture? Drop, paste, or";
+    document.querySelector(".drop-text").textContent = _("Another picture? Drop, paste, or");
     await setPicture(src);
     el.overlay.setAttribute("viewBox", `0 0 ${state.width} ${state.height}`);
     el.overlay.setAttribute("preserveAspectRatio", "none");
     for (const face of answer.faces) addFace(face);
     const n = answer.faces.length;
     if (answer.kind === "faces" && n === 1 && answer.faces[0].guessed) {
-      setStatus("I couldn't find a face for sure; the box is a guess at the likeliest place. " +
-                "Is it a face? Tell me who it is, or draw a box around the face.");
+      setStatus(_("I couldn't find a face for sure; the box is a guess at the likeliest place. Is it a face? Tell me who it is, or draw a box around the face."));
     } else if (answer.kind === "faces") {
-      setStatus(`Found ${n} face${n === 1 ? "" : "s"}. Point at a card or a face to see which is which; ` +
-                "missed one? Draw a box around it.");
+      setStatus(_("Faces found: {count}. Point at a card or a face to see which is which; missed one? Draw a box around it.", { count: n }));
     } else {
-      setStatus(`${answer.message}\nDraw a box around a face to have it named.`);
+      setStatus(answer.message + "\n" + _("Draw a box around a face to have it named."));
     }
     updateCaption();
   }
@@ -179,8 +187,8 @@
 
   function updateCaption() {
     const n = state.shown;
-    el.picture.alt = n ? `Your picture, with ${n} numbered face box${n === 1 ? "" : "es"}` : "Your picture";
-    el.caption.textContent = n ? "Numbers on the picture match the cards." : "";
+    el.picture.alt = n ? _("Your picture, with numbered face boxes: {count}", { count: n }) : _("Your picture");
+    el.caption.textContent = n ? _("Numbers on the picture match the cards.") : "";
   }
 
   // --- faces ------------------------------------------------------------------------------------
@@ -198,19 +206,19 @@
     const titleId = `face-title-${face.id}`;
     title.id = titleId;
     const num = make("span", "num", String(shown));
-    num.setAttribute("aria-label", `Face ${shown}:`);
+    num.setAttribute("aria-label", _("Face {number}:", { number: shown }));
     title.append(num);
-    const who = make("span", "who", face.guessed ? "No face found for sure"
-      : face.display_name || (state.canName ? "Not sure" : `Face ${shown}`));
+    const who = make("span", "who", face.guessed ? _("No face found for sure")
+      : face.display_name || (state.canName ? _("Not sure") : _("Face {number}", { number: shown })));
     title.append(who);
-    if (face.manual) title.append(make("span", "tagline-small", "(drawn by you)"));
-    if (face.guessed) title.append(make("span", "tagline-small", "(a guess at the likeliest place)"));
+    if (face.manual) title.append(make("span", "tagline-small", _("(drawn by you)")));
+    if (face.guessed) title.append(make("span", "tagline-small", _("(a guess at the likeliest place)")));
     card.append(title);
     card.setAttribute("aria-labelledby", titleId);
 
     if (face.candidates.length) {
       const list = make("ul", "candidates");
-      list.setAttribute("aria-label", "Best guesses");
+      list.setAttribute("aria-label", _("Best guesses"));
       for (const c of face.candidates) {
         const row = make("li", "candidate");
         row.append(make("span", "cname", c.display_name));
@@ -225,28 +233,28 @@
       card.append(list);
     } else {
       card.append(make("p", "no-candidates", state.canName
-        ? "I don't know this one yet. Tell me who it is and I'll learn."
-        : "No model is loaded, so I can find faces but not name them. Tell me who it is and I'll learn."));
+        ? _("I don't know this one yet. Tell me who it is and I'll learn.")
+        : _("No model is loaded, so I can find faces but not name them. Tell me who it is and I'll learn.")));
     }
 
     const actions = make("div", "actions");
     const ack = make("p", "ack");
     ack.setAttribute("role", "status");
     if (face.name && face.candidates.length && face.candidates[0].name === face.name) {
-      const right = make("button", "button small", `Right, it's ${face.display_name}`);
+      const right = make("button", "button small", _("Right, it's {name}", { name: face.display_name }));
       right.type = "button";
       right.addEventListener("click", () => correct(face, { candidate: 1 }, card, ack));
       actions.append(right);
     }
     const form = make("form", "correct");
     const inputId = `name-${face.id}`;
-    const label = make("label", "", face.name ? "Wrong? It is\u2026" : "Who is it?");
+    const label = make("label", "", face.name ? _("Wrong? It is\u2026") : _("Who is it?"));
     label.htmlFor = inputId;
     const input = make("input");
     Object.assign(input, { id: inputId, type: "text", maxLength: 64, required: true, autocomplete: "off",
-                           spellcheck: false, placeholder: "Character name" });
+                           spellcheck: false, placeholder: _("Character name") });
     input.setAttribute("list", "known-characters");
-    const send = make("button", "button small primary", "Send");
+    const send = make("button", "button small primary", _("Send"));
     send.type = "submit";
     form.append(label, input, send);
     form.addEventListener("submit", (event) => {
@@ -319,7 +327,7 @@
     const buttons = card.querySelectorAll("button, input");
     buttons.forEach((b) => { b.disabled = true; });
     ack.className = "ack";
-    ack.textContent = "Sending\u2026";
+    ack.textContent = _("Sending\u2026");
     const old = card.querySelector(".suggestions");
     if (old) old.remove();
     try {
@@ -359,10 +367,8 @@
     el.overlay.removeAttribute("aria-hidden");
     el.overlay.setAttribute("tabindex", "0");
     el.overlay.setAttribute("role", "application");
-    el.overlay.setAttribute("aria-label", "Picture: drag across a face, or use the arrow keys to move the box, " +
-                            "Shift with the arrow keys to resize it, Enter to send it, Escape to cancel");
-    setStatus("Drag across the face you want named. Keyboard: arrows move the box, Shift+arrows resize it, " +
-              "Enter sends it, Esc cancels.");
+    el.overlay.setAttribute("aria-label", _("Picture: drag across a face, or use the arrow keys to move the box, Shift with the arrow keys to resize it, Enter to send it, Escape to cancel"));
+    setStatus(_("Drag across the face you want named. Keyboard: arrows move the box, Shift+arrows resize it, Enter sends it, Esc cancels."));
   }
 
   function stopDrawing() {
@@ -393,7 +399,7 @@
   function finishBox(b) {
     dropSketch();
     if (b.w < MIN_BOX || b.h < MIN_BOX) {
-      setStatus("That box is too small: drag across the whole face.");
+      setStatus(_("That box is too small: drag across the whole face."));
       return;
     }
     stopDrawing();
@@ -467,13 +473,13 @@
   async function sendBox(box) {
     setBusy(true);
     showError("");
-    setStatus("Naming the face in your box\u2026", true);
+    setStatus(_("Naming the face in your box\u2026"), true);
     try {
       const answer = await api("/api/identify", { method: "POST", body: uploadForm([box]) });
       for (const face of answer.faces) addFace({ ...face, manual: true });
       updateCaption();
       const face = answer.faces[0];
-      setStatus(face && face.display_name ? `Your box: ${face.display_name}.` : "Your box is listed below.");
+      setStatus(face && face.display_name ? _("Your box: {name}.", { name: face.display_name }) : _("Your box is listed below."));
       if (face) highlight(face.id, true);
     } catch (e) {
       setStatus("");
@@ -487,7 +493,7 @@
   document.addEventListener("keydown", (event) => {
     if (event.key === "Escape" && state.drawing) {
       stopDrawing();
-      setStatus("Drawing cancelled.");
+      setStatus(_("Drawing cancelled."));
     }
   });
 
@@ -538,4 +544,11 @@
   }
 
   api("/api/characters").then((answer) => answer.characters.forEach(addKnown)).catch(() => {});
+
+  // --- the language picker: a choice reloads the page in that language (remembered in a cookie) ---------
+
+  const languageForm = document.getElementById("language-form");
+  if (languageForm) {
+    document.getElementById("language").addEventListener("change", () => languageForm.submit());
+  }
 })();
