@@ -390,6 +390,8 @@ async def test_an_album_split_over_two_replicas_is_answered_once_with_all_its_pa
 FLEET_SECRET = "fleet-webhook_secret"
 PUBLIC_URL = "https://bot.example.org/hooks/telegram"
 HOOKS = "/hooks/telegram"
+#: an album is taken over this long past its quiet time (AdapterOptions.album_wait) when its replica died
+ALBUM_TAKEOVER_S = 2.0
 
 
 @dataclass
@@ -399,6 +401,7 @@ class Fleet:
     balancer: "Balancer"
     scene_jpeg: bytes
     folder: object
+    database_url: str
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -420,14 +423,15 @@ async def fleet(postgres_admin_url, tiny_model, shared_data, tmp_path_factory):
         environment = {"DATABASE_URL": url, "ANIFACE_SECRET": SECRET, "ANIFACE_REPLICAS": "3",
                        "ANIFACE_MODEL": str(tiny_model.path), "ANIFACE_WORKERS": "1",
                        "TELEGRAM_TOKEN": fake.token, "TELEGRAM_BASE_URL": fake.base_url,
-                       "TELEGRAM_WEBHOOK_URL": PUBLIC_URL, "TELEGRAM_WEBHOOK_SECRET": FLEET_SECRET}
+                       "TELEGRAM_WEBHOOK_URL": PUBLIC_URL, "TELEGRAM_WEBHOOK_SECRET": FLEET_SECRET,
+                       "ANIFACE_ALBUM_TAKEOVER": str(ALBUM_TAKEOVER_S)}
         # the replicas call the fake (getMe) while starting: the fake's loop must go on meanwhile
         replicas = await asyncio.to_thread(start_replicas, 3, folder, environment)
         balancer = None
         try:
             balancer = await asyncio.to_thread(start_balancer, replicas, folder)
             fake.deliver_to = balancer.base + HOOKS  # Telegram -> HAProxy -> a replica
-            yield Fleet(fake, replicas, balancer, (shared_data / "scenes" / SINGLE).read_bytes(), folder)
+            yield Fleet(fake, replicas, balancer, (shared_data / "scenes" / SINGLE).read_bytes(), folder, url)
         finally:
             await fake.close()
             await asyncio.to_thread(stop_all, replicas)
@@ -505,13 +509,30 @@ async def test_a_burst_to_one_group_across_replicas_stays_within_telegrams_limit
     assert busiest <= 20
 
 
+def stored_parts(url: str, album_id: str) -> tuple[int, bool | None]:
+    """(the album's parts in the database, whether it is open; None: no such album)."""
+    engine = create_engine(url, poolclass=NullPool)
+    try:
+        with engine.connect() as connection:
+            parts = connection.execute(text("SELECT count(*) FROM album_parts WHERE album_id = :a"),
+                                       {"a": album_id}).scalar_one()
+            opened = connection.execute(text("SELECT open FROM albums WHERE album_id = :a"), {"a": album_id}).scalar()
+            return parts, opened
+    finally:
+        engine.dispose()
+
+
 @pytest.mark.asyncio(loop_scope="module")
-async def test_sigterm_drains_a_replica_and_sigkill_loses_what_it_had_taken(fleet):
+async def test_sigterm_drains_a_replica_and_sigkill_loses_what_it_had_taken_but_not_its_album(fleet):
     """Mid-run, SIGTERM on b: HAProxy takes it out (its /readyz says 503), it finishes what it took, nothing
     is lost. SIGKILL on c: the updates it had acknowledged and not answered are lost (Telegram does not send
-    an acknowledged update again): at most once. The test reports how many."""
+    an acknowledged update again): at most once. The test reports how many. But an album whose first parts
+    c had stored, and was to answer, is taken over by a (ANIFACE_ALBUM_TAKEOVER) and answered once, with
+    the part that came after c died."""
+    from adapters.telegram.common import AdapterOptions
+
     fake = fleet.fake
-    _, b, c = fleet.replicas
+    a, b, c = fleet.replicas
     carol = fake.user(9003)
     chats = [fake.group(-1009100 - n) for n in range(10)]
     photos = [fake.photo_message(chats[n % 10], carol, fleet.scene_jpeg) for n in range(30)]
@@ -519,14 +540,35 @@ async def test_sigterm_drains_a_replica_and_sigkill_loses_what_it_had_taken(flee
     await fake.wait_until(lambda: sum(bool(answers_to(fake, p)) for p in photos) >= 5, timeout=60, what="a start")
     b.terminate()
     await asyncio.sleep(0.5)
-    c.process.kill()
+    # the first two parts of an album reach c, which stores them and owns the album ...
+    group = fake.group(-1009200)
+    album = [fake.photo_message(group, carol, fleet.scene_jpeg, media_group_id="orphan") for _ in range(3)]
+    for message in album[:2]:
+        assert await asyncio.to_thread(post_directly, c, fake.unqueued_update({"message": message})) == 200
+    deadline = time.monotonic() + 10
+    while (await asyncio.to_thread(stored_parts, fleet.database_url, "orphan")) != (2, True):
+        assert time.monotonic() < deadline, "c did not store the album's parts"
+        await asyncio.sleep(0.02)
+    c.process.kill()  # ... and dies well within the album's quiet time, before it answers
+    killed_at = time.monotonic()
+    fake.push(album[2])  # the last part comes after, through the balancer, to a replica that does not own it
     assert await asyncio.to_thread(b.process.wait, 90) == 0, b.log()
     await fake.wait_until(lambda: len(fake._updates) == 0, timeout=60, what="every update acknowledged")
-    await asyncio.sleep(4.0)  # what a and b took is answered by now
+    await fake.wait_until(lambda: answers_to(fake, album[0]), timeout=90, what="the orphaned album answered")
+    taken_over_s = time.monotonic() - killed_at
+    await asyncio.sleep(4.0)  # what a and b took is answered by now; time for a second album answer too
     counts = [len(answers_to(fake, p)) for p in photos]
     lost = counts.count(0)
-    print(f"\nSIGKILL on c lost {lost} of {len(photos)} updates (acknowledged by c, never answered)")
+    print(f"\nSIGKILL on c lost {lost} of {len(photos)} updates (acknowledged by c, never answered); c's album "
+          f"was answered by a {taken_over_s:.1f} s after the kill (quiet {AdapterOptions().album_wait} s + "
+          f"take-over {ALBUM_TAKEOVER_S} s + a look every {ALBUM_TAKEOVER_S / 2} s + identifying 3 pictures)")
     assert max(counts) == 1
+    [answer] = answers_to(fake, album[0])
+    assert answer.method == "sendMediaGroup" and len(answer.result) == 3  # every part, c's two and the late one
+    assert not any(answers_to(fake, part) for part in album[1:])
+    assert await asyncio.to_thread(stored_parts, fleet.database_url, "orphan") == (0, False)
+    assert "took over album orphan" in a.log()
+    assert taken_over_s < 60
     assert "is DOWN" in fleet.balancer.log() and "Server hooks/b is DOWN" in fleet.balancer.log(), fleet.balancer.log()
     assert "stopping: finishing what is in flight" in b.log() and "stopped cleanly" in b.log()
     # what was lost was c's: at most what c was still working on (one worker, and its queue)
