@@ -424,7 +424,9 @@ async def fleet(postgres_admin_url, tiny_model, shared_data, tmp_path_factory):
                        "ANIFACE_MODEL": str(tiny_model.path), "ANIFACE_WORKERS": "1",
                        "TELEGRAM_TOKEN": fake.token, "TELEGRAM_BASE_URL": fake.base_url,
                        "TELEGRAM_WEBHOOK_URL": PUBLIC_URL, "TELEGRAM_WEBHOOK_SECRET": FLEET_SECRET,
-                       "ANIFACE_ALBUM_TAKEOVER": str(ALBUM_TAKEOVER_S)}
+                       "ANIFACE_ALBUM_TAKEOVER": str(ALBUM_TAKEOVER_S),
+                       # the 210 pictures of the spread test come at once: every one waits its turn, none is "busy"
+                       "ANIFACE_QUEUE_SIZE": "100"}
         # the replicas call the fake (getMe) while starting: the fake's loop must go on meanwhile
         replicas = await asyncio.to_thread(start_replicas, 3, folder, environment)
         balancer = None
@@ -453,43 +455,106 @@ def post_directly(replica, update: dict) -> int:
     return status
 
 
+def answer_index(fake) -> dict[tuple[int, int], list]:
+    """Every post of the bot, by (chat, the message it replies to): one pass over the calls, however many
+    messages are looked up (the fake's server runs on the test's loop: a quadratic scan would slow it)."""
+    index: dict[tuple[int, int], list] = {}
+    for call in fake.calls:
+        if call.ok and call.method in ("sendPhoto", "sendMessage", "sendMediaGroup"):
+            to = (call.params.get("reply_parameters") or {}).get("message_id")
+            index.setdefault((int(call.params.get("chat_id", 0)), to), []).append(call)
+    return index
+
+
+def replied(index: dict, message: dict) -> list:
+    return index.get((message["chat"]["id"], message["message_id"]), [])
+
+
+def telegram_counts(replica, metric: str, **labels: str) -> float:
+    """A counter of the replica's /metrics, summed over the series with these labels (and platform telegram)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    status, _, body = replica.http("/metrics")
+    assert status == 200, status
+    wanted = {"platform": "telegram", **labels}
+    return sum(sample.value for family in text_string_to_metric_families(body.decode())
+               for sample in family.samples
+               if sample.name == f"{metric}_total" and wanted.items() <= sample.labels.items())
+
+
+#: test 2 of issue 14, at its size: 300 updates in 50 chats
+CHATS, PHOTOS, ALBUMS, WRONGS, REACTIONS = 50, 150, 20, 45, 45
+
+
 @pytest.mark.asyncio(loop_scope="module")
 async def test_webhook_updates_spread_over_the_replicas_and_each_is_answered_once(fleet):
-    """Photos in many chats, albums of 3 and /wrong replies, POSTed through HAProxy; 5% delivered twice, some
-    of them straight to another replica: each photo gets one answer, each album one, every replica a share."""
+    """300 updates POSTed through HAProxy: photos in 50 chats, albums of 3, /wrong replies and reactions; 5% of
+    them delivered twice, half through the balancer again, half straight to every replica (so to another one
+    than took it), some while the first copy is still being handled. Each photo gets one answer, each album
+    one, each /wrong one acknowledgement, each reaction is recorded once, and every replica takes a share."""
     fake, rng = fleet.fake, random.Random(14)
+    started = time.monotonic()
     alice = fake.user(9001)
-    chats = [fake.group(-1007000 - n) for n in range(10)]
-    photos = [fake.photo_message(chats[n % 10], alice, fleet.scene_jpeg) for n in range(30)]
+    chats = [fake.group(-1007000 - n) for n in range(CHATS)]
+    photos = [fake.photo_message(chats[n % CHATS], alice, fleet.scene_jpeg) for n in range(PHOTOS)]
     albums = [[fake.photo_message(chats[n], alice, fleet.scene_jpeg, media_group_id=f"fleet-{n}") for _ in range(3)]
-              for n in range(3)]
-    updates = fake.push(*photos) + [u for album in albums for u in fake.push(*album)]
-    await fake.wait_until(lambda: all(answers_to(fake, p) for p in photos) and
-                          all(answers_to(fake, a[0]) for a in albums), timeout=150, what="every picture answered")
-    # /wrong in reply to six answers
-    answered = [answers_to(fake, p)[0].result for p in photos[:6]]
-    wrongs = [fake.message(a["chat"], alice, text="/wrong Fleet Person", reply_to=a) for a in answered]
-    updates += fake.push(*wrongs)
-    twice = rng.sample(updates, max(3, len(updates) // 20))  # 5%, after they were taken
-    await fake.wait_until(lambda: all(answers_to(fake, w) for w in wrongs), timeout=60, what="every /wrong acked")
+              for n in range(ALBUMS)]
+    pictures = fake.push(*photos) + [u for album in albums for u in fake.push(*album)]
+    # a few duplicates at once, straight to every replica: the copies race the first one
+    racing = rng.sample(pictures, 6)
+    for update in racing:
+        for replica in fleet.replicas:
+            assert await asyncio.to_thread(post_directly, replica, update) == 200
+    await fake.wait_until(lambda: (index := answer_index(fake)) and all(replied(index, p) for p in photos) and
+                          all(replied(index, a[0]) for a in albums), timeout=300, what="every picture answered")
+    pictures_s = time.monotonic() - started
+    index = answer_index(fake)
+    answers = [replied(index, p)[0].result for p in photos]
+    # /wrong in reply to 45 answers, a reaction from someone else on 45 others
+    wrongs = [fake.message(a["chat"], alice, text="/wrong Fleet Person", reply_to=a) for a in answers[:WRONGS]]
+    corrections = fake.push(*wrongs)
+    for n, answer in enumerate(answers[WRONGS:WRONGS + REACTIONS]):
+        corrections.append(fake.push_reaction(answer["chat"], fake.user(9100 + n), answer["message_id"], ["\U0001f44d"]))
+    updates = pictures + corrections
+    assert len(updates) == 300
+    twice = rng.sample([u for u in updates if u not in racing], 15 - len(racing))  # 5% in all  # 5% in all
+    await fake.wait_until(lambda: (index := answer_index(fake)) and all(replied(index, w) for w in wrongs),
+                          timeout=120, what="every /wrong acked")
     for n, update in enumerate(twice):
         if n % 2:
             fake.redeliver(update)  # through the balancer again
         else:
-            assert post_directly(fleet.replicas[n % 3], update) == 200
-    await fake.wait_until(lambda: len(fake._updates) == 0, timeout=30, what="the redeliveries acknowledged")
+            for replica in fleet.replicas:  # Telegram retrying on its own, wherever it lands
+                assert await asyncio.to_thread(post_directly, replica, update) == 200
+    await fake.wait_until(lambda: len(fake._updates) == 0, timeout=60, what="the redeliveries acknowledged")
+    reactions_seen = lambda: sum(telegram_counts(r, "aniface_corrections", kind="reaction") for r in fleet.replicas)
+    await fake.wait_until(lambda: reactions_seen() >= REACTIONS, timeout=60, what="every reaction taken")
     await asyncio.sleep(3.0)  # an album's wait and more: time for a second answer, were one coming
+    took_s = time.monotonic() - started
 
-    assert all(len(answers_to(fake, p)) == 1 for p in photos), [len(answers_to(fake, p)) for p in photos]
+    index = answer_index(fake)
+    assert all(len(replied(index, p)) == 1 for p in photos), [len(replied(index, p)) for p in photos]
     for album in albums:
-        [answer] = answers_to(fake, album[0])
+        [answer] = replied(index, album[0])
         assert answer.method == "sendMediaGroup" and len(answer.result) == 3
-        assert not any(answers_to(fake, part) for part in album[1:])
-    assert all(len(answers_to(fake, w)) == 1 for w in wrongs)
+        assert not any(replied(index, part) for part in album[1:])
+    assert all(len(replied(index, w)) == 1 for w in wrongs)
+    # each picture identified once, each correction taken once, over the whole fleet
+    assert sum(telegram_counts(r, "aniface_pictures") for r in fleet.replicas) == PHOTOS + 3 * ALBUMS
+    assert sum(telegram_counts(r, "aniface_pictures", outcome="answered") for r in fleet.replicas) == PHOTOS + 3 * ALBUMS
+    assert reactions_seen() == REACTIONS
+    assert sum(telegram_counts(r, "aniface_corrections", kind="command") for r in fleet.replicas) == WRONGS
+    engine = create_engine(fleet.database_url, poolclass=NullPool)
+    with engine.connect() as connection:
+        by_via = dict(connection.execute(text("SELECT via, count(*) FROM votes GROUP BY via")).all())
+    engine.dispose()
+    assert by_via == {"reaction": REACTIONS, "command": WRONGS}, by_via
     assert all(200 <= status < 300 for _, status in fake.webhook_posts), fake.webhook_posts
     shares = fleet.balancer.requests_per_server("hooks")
     total = sum(shares.values())
-    print(f"\nwebhook POSTs through HAProxy per replica: {shares} ({len(updates)} updates, {len(twice)} twice)")
+    print(f"\n{len(updates)} updates ({len(racing) + len(twice)} twice, {len(racing)} racing their first copy): "
+          f"webhook POSTs through HAProxy per replica {shares}; pictures answered after {pictures_s:.1f} s, "
+          f"all done after {took_s:.1f} s")
     assert set(shares) == {"a", "b", "c"} and min(shares.values()) >= total / 5, shares
 
 
