@@ -106,6 +106,9 @@ class Settings:
     # each catches up with the others' corrections when no notification wakes it (SQLite has none).
     replicas: int = 1
     catch_up_interval: float = 5.0
+    # An album (a Telegram media group) whose process died before answering it is taken over by another
+    # process once it is this many seconds past its quiet time (bot/albums.py).
+    album_takeover: float = 10.0  # bot.albums.TAKE_OVER_AFTER_S
     # /metrics (bot.metrics): on the web server, or on its own port when the web page is off (each
     # process on one machine needs its own port; 0 picks a free one)
     metrics_enabled: bool = True
@@ -181,6 +184,7 @@ _FIELDS: dict[str, tuple[str, str, str]] = {
     "web_trusted_proxies": ("ANIFACE_TRUSTED_PROXIES", "web.trusted_proxies", "networks"),
     "replicas": ("ANIFACE_REPLICAS", "replicas", "int"),
     "catch_up_interval": ("ANIFACE_CATCH_UP_INTERVAL", "catch_up_interval", "seconds"),
+    "album_takeover": ("ANIFACE_ALBUM_TAKEOVER", "album_takeover", "seconds"),
     "metrics_enabled": ("ANIFACE_METRICS", "metrics.enabled", "bool"),
     "metrics_port": ("ANIFACE_METRICS_PORT", "metrics.port", "port"),
     "log_format": ("ANIFACE_LOG_FORMAT", "log.format", "str"),
@@ -393,6 +397,8 @@ def _validate_replicas(settings: Settings) -> None:
     """Several processes behave as one bot only on one shared PostgreSQL and with one shared secret."""
     if not 0.05 <= settings.catch_up_interval <= 3600:
         raise ConfigError("ANIFACE_CATCH_UP_INTERVAL must be from 0.05 to 3600 seconds")
+    if not 0.2 <= settings.album_takeover <= 3600:
+        raise ConfigError("ANIFACE_ALBUM_TAKEOVER must be from 0.2 to 3600 seconds")
     if settings.replicas == 1:
         return
     if settings.database_url.startswith("sqlite"):

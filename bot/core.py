@@ -17,12 +17,12 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import AsyncIterator, Sequence
+from typing import AsyncIterator, Callable, Sequence
 
 import numpy as np
 from PIL import Image
 from bot import chat_settings, language, wording
-from bot.albums import Albums
+from bot.albums import TAKE_OVER_AFTER_S, Albums, AnswerAlbum
 from bot.correcting import Corrector
 from bot.following import Follower
 from bot.i18n import Words, words
@@ -90,7 +90,8 @@ class ExportArchive:
 class Core:
     def __init__(self, database: Database, recognizer: Recognizer, hasher: Hasher, *,
                  admins: dict[str, set[str]] | None = None, pool: WorkerPool | None = None,
-                 limits: DecodeLimits | None = None, catch_up_interval: float = 5.0) -> None:
+                 limits: DecodeLimits | None = None, catch_up_interval: float = 5.0,
+                 album_takeover: float = TAKE_OVER_AFTER_S) -> None:
         self.database = database
         self.recognizer = recognizer
         self.hasher = hasher
@@ -108,7 +109,7 @@ class Core:
                            gallery_size=lambda: len(recognizer.gallery), known_characters=lambda: len(self.names.names()),
                            model_version=recognizer.model_version)
         self._deliveries = 0
-        self.albums = Albums(AlbumStore(database))
+        self.albums = Albums(AlbumStore(database), album_takeover)
         # what every process (this one too) learns from the corrections, through the events table
         self.follower = Follower(self.store, self._apply, database.listener(), catch_up_interval)
 
@@ -125,6 +126,7 @@ class Core:
         await asyncio.to_thread(self._load_names)
         await self._rebuild_gallery()
         self.follower.start()
+        self.albums.start()
 
     async def warm_up(self) -> float:
         """Run the recognizer once on a made-up picture, on the worker pool, so that the first real picture
@@ -504,6 +506,11 @@ class Core:
         """Every part of a claimed album, once none has come for `quiet_s` seconds (bot/albums.py)."""
         return await self.albums.complete(claim, quiet_s)
 
+    def answer_albums_with(self, platform: str, quiet_s: float, answer: AnswerAlbum) -> Callable[[], None]:
+        """This process takes over `platform`'s albums whose process died before answering (bot/albums.py)
+        and hands each claim to `answer`, as `album_part` would have; returns what ends that."""
+        return self.albums.answer_with(platform, quiet_s, answer)
+
     async def update_settings(self, person: Person, chat_id: str, change: SettingsChange | None = None, *,
                               answer_mode: str | None = None, unknown_threshold: float | None = None,
                               reset_threshold: bool = False) -> Ack:
@@ -621,6 +628,7 @@ class Core:
         await self.loop_lag.stop()
         self.metrics.stop_counting_logged_errors()
         await asyncio.to_thread(self.pool.shutdown, True)
+        await self.albums.stop()
         await self.follower.stop()
         self.database.dispose()
 

@@ -9,7 +9,7 @@ admin, whether a picture is answered, the limits of a name, the wording) is the 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import AsyncContextManager, Protocol, Sequence, runtime_checkable
+from typing import AsyncContextManager, Callable, Protocol, Sequence, runtime_checkable
 
 from typing import TYPE_CHECKING
 
@@ -17,7 +17,8 @@ from bot.corrections import GUESSES, NAME_LIMIT
 from bot.inbound import InboundRoutes
 from bot.metrics import Metrics
 from bot.i18n import Words
-from bot.messages import (Ack, AlbumClaim, AlbumPart, ChatSettingsView, IncomingImage, NotAllowed, Person, Reply,
+from bot.messages import (Ack, AlbumClaim, AlbumKey, AlbumPart, ChatSettingsView, IncomingImage, NotAllowed, Person,
+                          Reply,
                           SettingsChange, Status)
 
 if TYPE_CHECKING:
@@ -90,6 +91,11 @@ class CorePort(Protocol):
 
     async def album_complete(self, claim: AlbumClaim, quiet_s: float) -> list[AlbumPart]:
         """The claimed album's parts, from every process, once none has come for `quiet_s` seconds."""
+
+    def answer_albums_with(self, platform: str, quiet_s: float,
+                           answer: Callable[[AlbumKey, list[AlbumPart]], None]) -> Callable[[], None]:
+        """Take over `platform`'s albums whose process died before answering them: each is handed to `answer`
+        with every part, as `album_complete` would have handed them to the claim. Returns what ends it."""
 
     #: HTTP routes this process's adapters serve through the web adapter's server (bot.inbound)
     inbound: InboundRoutes

@@ -10,11 +10,12 @@ from __future__ import annotations
 import contextlib
 import tempfile
 from pathlib import Path
+from typing import Callable
 
 from bot import language
 from bot.albums import Albums
 from bot.i18n import Words, words
-from bot.messages import AlbumClaim, AlbumPart, FaceSummary, IncomingImage, Person, Reply
+from bot.messages import AlbumClaim, AlbumKey, AlbumPart, FaceSummary, IncomingImage, Person, Reply
 from bot.storage.albums import AlbumStore
 from bot.storage.db import Database
 from recognizer import DecodeLimits
@@ -51,6 +52,9 @@ class ScriptedCore:
 
     async def album_complete(self, claim: AlbumClaim, quiet_s: float) -> list[AlbumPart]:
         return await self._album_rule().complete(claim, quiet_s)
+
+    def answer_albums_with(self, platform: str, quiet_s: float, answer: Callable[[AlbumKey, list[AlbumPart]], None]) -> Callable[[], None]:
+        return self._album_rule().answer_with(platform, quiet_s, answer)
 
     def _album_rule(self) -> Albums:
         """The core's own album rule on a SQLite file of its own, made at the first album."""

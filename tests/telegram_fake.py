@@ -385,6 +385,10 @@ class FakeBotAPI(LocalFakeServer[Call, _Fault]):
         self._new_update.set()
         return update
 
+    def unqueued_update(self, body: dict) -> dict:
+        """An update with the next id that is not queued: for a test that POSTs it to a replica itself."""
+        return {"update_id": next(self._update_ids), **body}
+
     def redeliver(self, update: dict) -> None:
         """Queue an update again, same update_id: Telegram's retry after a POST it saw no answer to."""
         self._updates.append(dict(update))

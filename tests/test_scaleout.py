@@ -390,6 +390,8 @@ async def test_an_album_split_over_two_replicas_is_answered_once_with_all_its_pa
 FLEET_SECRET = "fleet-webhook_secret"
 PUBLIC_URL = "https://bot.example.org/hooks/telegram"
 HOOKS = "/hooks/telegram"
+#: an album is taken over this long past its quiet time (AdapterOptions.album_wait) when its replica died
+ALBUM_TAKEOVER_S = 2.0
 
 
 @dataclass
@@ -399,6 +401,7 @@ class Fleet:
     balancer: "Balancer"
     scene_jpeg: bytes
     folder: object
+    database_url: str
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -420,14 +423,17 @@ async def fleet(postgres_admin_url, tiny_model, shared_data, tmp_path_factory):
         environment = {"DATABASE_URL": url, "ANIFACE_SECRET": SECRET, "ANIFACE_REPLICAS": "3",
                        "ANIFACE_MODEL": str(tiny_model.path), "ANIFACE_WORKERS": "1",
                        "TELEGRAM_TOKEN": fake.token, "TELEGRAM_BASE_URL": fake.base_url,
-                       "TELEGRAM_WEBHOOK_URL": PUBLIC_URL, "TELEGRAM_WEBHOOK_SECRET": FLEET_SECRET}
+                       "TELEGRAM_WEBHOOK_URL": PUBLIC_URL, "TELEGRAM_WEBHOOK_SECRET": FLEET_SECRET,
+                       "ANIFACE_ALBUM_TAKEOVER": str(ALBUM_TAKEOVER_S),
+                       # the 210 pictures of the spread test come at once: every one waits its turn, none is "busy"
+                       "ANIFACE_QUEUE_SIZE": "100"}
         # the replicas call the fake (getMe) while starting: the fake's loop must go on meanwhile
         replicas = await asyncio.to_thread(start_replicas, 3, folder, environment)
         balancer = None
         try:
             balancer = await asyncio.to_thread(start_balancer, replicas, folder)
             fake.deliver_to = balancer.base + HOOKS  # Telegram -> HAProxy -> a replica
-            yield Fleet(fake, replicas, balancer, (shared_data / "scenes" / SINGLE).read_bytes(), folder)
+            yield Fleet(fake, replicas, balancer, (shared_data / "scenes" / SINGLE).read_bytes(), folder, url)
         finally:
             await fake.close()
             await asyncio.to_thread(stop_all, replicas)
@@ -449,43 +455,106 @@ def post_directly(replica, update: dict) -> int:
     return status
 
 
+def answer_index(fake) -> dict[tuple[int, int], list]:
+    """Every post of the bot, by (chat, the message it replies to): one pass over the calls, however many
+    messages are looked up (the fake's server runs on the test's loop: a quadratic scan would slow it)."""
+    index: dict[tuple[int, int], list] = {}
+    for call in fake.calls:
+        if call.ok and call.method in ("sendPhoto", "sendMessage", "sendMediaGroup"):
+            to = (call.params.get("reply_parameters") or {}).get("message_id")
+            index.setdefault((int(call.params.get("chat_id", 0)), to), []).append(call)
+    return index
+
+
+def replied(index: dict, message: dict) -> list:
+    return index.get((message["chat"]["id"], message["message_id"]), [])
+
+
+def telegram_counts(replica, metric: str, **labels: str) -> float:
+    """A counter of the replica's /metrics, summed over the series with these labels (and platform telegram)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    status, _, body = replica.http("/metrics")
+    assert status == 200, status
+    wanted = {"platform": "telegram", **labels}
+    return sum(sample.value for family in text_string_to_metric_families(body.decode())
+               for sample in family.samples
+               if sample.name == f"{metric}_total" and wanted.items() <= sample.labels.items())
+
+
+#: test 2 of issue 14, at its size: 300 updates in 50 chats
+CHATS, PHOTOS, ALBUMS, WRONGS, REACTIONS = 50, 150, 20, 45, 45
+
+
 @pytest.mark.asyncio(loop_scope="module")
 async def test_webhook_updates_spread_over_the_replicas_and_each_is_answered_once(fleet):
-    """Photos in many chats, albums of 3 and /wrong replies, POSTed through HAProxy; 5% delivered twice, some
-    of them straight to another replica: each photo gets one answer, each album one, every replica a share."""
+    """300 updates POSTed through HAProxy: photos in 50 chats, albums of 3, /wrong replies and reactions; 5% of
+    them delivered twice, half through the balancer again, half straight to every replica (so to another one
+    than took it), some while the first copy is still being handled. Each photo gets one answer, each album
+    one, each /wrong one acknowledgement, each reaction is recorded once, and every replica takes a share."""
     fake, rng = fleet.fake, random.Random(14)
+    started = time.monotonic()
     alice = fake.user(9001)
-    chats = [fake.group(-1007000 - n) for n in range(10)]
-    photos = [fake.photo_message(chats[n % 10], alice, fleet.scene_jpeg) for n in range(30)]
+    chats = [fake.group(-1007000 - n) for n in range(CHATS)]
+    photos = [fake.photo_message(chats[n % CHATS], alice, fleet.scene_jpeg) for n in range(PHOTOS)]
     albums = [[fake.photo_message(chats[n], alice, fleet.scene_jpeg, media_group_id=f"fleet-{n}") for _ in range(3)]
-              for n in range(3)]
-    updates = fake.push(*photos) + [u for album in albums for u in fake.push(*album)]
-    await fake.wait_until(lambda: all(answers_to(fake, p) for p in photos) and
-                          all(answers_to(fake, a[0]) for a in albums), timeout=150, what="every picture answered")
-    # /wrong in reply to six answers
-    answered = [answers_to(fake, p)[0].result for p in photos[:6]]
-    wrongs = [fake.message(a["chat"], alice, text="/wrong Fleet Person", reply_to=a) for a in answered]
-    updates += fake.push(*wrongs)
-    twice = rng.sample(updates, max(3, len(updates) // 20))  # 5%, after they were taken
-    await fake.wait_until(lambda: all(answers_to(fake, w) for w in wrongs), timeout=60, what="every /wrong acked")
+              for n in range(ALBUMS)]
+    pictures = fake.push(*photos) + [u for album in albums for u in fake.push(*album)]
+    # a few duplicates at once, straight to every replica: the copies race the first one
+    racing = rng.sample(pictures, 6)
+    for update in racing:
+        for replica in fleet.replicas:
+            assert await asyncio.to_thread(post_directly, replica, update) == 200
+    await fake.wait_until(lambda: (index := answer_index(fake)) and all(replied(index, p) for p in photos) and
+                          all(replied(index, a[0]) for a in albums), timeout=300, what="every picture answered")
+    pictures_s = time.monotonic() - started
+    index = answer_index(fake)
+    answers = [replied(index, p)[0].result for p in photos]
+    # /wrong in reply to 45 answers, a reaction from someone else on 45 others
+    wrongs = [fake.message(a["chat"], alice, text="/wrong Fleet Person", reply_to=a) for a in answers[:WRONGS]]
+    corrections = fake.push(*wrongs)
+    for n, answer in enumerate(answers[WRONGS:WRONGS + REACTIONS]):
+        corrections.append(fake.push_reaction(answer["chat"], fake.user(9100 + n), answer["message_id"], ["\U0001f44d"]))
+    updates = pictures + corrections
+    assert len(updates) == 300
+    twice = rng.sample([u for u in updates if u not in racing], 15 - len(racing))  # 5% in all  # 5% in all
+    await fake.wait_until(lambda: (index := answer_index(fake)) and all(replied(index, w) for w in wrongs),
+                          timeout=120, what="every /wrong acked")
     for n, update in enumerate(twice):
         if n % 2:
             fake.redeliver(update)  # through the balancer again
         else:
-            assert post_directly(fleet.replicas[n % 3], update) == 200
-    await fake.wait_until(lambda: len(fake._updates) == 0, timeout=30, what="the redeliveries acknowledged")
+            for replica in fleet.replicas:  # Telegram retrying on its own, wherever it lands
+                assert await asyncio.to_thread(post_directly, replica, update) == 200
+    await fake.wait_until(lambda: len(fake._updates) == 0, timeout=60, what="the redeliveries acknowledged")
+    reactions_seen = lambda: sum(telegram_counts(r, "aniface_corrections", kind="reaction") for r in fleet.replicas)
+    await fake.wait_until(lambda: reactions_seen() >= REACTIONS, timeout=60, what="every reaction taken")
     await asyncio.sleep(3.0)  # an album's wait and more: time for a second answer, were one coming
+    took_s = time.monotonic() - started
 
-    assert all(len(answers_to(fake, p)) == 1 for p in photos), [len(answers_to(fake, p)) for p in photos]
+    index = answer_index(fake)
+    assert all(len(replied(index, p)) == 1 for p in photos), [len(replied(index, p)) for p in photos]
     for album in albums:
-        [answer] = answers_to(fake, album[0])
+        [answer] = replied(index, album[0])
         assert answer.method == "sendMediaGroup" and len(answer.result) == 3
-        assert not any(answers_to(fake, part) for part in album[1:])
-    assert all(len(answers_to(fake, w)) == 1 for w in wrongs)
+        assert not any(replied(index, part) for part in album[1:])
+    assert all(len(replied(index, w)) == 1 for w in wrongs)
+    # each picture identified once, each correction taken once, over the whole fleet
+    assert sum(telegram_counts(r, "aniface_pictures") for r in fleet.replicas) == PHOTOS + 3 * ALBUMS
+    assert sum(telegram_counts(r, "aniface_pictures", outcome="answered") for r in fleet.replicas) == PHOTOS + 3 * ALBUMS
+    assert reactions_seen() == REACTIONS
+    assert sum(telegram_counts(r, "aniface_corrections", kind="command") for r in fleet.replicas) == WRONGS
+    engine = create_engine(fleet.database_url, poolclass=NullPool)
+    with engine.connect() as connection:
+        by_via = dict(connection.execute(text("SELECT via, count(*) FROM votes GROUP BY via")).all())
+    engine.dispose()
+    assert by_via == {"reaction": REACTIONS, "command": WRONGS}, by_via
     assert all(200 <= status < 300 for _, status in fake.webhook_posts), fake.webhook_posts
     shares = fleet.balancer.requests_per_server("hooks")
     total = sum(shares.values())
-    print(f"\nwebhook POSTs through HAProxy per replica: {shares} ({len(updates)} updates, {len(twice)} twice)")
+    print(f"\n{len(updates)} updates ({len(racing) + len(twice)} twice, {len(racing)} racing their first copy): "
+          f"webhook POSTs through HAProxy per replica {shares}; pictures answered after {pictures_s:.1f} s, "
+          f"all done after {took_s:.1f} s")
     assert set(shares) == {"a", "b", "c"} and min(shares.values()) >= total / 5, shares
 
 
@@ -505,13 +574,30 @@ async def test_a_burst_to_one_group_across_replicas_stays_within_telegrams_limit
     assert busiest <= 20
 
 
+def stored_parts(url: str, album_id: str) -> tuple[int, bool | None]:
+    """(the album's parts in the database, whether it is open; None: no such album)."""
+    engine = create_engine(url, poolclass=NullPool)
+    try:
+        with engine.connect() as connection:
+            parts = connection.execute(text("SELECT count(*) FROM album_parts WHERE album_id = :a"),
+                                       {"a": album_id}).scalar_one()
+            opened = connection.execute(text("SELECT open FROM albums WHERE album_id = :a"), {"a": album_id}).scalar()
+            return parts, opened
+    finally:
+        engine.dispose()
+
+
 @pytest.mark.asyncio(loop_scope="module")
-async def test_sigterm_drains_a_replica_and_sigkill_loses_what_it_had_taken(fleet):
+async def test_sigterm_drains_a_replica_and_sigkill_loses_what_it_had_taken_but_not_its_album(fleet):
     """Mid-run, SIGTERM on b: HAProxy takes it out (its /readyz says 503), it finishes what it took, nothing
     is lost. SIGKILL on c: the updates it had acknowledged and not answered are lost (Telegram does not send
-    an acknowledged update again): at most once. The test reports how many."""
+    an acknowledged update again): at most once. The test reports how many. But an album whose first parts
+    c had stored, and was to answer, is taken over by a (ANIFACE_ALBUM_TAKEOVER) and answered once, with
+    the part that came after c died."""
+    from adapters.telegram.common import AdapterOptions
+
     fake = fleet.fake
-    _, b, c = fleet.replicas
+    a, b, c = fleet.replicas
     carol = fake.user(9003)
     chats = [fake.group(-1009100 - n) for n in range(10)]
     photos = [fake.photo_message(chats[n % 10], carol, fleet.scene_jpeg) for n in range(30)]
@@ -519,14 +605,35 @@ async def test_sigterm_drains_a_replica_and_sigkill_loses_what_it_had_taken(flee
     await fake.wait_until(lambda: sum(bool(answers_to(fake, p)) for p in photos) >= 5, timeout=60, what="a start")
     b.terminate()
     await asyncio.sleep(0.5)
-    c.process.kill()
+    # the first two parts of an album reach c, which stores them and owns the album ...
+    group = fake.group(-1009200)
+    album = [fake.photo_message(group, carol, fleet.scene_jpeg, media_group_id="orphan") for _ in range(3)]
+    for message in album[:2]:
+        assert await asyncio.to_thread(post_directly, c, fake.unqueued_update({"message": message})) == 200
+    deadline = time.monotonic() + 10
+    while (await asyncio.to_thread(stored_parts, fleet.database_url, "orphan")) != (2, True):
+        assert time.monotonic() < deadline, "c did not store the album's parts"
+        await asyncio.sleep(0.02)
+    c.process.kill()  # ... and dies well within the album's quiet time, before it answers
+    killed_at = time.monotonic()
+    fake.push(album[2])  # the last part comes after, through the balancer, to a replica that does not own it
     assert await asyncio.to_thread(b.process.wait, 90) == 0, b.log()
     await fake.wait_until(lambda: len(fake._updates) == 0, timeout=60, what="every update acknowledged")
-    await asyncio.sleep(4.0)  # what a and b took is answered by now
+    await fake.wait_until(lambda: answers_to(fake, album[0]), timeout=90, what="the orphaned album answered")
+    taken_over_s = time.monotonic() - killed_at
+    await asyncio.sleep(4.0)  # what a and b took is answered by now; time for a second album answer too
     counts = [len(answers_to(fake, p)) for p in photos]
     lost = counts.count(0)
-    print(f"\nSIGKILL on c lost {lost} of {len(photos)} updates (acknowledged by c, never answered)")
+    print(f"\nSIGKILL on c lost {lost} of {len(photos)} updates (acknowledged by c, never answered); c's album "
+          f"was answered by a {taken_over_s:.1f} s after the kill (quiet {AdapterOptions().album_wait} s + "
+          f"take-over {ALBUM_TAKEOVER_S} s + a look every {ALBUM_TAKEOVER_S / 2} s + identifying 3 pictures)")
     assert max(counts) == 1
+    [answer] = answers_to(fake, album[0])
+    assert answer.method == "sendMediaGroup" and len(answer.result) == 3  # every part, c's two and the late one
+    assert not any(answers_to(fake, part) for part in album[1:])
+    assert await asyncio.to_thread(stored_parts, fleet.database_url, "orphan") == (0, False)
+    assert "took over album orphan" in a.log()
+    assert taken_over_s < 60
     assert "is DOWN" in fleet.balancer.log() and "Server hooks/b is DOWN" in fleet.balancer.log(), fleet.balancer.log()
     assert "stopping: finishing what is in flight" in b.log() and "stopped cleanly" in b.log()
     # what was lost was c's: at most what c was still working on (one worker, and its queue)

@@ -546,6 +546,29 @@ async def test_a_group_window_allows_its_limit_in_any_minute_never_more():
     assert group_of({"chat_id": 7}) is None and group_of({}) is None and group_of(None) is None
 
 
+async def test_a_group_window_counts_a_slow_post_from_when_it_was_done():
+    """Telegram counts a post when it arrives: a first post that took 5 s (an upload, the overall limiter's
+    queue) and arrived at 5 leaves room for another only at 65, not at 60 (the fleet's 24 in a minute)."""
+    from adapters.telegram.network import GroupWindow
+
+    now = [0.0]
+    window = GroupWindow(1, 60.0, clock=lambda: now[0])
+    real_sleep = asyncio.sleep
+
+    async def advance(seconds: float) -> None:
+        now[0] += seconds
+        await real_sleep(0)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("adapters.telegram.network.asyncio.sleep", advance)
+        first = await window.wait(-100)
+        now[0] = 5.0          # the first post is done (Telegram has it) at 5
+        window.done(first)
+        now[0] = 60.0
+        await window.wait(-100)
+    assert now[0] == 65.0
+
+
 def test_replicas_share_the_group_limit_in_whole_posts():
     from adapters.telegram.common import per_replica
 

@@ -70,4 +70,4 @@ def build_core(settings: Settings, recognizer: Recognizer | None = None) -> Core
     return Core(database, recognizer, Hasher(load_secret(settings.data_dir, settings.secret)),
                 admins={platform: set(ids) for platform, ids in settings.admins.items()},
                 pool=WorkerPool(settings.workers, settings.queue_size, settings.release_memory),
-                catch_up_interval=settings.catch_up_interval)
+                catch_up_interval=settings.catch_up_interval, album_takeover=settings.album_takeover)

@@ -24,15 +24,15 @@ import logging
 import os
 import re
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Callable, Mapping
 
 from telegram.error import TelegramError
 from telegram.ext import Application
 
-from adapters.telegram.app import build_application, run, start_polling, start_webhook, stop
-from adapters.telegram.common import per_replica
+from adapters.telegram.app import HANDLERS_KEY, build_application, run, start_polling, start_webhook, stop
+from adapters.telegram.common import PLATFORM, per_replica
 from adapters.telegram.delivery import WebhookIsSet
-from adapters.telegram.handlers import AdapterOptions
+from adapters.telegram.handlers import AdapterOptions, TelegramHandlers
 from adapters.telegram.webhook import MAX_UPDATE_BYTES, WebhookReceiver
 from bot.config import Settings
 from bot.inbound import NAME_CHARACTERS, InboundRoute
@@ -148,10 +148,12 @@ class TelegramRunning:
     """The adapter running in the caller's loop (polling or a webhook); `stop()` finishes what is in hand."""
 
     def __init__(self, app: Application, description: str = "running", *, core: CorePort | None = None,
-                 receiver: WebhookReceiver | None = None, route: str | None = None) -> None:
+                 receiver: WebhookReceiver | None = None, route: str | None = None,
+                 stop_taking_albums: Callable[[], None] | None = None) -> None:
         self.app = app
         self.description = description
         self._core, self._receiver, self._route = core, receiver, route
+        self._stop_taking_albums = stop_taking_albums
 
     def describe(self) -> str:
         return self.description
@@ -159,6 +161,8 @@ class TelegramRunning:
     def stop_accepting(self) -> None:
         if self._receiver is not None:
             self._receiver.close()  # 503 from now on: Telegram sends those again, to a replica that runs
+        if self._stop_taking_albums is not None:
+            self._stop_taking_albums()  # a dead replica's albums are for a replica that stays
 
     async def stop(self) -> None:
         self.stop_accepting()
@@ -193,15 +197,19 @@ async def start(core: CorePort, settings: Settings, options: AdapterOptions | No
         raise StartError(f"Telegram could not start: {type(error).__name__}: {detail}. Check TELEGRAM_TOKEN (from "
                          "@BotFather) and that the Bot API is reachable (TELEGRAM_BASE_URL).") from error
     limits = f"{tg.replicas} replicas share the flood limits" if tg.replicas > 1 else ""
+    handlers: TelegramHandlers = app.bot_data[HANDLERS_KEY]
+    # albums whose replica (or this process's last run) died before answering them are answered here
+    stop_taking_albums = core.answer_albums_with(PLATFORM, handlers.options.album_wait, handlers.pictures.take_over(app))
     if not tg.webhook_url:
-        return TelegramRunning(app, ", ".join(filter(None, ["polling", limits])))
+        return TelegramRunning(app, ", ".join(filter(None, ["polling", limits])),
+                               stop_taking_albums=stop_taking_albums)
     receiver = WebhookReceiver(app, core, tg.webhook_secret or "")
     core.inbound.add(InboundRoute(tg.webhook_path, receiver, MAX_UPDATE_BYTES))
     description = f"webhook {tg.webhook_url}, served at /hooks/{tg.webhook_path}"
     if not await _registered(app, tg.webhook_url):
         description += " (Telegram has another webhook or none: run `aniface telegram set-webhook`)"
     return TelegramRunning(app, ", ".join(filter(None, [description, limits])), core=core, receiver=receiver,
-                           route=tg.webhook_path)
+                           route=tg.webhook_path, stop_taking_albums=stop_taking_albums)
 
 
 async def _registered(app: Application, url: str) -> bool:

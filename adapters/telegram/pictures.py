@@ -8,6 +8,8 @@ for `album_wait` seconds (`album_complete`), then identifies them one after the 
 own faces (a reply or a reaction on one of them corrects that picture), when two or more have faces;
 with one annotated photo (and its buttons) when only one has; with one text when none has. Telegram
 allows no buttons under a media group, so an album's corrections go through /wrong and reactions.
+An album whose replica died before answering is handed to another one by the core (`answer_albums_with`,
+`take_over`), and answered the same way.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from adapters.telegram.sending import Sender
 from bot import wording
 from bot.i18n import words
 from bot.adapter_kit import LazySign
-from bot.messages import AlbumClaim, AlbumPart, IncomingImage, Person, Reply, ReplyKind
+from bot.messages import AlbumClaim, AlbumKey, AlbumPart, IncomingImage, Person, Reply, ReplyKind
 from bot.ports import CorePort
 
 log = logging.getLogger(__name__)
@@ -166,10 +168,25 @@ class Pictures:
             app.create_task(self._album_when_complete(app.bot, message.chat.id, claim),
                             name=f"album {message.chat.id} {message.media_group_id}")
 
+    def take_over(self, app: Application) -> Callable[[AlbumKey, list[AlbumPart]], None]:
+        """What the core calls with an album whose replica died before answering it: answered here, in a task
+        the Application tracks (its stop finishes it), as if this replica's part had opened it."""
+        def answer(key: AlbumKey, parts: list[AlbumPart]) -> None:
+            app.create_task(self._answer_parts(app.bot, int(key.chat_id), parts),
+                            name=f"album {key.chat_id} {key.album_id} (taken over)")
+        return answer
+
     async def _album_when_complete(self, bot: Bot, chat_id: int, claim: AlbumClaim) -> None:
-        messages: list[Message] = []
         try:
             parts = await self.core.album_complete(claim, self.options.album_wait)
+        except Exception:  # noqa: BLE001 - a task, not a handler: PTB's error handler does not see it
+            log.exception("collecting an album in %s failed", chat_id)
+            return
+        await self._answer_parts(bot, chat_id, parts)
+
+    async def _answer_parts(self, bot: Bot, chat_id: int, parts: list[AlbumPart]) -> None:
+        messages: list[Message] = []
+        try:
             messages = [Message.de_json(json.loads(part.payload), bot) for part in parts]
             if messages:
                 await self._answer_album(bot, messages, any(part.asked for part in parts))
