@@ -18,8 +18,7 @@ from bot.inbound import InboundRoutes
 from bot.metrics import Metrics
 from bot.i18n import Words
 from bot.messages import (Ack, AlbumClaim, AlbumKey, AlbumPart, ChatSettingsView, IncomingImage, NotAllowed, Person,
-                          Reply,
-                          SettingsChange, Status)
+                          Reply, SettingsChange, Status)
 
 if TYPE_CHECKING:
     from bot.config import Settings
