@@ -129,7 +129,7 @@ class Corrector:
                        from_model: bool) -> tuple[Character | None, Ack | None]:
         match = self.names.resolve(name)
         if match.status == NameStatus.INVALID:
-            return None, Ack(False, wording.bad_name(w, match.reason), reason=AckReason.BAD_NAME)
+            return None, Ack(False, wording.bad_name(w, match), reason=AckReason.BAD_NAME)
         if match.status == NameStatus.SUGGEST and not from_model:
             key = label_key(match.name)
             if session.offered(user_hash, face_id) != key:

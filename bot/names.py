@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Iterable
 
-from recognizer.labels import MAX_NAME_LENGTH, clean_name, display_name, label_key
+from recognizer.labels import MAX_NAME_LENGTH, NameRefused, clean_name, display_name, label_key
 
 
 class NameStatus(str, Enum):
@@ -23,12 +23,21 @@ class NameStatus(str, Enum):
     INVALID = "invalid"
 
 
+class NameProblem(str, Enum):
+    """Why a name cannot be used; `bot.wording.name_problem` says it in the person's language."""
+
+    EMPTY = "empty"            # nothing left once invisible characters and spacing are dropped
+    TOO_LONG = "too_long"      # over MAX_NAME_LENGTH characters once cleaned
+    NO_LETTERS = "no_letters"  # only separators and punctuation ("---", "・")
+
+
 @dataclass(frozen=True)
 class NameMatch:
     status: NameStatus
     name: str | None = None           # the known character's name, or the cleaned new name
     suggestions: tuple[str, ...] = ()
-    reason: str | None = None
+    problem: NameProblem | None = None  # why an INVALID name is refused
+    length: int = 0                     # a TOO_LONG name's length, to say by how much
 
 
 class NameBook:
@@ -63,11 +72,11 @@ class NameBook:
     def resolve(self, text: str) -> NameMatch:
         try:
             cleaned = clean_name(text)
-        except ValueError as error:
-            return NameMatch(NameStatus.INVALID, reason=str(error))
+        except NameRefused as refusal:
+            return NameMatch(NameStatus.INVALID, problem=NameProblem(refusal.kind), length=refusal.length)
         key = label_key(cleaned)
         if not key:
-            return NameMatch(NameStatus.INVALID, reason="the name has no letters")
+            return NameMatch(NameStatus.INVALID, problem=NameProblem.NO_LETTERS)
         if key in self._names:
             return NameMatch(NameStatus.KNOWN, self._names[key])
         suggestions = self._suggest(key)
@@ -88,4 +97,4 @@ class NameBook:
         return tuple(unique[:3])
 
 
-__all__ = ["MAX_NAME_LENGTH", "NameBook", "NameMatch", "NameStatus"]
+__all__ = ["MAX_NAME_LENGTH", "NameBook", "NameMatch", "NameProblem", "NameStatus"]

@@ -12,6 +12,7 @@ from typing import Sequence
 from bot.i18n import Words
 from bot.messages import AnswerMode, BoxRejected, ChatSettingsView, FaceSummary, FetchRefused
 from bot.language import NATIVE_NAMES
+from bot.names import MAX_NAME_LENGTH, NameMatch, NameProblem
 from recognizer.errors import (BadDimensions, EmptyFile, FileTooLarge, ImageRejected, TooManyFrames, TooManyPixels,
                                TooMuchMemory, format_bytes, format_pixels)
 from recognizer.labels import readable_name
@@ -194,8 +195,19 @@ def no_such_face(w: Words, number: int, count: int) -> str:
                       "There is no face {number} in that answer (it has {count}).", count, number=number)
 
 
-def bad_name(w: Words, reason: str) -> str:
-    return w.gettext("I can't use that name: {reason}.", reason=reason)
+def bad_name(w: Words, match: NameMatch) -> str:
+    """A refused name, and why (from the match's kind of problem)."""
+    return w.gettext("I can't use that name: {reason}.", reason=name_problem(w, match))
+
+
+def name_problem(w: Words, match: NameMatch) -> str:
+    if match.problem == NameProblem.TOO_LONG:
+        return w.ngettext("the name is too long ({count} character, limit {limit})",
+                          "the name is too long ({count} characters, limit {limit})", match.length,
+                          limit=w.number(MAX_NAME_LENGTH))
+    if match.problem == NameProblem.NO_LETTERS:
+        return w.gettext("the name has no letters")
+    return w.gettext("the name is empty")
 
 
 def confirmed_all(w: Words, faces: Sequence[str]) -> str:

@@ -15,18 +15,30 @@ _INVISIBLE_CATEGORIES = {"Cc", "Cf", "Cs", "Co", "Cn"}
 _SEPARATORS = re.compile(r"[\s_\-.·・,]+")
 
 
+class NameRefused(ValueError):
+    """A name that cannot be stored, and why (`kind`): a chat bot words it in its reader's language."""
+
+    EMPTY = "empty"
+    TOO_LONG = "too_long"
+
+    def __init__(self, kind: str, length: int = 0) -> None:
+        super().__init__("the name is empty" if kind == self.EMPTY
+                         else f"the name is too long ({length} characters, limit {MAX_NAME_LENGTH})")
+        self.kind, self.length = kind, length
+
+
 def clean_name(name: str) -> str:
     """A name fit to store and show: NFKC-normalised, invisible characters dropped, spacing collapsed.
 
-    Raises ValueError for a name that is empty after cleaning or longer than MAX_NAME_LENGTH.
+    Raises NameRefused (a ValueError) for a name that is empty after cleaning or longer than MAX_NAME_LENGTH.
     """
     text = unicodedata.normalize("NFKC", name)
     text = "".join(ch for ch in text if unicodedata.category(ch) not in _INVISIBLE_CATEGORIES)
     text = " ".join(text.replace("_", " ").split())
     if not text:
-        raise ValueError("the name is empty")
+        raise NameRefused(NameRefused.EMPTY)
     if len(text) > MAX_NAME_LENGTH:
-        raise ValueError(f"the name is too long ({len(text)} characters, limit {MAX_NAME_LENGTH})")
+        raise NameRefused(NameRefused.TOO_LONG, len(text))
     return text
 
 

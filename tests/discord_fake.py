@@ -599,7 +599,7 @@ class FakeDiscord(LocalFakeServer[Call, _Fault]):
                 data["options"].append({"name": option, "type": 11, "value": attachment["id"]})
         return self._interaction(2, channel, user, data, locale=locale)
 
-    def context_menu(self, channel: dict, user: dict, name: str, target: dict) -> Interaction:
+    def context_menu(self, channel: dict, user: dict, name: str, target: dict, locale: str = "en-US") -> Interaction:
         """A message command (Apps menu) on `target`."""
         guild = self.guilds.get(int(channel["guild_id"])) if channel.get("guild_id") else None
         command = self.command(name, 3, guild)
@@ -607,13 +607,15 @@ class FakeDiscord(LocalFakeServer[Call, _Fault]):
                 "resolved": {"messages": {target["id"]: target}}}
         if command.get("guild_id"):
             data["guild_id"] = command["guild_id"]
-        return self._interaction(2, channel, user, data)
+        return self._interaction(2, channel, user, data, locale=locale)
 
-    def press(self, channel: dict, user: dict, message: dict, custom_id: str) -> Interaction:
+    def press(self, channel: dict, user: dict, message: dict, custom_id: str, locale: str = "en-US") -> Interaction:
         """A button press on `message`."""
-        return self._interaction(3, channel, user, {"custom_id": custom_id, "component_type": 2}, message=message)
+        return self._interaction(3, channel, user, {"custom_id": custom_id, "component_type": 2}, message=message,
+                                 locale=locale)
 
-    def submit_modal(self, channel: dict, user: dict, modal: dict, values: dict[str, str]) -> Interaction:
+    def submit_modal(self, channel: dict, user: dict, modal: dict, values: dict[str, str],
+                     locale: str = "en-US") -> Interaction:
         """Fill in the modal the bot opened (`values` by the text inputs' labels) and submit it."""
         components = []
         for top in modal["components"]:
@@ -627,7 +629,8 @@ class FakeDiscord(LocalFakeServer[Call, _Fault]):
                     row.append({"type": inner["type"], "custom_id": inner["custom_id"],
                                 "value": values.get(inner.get("label", ""), "")})
                 components.append({"type": 1, "components": row})
-        return self._interaction(5, channel, user, {"custom_id": modal["custom_id"], "components": components})
+        return self._interaction(5, channel, user, {"custom_id": modal["custom_id"], "components": components},
+                                 locale=locale)
 
     def responses(self, interaction: Interaction) -> list[Call]:
         return [c for c in self.calls if c.route in ("interaction_callback", "followup", "edit_followup")

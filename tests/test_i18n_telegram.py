@@ -125,6 +125,27 @@ async def test_a_japanese_alias_an_admin_added_is_accepted_by_wrong(bot, core, s
     assert core.names.lookup("八神ｺｳ") == character
 
 
+async def test_a_refused_name_is_explained_in_japanese(bot, scene_jpeg):
+    """Why a name cannot be used is the core's kind of problem, worded in the person's language."""
+    fake = bot.fake
+    group = fake.group(-next(_ids))
+    yuki = person(fake, "Yuki", "ja")
+    message = fake.photo_message(group, yuki, scene_jpeg)
+    fake.push(message)
+    [answer] = await fake.wait_for("sendPhoto", where=lambda c: _replies_to(c, message))
+    await bot.done(message)
+    said = []
+    for typed in ("・・・", "ア" * 71):
+        fake.push(fake.message(group, yuki, text=f"/wrong {typed}", reply_to=answer.result))
+        [*_, reply] = await fake.wait_for("sendMessage", len(said) + 1)
+        said.append(html_text(reply))
+    assert said == ["その名前は使えません：名前に文字が含まれていません。",
+                    "その名前は使えません：名前が長すぎます（71文字、上限は64文字）。"]
+    assert words("ru").ngettext("the name is too long ({count} character, limit {limit})",
+                                "the name is too long ({count} characters, limit {limit})", 71,
+                                limit=64) == "имя слишком длинное: 71 символ при пределе 64"
+
+
 async def test_the_command_menus_are_registered_in_every_language(bot):
     calls = bot.fake.calls_to("setMyCommands")
     by_language = {}

@@ -11,6 +11,7 @@ from hypothesis import given, settings, strategies as st
 
 from bot.correcting import Corrector
 from bot.corrections import parse_wrong, read_answer
+from bot.i18n import words
 from bot.messages import Person
 from bot.names import NameBook, NameStatus
 from recognizer.labels import MAX_NAME_LENGTH, label_key
@@ -46,11 +47,11 @@ def test_a_failed_commit_leaves_no_phantom_name_and_no_offer():
     corrector = Corrector(store, names, lambda platform, user: "u")
     alice = Person("web", "alice")
     with pytest.raises(DiskFull):
-        corrector.name_face(alice, 7, "Full Disk A", "web", "c")
+        corrector.name_face(alice, 7, "Full Disk A", "web", "c", words())
     assert names.lookup("Full Disk A") is None and names.names() == ["Chino Kafu"]
     assert names.resolve("Full Disk B").status == NameStatus.NEW  # no "did you mean Full Disk A?"
     with pytest.raises(DiskFull):
-        corrector.name_face(alice, 7, "Chino Kaf", "web", "c")  # a "did you mean" offer, not committed
+        corrector.name_face(alice, 7, "Chino Kaf", "web", "c", words())  # a "did you mean" offer, not committed
     # the offer went into the transaction (rolled back with it), nowhere else
     assert store.offers == [("u", 7, label_key("Chino Kaf"))] and names.names() == ["Chino Kafu"]
 
@@ -91,7 +92,7 @@ def test_resolve_never_fails_and_a_known_name_is_found_again(known, typed):
             book.add(name)
     match = book.resolve(typed)
     if match.status == NameStatus.INVALID:
-        assert match.reason
+        assert match.problem is not None
     else:
         assert match.name and len(match.name) <= MAX_NAME_LENGTH
         assert book.resolve(match.name).status in (NameStatus.KNOWN, NameStatus.NEW, NameStatus.SUGGEST)

@@ -518,3 +518,37 @@ async def test_without_a_model_faces_are_found_and_can_still_be_named(tmp_path, 
     finally:
         await client.close()
         await core.close()
+
+
+async def test_the_errors_the_page_shows_are_in_the_visitors_language_and_their_codes_stay(core, scene):
+    """Accept-Language: ja gets Japanese messages for what a visitor can meet; `code` is the same for every
+    language (programs read it), and English stays the default."""
+    client = await open_client(core, max_upload_bytes=50_000, rate_limit=RateLimit(per_minute=6, burst=2))
+    ja = {"Accept-Language": "ja,en;q=0.5"}
+    try:
+        response = await client.post("/api/identify", data=upload(scene), headers=ja)
+        body = await response.json()
+        assert (response.status, body["error"]) == (413, {"code": "too_large",
+                                                           "message": "画像が大きすぎます（上限 0 MB）"}), body
+        response = await client.post("/api/identify", data=upload(scene), headers={**ja, "Origin": "http://evil.example"})
+        assert (await response.json())["error"] == {"code": "cross_origin",
+                                                    "message": "ほかのサイトからのリクエストは受け付けていません"}
+        response = await client.get("/api/predictions/12345/annotated.png", headers=ja)
+        assert (await response.json())["error"] == {
+            "code": "not_found", "message": "この注釈付き画像はもうありません。もう一度画像を送ってください"}
+        response = await client.get("/api/nothing-here", headers=ja)
+        assert (await response.json())["error"]["message"] == "このアドレスには何もありません"
+        response = await client.get("/api/nothing-here", headers={"Accept-Language": "ru"})
+        assert (await response.json())["error"]["message"] == "по этому адресу ничего нет"
+        response = await client.get("/api/nothing-here")
+        assert (await response.json())["error"]["message"] == "there is nothing at this address"
+        for _ in range(4):  # the burst is 2, and the uploads above took their share
+            response = await client.post("/api/corrections", json={"face_id": 1, "name": "x"}, headers=ja)
+            if response.status == 429:
+                break
+        body = await response.json()
+        seconds = int(response.headers["Retry-After"])
+        assert response.status == 429 and body["error"] == {
+            "code": "rate_limited", "message": f"リクエストが多すぎます。{seconds}秒後にもう一度お試しください"}
+    finally:
+        await client.close()

@@ -64,11 +64,12 @@ class Corrections:
     async def answer_text(self, message: discord.Message, private: bool) -> None:
         """A name the bot asked for (a reply to the bot in a server), or chat in a private channel."""
         text = (message.content or "").strip()
+        chat_id = chat_key(message.guild.id if message.guild else None, message.channel.id)
         if not text:
             if private and message.attachments:
-                await self.send.text(message.channel, texts.not_an_image(words()), reference=message)
+                w = await self.core.words_for(message_person(message, private), chat_id)
+                await self.send.text(message.channel, texts.not_an_image(w), reference=message)
             return
-        chat_id = chat_key(message.guild.id if message.guild else None, message.channel.id)
         ack = await self.core.answer_question(message_person(message, private), chat_id, text)
         if ack is None:
             if private:
@@ -109,7 +110,8 @@ class Corrections:
     async def fix_pressed(self, interaction: discord.Interaction, face_id: int, number: int) -> None:
         """A "Correct" button: the modal asking for the name, at once (it is the first response)."""
         async with self.jobs.track():
-            await interaction.response.send_modal(render.NameModal(face_id, number, on_name=self.name_submitted,
+            w = await self.core.words_for(interaction_person(interaction), chat_of(interaction))
+            await interaction.response.send_modal(render.NameModal(face_id, w, number, on_name=self.name_submitted,
                                                                    on_error=self.send.interaction_failed))
 
     async def name_submitted(self, interaction: discord.Interaction, face_id: int, text: str) -> None:
@@ -123,11 +125,12 @@ class Corrections:
     async def correct_menu(self, interaction: discord.Interaction, message: discord.Message) -> None:
         """Apps -> "Correct this" on one of the bot's answers: a modal for the face and the name."""
         async with self.jobs.track():
+            w = await self.core.words_for(interaction_person(interaction), chat_of(interaction))
             if message.author.id != self.me.id:
-                await interaction.response.send_message(texts.not_my_answer(words(str(interaction.locale))),
-                                                        ephemeral=True)
+                await interaction.response.send_message(texts.not_my_answer(w), ephemeral=True)
                 return
-            await interaction.response.send_modal(render.CorrectModal(message.id, on_correct=self.correction_submitted,
+            await interaction.response.send_modal(render.CorrectModal(message.id, w,
+                                                                      on_correct=self.correction_submitted,
                                                                       on_error=self.send.interaction_failed))
 
     async def correction_submitted(self, interaction: discord.Interaction, message_id: int, face: str,
@@ -136,8 +139,8 @@ class Corrections:
             await interaction.response.defer(ephemeral=True, thinking=True)
             face, name = face.strip().lstrip("#"), name.strip()
             if face and not face.isdigit():
-                await self.send.followup_text(interaction, texts.bad_face_number(words(str(interaction.locale))),
-                                              ephemeral=True)
+                w = await self.core.words_for(interaction_person(interaction), chat_of(interaction))
+                await self.send.followup_text(interaction, texts.bad_face_number(w), ephemeral=True)
                 return
             ack = await self.core.correct_typed(interaction_person(interaction), chat_of(interaction),
                                                 str(message_id), int(face) if face else None, name, via="button")

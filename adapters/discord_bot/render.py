@@ -5,6 +5,10 @@ The buttons are `DynamicItem`s: their custom id carries the face (`aniface:fix:<
 number 0 for the only face of a picture), so a button under an answer sent before a restart still
 works. Discord's limits are kept here, where the pieces are made: 2,000 characters of content, 5 rows
 of 5 buttons, 80-character labels, 100-character custom ids, 45-character modal titles and labels.
+
+Their words are said through the `Words` of the language the core chose: a button's label in the answer's
+(`Reply.language`, `Ack.language`), chosen when it is sent and kept in the message (a rebuilt button keeps
+the label Discord shows); a modal's in the language of the person who opened it (`CorePort.words_for`).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from typing import Awaitable, Callable, Sequence
 import discord
 from discord import ui
 
+from bot.i18n import Words, words
 from bot.messages import FaceSummary
 from bot.ports import GUESSES, NAME_LIMIT
 
@@ -30,7 +35,7 @@ CUSTOM_ID_LIMIT = 100
 MODAL_TITLE_LIMIT = 45
 FIELD_LABEL_LIMIT = 45
 PLACEHOLDER_LIMIT = 100
-NAME_LABEL = f"Name (or 1-{GUESSES}: one of my guesses)"
+NAME_EXAMPLE = "Chino Kafu"  # a character's name: never translated
 BUTTONS_PER_ROW = 5
 MAX_BUTTONS = 25
 
@@ -80,6 +85,23 @@ def clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[:limit - 1].rstrip() + "\u2026"
 
 
+def fix_label(w: Words, number: int) -> str:
+    """The "Correct" button's label: "Correct 2" for face 2, "Correct this" for a picture's only face."""
+    text = w.gettext("Correct {number}", number=number) if number else w.gettext("Correct this")
+    return clip(text, BUTTON_LABEL_LIMIT)
+
+
+def type_the_name(w: Words) -> str:
+    return clip(w.gettext("Type the name"), BUTTON_LABEL_LIMIT)
+
+
+def name_input(w: Words) -> ui.TextInput:
+    """The name field of both modals: a name, or the number of one of the bot's guesses."""
+    return ui.TextInput(label=clip(w.gettext("Name (or 1-{last}: one of my guesses)", last=GUESSES), FIELD_LABEL_LIMIT),
+                        placeholder=clip(w.gettext("e.g. {example}", example=NAME_EXAMPLE), PLACEHOLDER_LIMIT),
+                        min_length=1, max_length=NAME_LIMIT)
+
+
 def fix_custom_id(face_id: int, number: int) -> str:
     custom_id = f"aniface:fix:{int(face_id)}:{int(number)}"
     if len(custom_id) > CUSTOM_ID_LIMIT:  # cannot happen for a 64-bit id; guards the contract
@@ -101,8 +123,8 @@ class FixButton(ui.DynamicItem[ui.Button], template=FIX_ID):
     on_press: OnPress | None = None
 
     def __init__(self, face_id: int, number: int, label: str | None = None) -> None:
-        default = f"Correct {number}" if number else "Correct this"
-        super().__init__(ui.Button(label=clip(label or default, BUTTON_LABEL_LIMIT),
+        # the label is the sender's (in the answer's language); a rebuilt button gets the one Discord showed
+        super().__init__(ui.Button(label=clip(label or fix_label(words(), number), BUTTON_LABEL_LIMIT),
                                    style=discord.ButtonStyle.secondary, emoji="\u270f\ufe0f",
                                    custom_id=fix_custom_id(face_id, number)))
         self.face_id = face_id
@@ -129,39 +151,41 @@ def fix_button(on_press: OnPress) -> type[FixButton]:
     return BoundFixButton
 
 
-def answer_view(faces: Sequence[FaceSummary], max_faces: int = 10,
+def answer_view(faces: Sequence[FaceSummary], w: Words, max_faces: int = 10,
                 button: type[FixButton] = FixButton) -> ui.View | None:
-    """A "Correct" button per face (the first `max_faces`, at most 25): "Correct this" for a lone face."""
+    """A "Correct" button per face (the first `max_faces`, at most 25): "Correct this" for a lone face;
+    labelled in the answer's language (`w`)."""
     shown_faces = list(faces)[:min(max_faces, MAX_BUTTONS)]
     if not shown_faces:
         return None
     view = ui.View(timeout=None)
     several = len(faces) > 1
     for face in shown_faces:
-        view.add_item(button(face.face_id, face.number if several else 0))
+        number = face.number if several else 0
+        view.add_item(button(face.face_id, number, fix_label(w, number)))
     return view
 
 
-def ask_view(face_id: int, number: int = 0, button: type[FixButton] = FixButton) -> ui.View:
-    """Under "who is it, then?": a button that opens the same modal as "Correct"."""
+def ask_view(face_id: int, w: Words, number: int = 0, button: type[FixButton] = FixButton) -> ui.View:
+    """Under "who is it, then?": a button that opens the same modal as "Correct", in the question's language."""
     view = ui.View(timeout=None)
-    view.add_item(button(face_id, number, "Type the name"))
+    view.add_item(button(face_id, number, type_the_name(w)))
     return view
 
 
 class NameModal(ui.Modal):
-    """Who is this face? A name, or the number of one of the bot's guesses."""
+    """Who is this face? A name, or the number of one of the bot's guesses; in the words `w` of the person
+    who pressed the button."""
 
     name: ui.TextInput
 
-    def __init__(self, face_id: int, number: int = 0, *, on_name: OnName, on_error: OnError,
+    def __init__(self, face_id: int, w: Words, number: int = 0, *, on_name: OnName, on_error: OnError,
                  timeout: float | None = 900) -> None:
-        title = f"Who is face {number}?" if number else "Who is this?"
+        title = w.gettext("Who is face {number}?", number=number) if number else w.gettext("Who is this?")
         super().__init__(title=clip(title, MODAL_TITLE_LIMIT), timeout=timeout)
         self.face_id, self.number = face_id, number
         self._on_name, self._on_error = on_name, on_error
-        self.name = ui.TextInput(label=clip(NAME_LABEL, FIELD_LABEL_LIMIT),
-                                 placeholder="e.g. Chino Kafu", min_length=1, max_length=NAME_LIMIT)
+        self.name = name_input(w)
         self.add_item(self.name)
 
     async def on_submit(self, interaction: discord.Interaction) -> None:
@@ -172,17 +196,18 @@ class NameModal(ui.Modal):
 
 
 class CorrectModal(ui.Modal):
-    """"Correct this" on an answer: which face (when it has several) and who it is."""
+    """"Correct this" on an answer: which face (when it has several) and who it is; in the words `w` of the
+    person who picked it."""
 
-    def __init__(self, message_id: int, *, on_correct: OnCorrect, on_error: OnError,
+    def __init__(self, message_id: int, w: Words, *, on_correct: OnCorrect, on_error: OnError,
                  timeout: float | None = 900) -> None:
-        super().__init__(title="Correct my answer", timeout=timeout)
+        super().__init__(title=clip(w.gettext("Correct my answer"), MODAL_TITLE_LIMIT), timeout=timeout)
         self.message_id = message_id
         self._on_correct, self._on_error = on_correct, on_error
-        self.face = ui.TextInput(label="Face number (if the picture has several)", required=False, max_length=3,
-                                 placeholder="e.g. 2")
-        self.name = ui.TextInput(label=clip(NAME_LABEL, FIELD_LABEL_LIMIT),
-                                 placeholder="e.g. Chino Kafu", min_length=1, max_length=NAME_LIMIT)
+        self.face = ui.TextInput(label=clip(w.gettext("Face number (if the picture has several)"), FIELD_LABEL_LIMIT),
+                                 required=False, max_length=3,
+                                 placeholder=clip(w.gettext("e.g. {example}", example=2), PLACEHOLDER_LIMIT))
+        self.name = name_input(w)
         self.add_item(self.face)
         self.add_item(self.name)
 

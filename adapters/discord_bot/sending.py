@@ -13,7 +13,7 @@ from PIL import Image
 
 from adapters.discord_bot import render, texts
 from adapters.discord_bot.common import (DEFAULT_UPLOAD_LIMIT, PLATFORM, QUIET, REPLY_PING, AdapterOptions, chat_of,
-                                         interaction_upload_limit, reference_to)
+                                         interaction_person, interaction_upload_limit, reference_to)
 from adapters.discord_bot.permissions import ANSWER, HISTORY, SEND, VIEW, WRITE, ChannelGate, interaction_permissions, \
     missing
 from bot import wording
@@ -57,7 +57,7 @@ class Sender:
         try:
             if with_picture:
                 file = await self.photo_file(reply.picture_png, upload_limit)
-                view = render.answer_view(reply.faces, self.options.button_faces, button)
+                view = render.answer_view(reply.faces, words(reply.language), self.options.button_faces, button)
                 kwargs = {"file": file} if file is not None else {}
                 if view is not None:
                     kwargs["view"] = view
@@ -108,7 +108,8 @@ class Sender:
         """A short acknowledgement, silent; where the bot needs a name back, it asks that person, with a
         button that opens the name's modal."""
         wants_answer = ack.wants_answer
-        view = render.ask_view(ack.face_id, button=button) if (ack.asks_for_name and ack.face_id is not None) else None
+        view = (render.ask_view(ack.face_id, words(ack.language), button=button)
+                if (ack.asks_for_name and ack.face_id is not None) else None)
         prefix = f"<@{int(user_id)}> " if (user_id is not None and wants_answer) else ""
         await self.text(channel, ack.text, reference=reference, quiet=not wants_answer, prefix=prefix,
                         view=view, mention=user_id if wants_answer else None)
@@ -122,7 +123,7 @@ class Sender:
         followup = interaction.followup
         if reply.kind == ReplyKind.FACES and reply.picture_png:
             file = await self.photo_file(reply.picture_png, interaction_upload_limit(interaction))
-            view = render.answer_view(reply.faces, self.options.button_faces, button)
+            view = render.answer_view(reply.faces, words(reply.language), self.options.button_faces, button)
             kwargs = {"file": file} if file is not None else {}
             if view is not None:
                 kwargs["view"] = view
@@ -145,8 +146,8 @@ class Sender:
         naming what is missing (once per channel in a while, unless `always`). The answer itself needed nothing."""
         lacks = missing(interaction_permissions(interaction), ANSWER)
         if lacks and (always or self.gate.worth_telling(interaction.channel_id or 0)):
-            await self.followup_text(interaction, texts.cannot_post_here(words(str(interaction.locale)), lacks),
-                                     ephemeral=True)
+            w = await self.core.words_for(interaction_person(interaction), chat_of(interaction))
+            await self.followup_text(interaction, texts.cannot_post_here(w, lacks), ephemeral=True)
 
     async def interaction_failed(self, interaction: discord.Interaction, error: Exception) -> None:
         """An interaction whose handler failed: logged, and the person told (privately)."""

@@ -35,9 +35,10 @@ from adapters.web.hooks import hook
 from adapters.web.openapi import openapi_document
 from adapters.web.ratelimit import RateLimit
 from adapters.web.reading import read_json, read_upload
-from adapters.web.page import language_hint, remember_choice, render, template
+from adapters.web import texts
+from adapters.web.page import person, remember_choice, render, template
 from bot import wording
-from bot.messages import AckReason, FaceSummary, IncomingImage, Person, Reply, ReplyKind
+from bot.messages import AckReason, FaceSummary, IncomingImage, Reply, ReplyKind
 from bot.ports import GUESSES, NAME_LIMIT, CorePort
 
 log = logging.getLogger(__name__)
@@ -110,14 +111,9 @@ async def wait_idle(app: web.Application, timeout: float = 60.0) -> bool:
 
 # --- helpers -------------------------------------------------------------------------------------------
 
-def person(request: web.Request) -> Person:
-    return Person(PLATFORM, request[WEB_ID], language=language_hint(request))
-
-
 def _refuse_when_stopping(request: web.Request) -> None:
     if request.app[STATE].stopping:
-        raise ApiError(503, "stopping", "the server is stopping; try again in a moment",
-                       {"Retry-After": str(BUSY_RETRY_AFTER_S)})
+        raise ApiError(503, "stopping", texts.stopping, {"Retry-After": str(BUSY_RETRY_AFTER_S)})
 
 
 def _shown(name: str | None) -> str | None:
@@ -250,8 +246,7 @@ async def corrections(request: web.Request) -> web.Response:
     core, who = request.app[CORE], person(request)
     if name is not None:
         if not isinstance(name, str) or not name.strip() or len(name.strip()) > NAME_LIMIT:
-            raise ApiError(400, "bad_request",
-                           f"name must be the character's name (text, up to {NAME_LIMIT} characters)")
+            raise ApiError(400, "bad_request", lambda w: texts.bad_name_field(w, NAME_LIMIT))
         ack = await core.name_face(who, face_id, name, via=PLATFORM, chat_id=who.user_id)
     else:
         if isinstance(candidate, bool) or not isinstance(candidate, int) or not 1 <= candidate <= GUESSES:
@@ -282,7 +277,7 @@ async def annotated(request: web.Request) -> web.Response:
     png = await request.app[CORE].annotated_picture(int(request.match_info["prediction_id"]), PLATFORM,
                                                     request[WEB_ID])
     if png is None:
-        raise ApiError(404, "not_found", "this annotated picture is not here (any more): send the picture again")
+        raise ApiError(404, "not_found", texts.picture_gone)
     return web.Response(body=png, content_type="image/png", headers={"Cache-Control": "private, max-age=3600"})
 
 

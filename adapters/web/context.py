@@ -10,6 +10,7 @@ from typing import Awaitable, Callable
 from aiohttp import web
 
 from adapters.web.ratelimit import RateLimit, TokenBuckets
+from bot.i18n import Words, words
 from bot.ports import CorePort
 
 PLATFORM = "web"
@@ -57,11 +58,21 @@ class WebState:
 
 
 class ApiError(Exception):
-    """An error answered as `{"error": {"code", "message"}}` with an HTTP status."""
+    """An error answered as `{"error": {"code", "message"}}` with an HTTP status.
 
-    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message, self.headers = status, code, message, headers or {}
+    `message` is the text, or, for an error the page shows to people, what says it in a language (a
+    function of `texts.py`): `errors_middleware` says it in the visitor's; `message` is then its English."""
+
+    def __init__(self, status: int, code: str, message: str | Callable[[Words], str],
+                 headers: dict[str, str] | None = None) -> None:
+        self.say = None if isinstance(message, str) else message
+        text = message if isinstance(message, str) else message(words())
+        super().__init__(text)
+        self.status, self.code, self.message, self.headers = status, code, text, headers or {}
+
+    def worded(self, w: Words) -> str:
+        """The message in `w`'s language (only a text meant for people has one)."""
+        return self.message if self.say is None else self.say(w)
 
 
 def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> web.Response:

@@ -9,8 +9,11 @@ import secrets
 
 from aiohttp import web
 
-from adapters.web.context import (COOKIE_MAX_AGE, COOKIE_NAME, COOKIE_VALUE, CONTENT_SECURITY_POLICY, SETTINGS,
+from adapters.web import texts
+from adapters.web.context import (COOKIE_MAX_AGE, COOKIE_NAME, COOKIE_VALUE, CONTENT_SECURITY_POLICY, CORE, SETTINGS,
                                   STATE, WEB_ID, ApiError, Handler, error_response)
+from adapters.web.page import person
+from bot.i18n import Words
 from adapters.web.hooks import is_hook
 from adapters.web.ratelimit import client_address, client_key
 
@@ -26,14 +29,15 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
     try:
         return await handler(request)
     except ApiError as error:
-        return error_response(error.status, error.code, error.message, error.headers)
+        return error_response(error.status, error.code, error.worded(await _words(request)), error.headers)
     except web.HTTPException as error:
         if not api or error.status < 400:
             raise
         code = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}.get(error.status, "http_error")
-        message = {404: "there is nothing at this address",
+        w = await _words(request)
+        message = {404: texts.nothing_here(w),
                    405: f"{request.method} is not allowed here",
-                   413: "the request is too large"}.get(error.status, error.reason)
+                   413: texts.request_too_large(w)}.get(error.status, error.reason)
         headers = {k: v for k, v in error.headers.items() if k.lower() == "allow"}
         return error_response(error.status, code, message, headers)
     except ConnectionError:  # the client went away mid-request (e.g. mid-upload): no one to answer
@@ -47,9 +51,14 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         log.exception("%s %s failed", request.method, request.path)
         if not api:
             raise
-        return error_response(500, "internal", "something went wrong on the server; it has been logged")
+        return error_response(500, "internal", texts.internal(await _words(request)))
     finally:
         state.in_flight -= 1
+
+
+async def _words(request: web.Request) -> Words:
+    """The visitor's language, by the core's rule, for an error the page shows."""
+    return await request.app[CORE].words_for(person(request))
 
 
 def _client_gone(request: web.Request) -> None:
@@ -103,9 +112,9 @@ async def csrf_middleware(request: web.Request, handler: Handler) -> web.StreamR
         origin = request.headers.get("Origin")
         if origin is not None:
             if not _same_origin(request, origin):
-                raise ApiError(403, "cross_origin", "requests from other sites are not accepted")
+                raise ApiError(403, "cross_origin", texts.other_site)
         elif request.headers.get("Sec-Fetch-Site", "same-origin") not in ("same-origin", "none"):
-            raise ApiError(403, "cross_origin", "requests from other sites are not accepted")
+            raise ApiError(403, "cross_origin", texts.other_site)
     return await handler(request)
 
 
@@ -131,6 +140,6 @@ async def rate_limit_middleware(request: web.Request, handler: Handler) -> web.S
         wait = request.app[STATE].buckets.take(client_key(sender))
         if wait > 0:
             seconds = max(1, int(wait + 0.999))
-            raise ApiError(429, "rate_limited", f"too many requests: try again in {seconds} s",
+            raise ApiError(429, "rate_limited", lambda w: texts.too_many_requests(w, seconds),
                            {"Retry-After": str(seconds)})
     return await handler(request)

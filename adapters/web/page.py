@@ -19,9 +19,10 @@ from typing import IO, Iterator
 from aiohttp import web
 from babel.messages.extract import extract
 
-from adapters.web.context import STATIC_DIR
+from adapters.web.context import PLATFORM, STATIC_DIR, WEB_ID
 from bot.i18n import Words
 from bot.language import NATIVE_NAMES, from_accept_language, supported
+from bot.messages import Person
 
 LANGUAGE_COOKIE = "aniface_lang"
 _MARK = re.compile(r'\{\{ _\("((?:[^"\\]|\\.)*)"\) \}\}')
@@ -31,6 +32,12 @@ def language_hint(request: web.Request) -> str | None:
     """The language this browser asks for: the picker's (query, then cookie), else Accept-Language."""
     return (supported(request.query.get("lang")) or supported(request.cookies.get(LANGUAGE_COOKIE))
             or from_accept_language(request.headers.get("Accept-Language")))
+
+
+def person(request: web.Request) -> Person:
+    """The visitor: the cookie's anonymous id (none yet for a request refused before it is read) and the
+    language hint."""
+    return Person(PLATFORM, request.get(WEB_ID, ""), language=language_hint(request))
 
 
 def remember_choice(request: web.Request, response: web.StreamResponse) -> None:

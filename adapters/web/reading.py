@@ -10,6 +10,7 @@ import json
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
+from adapters.web import texts
 from adapters.web.context import MAX_BOXES, MAX_FIELD_BYTES, MAX_JSON_BYTES, SETTINGS, ApiError
 
 
@@ -23,8 +24,7 @@ def body_deadline(read):
             async with asyncio.timeout(seconds):
                 return await read(request, *args, **kwargs)
         except TimeoutError:
-            raise ApiError(408, "timeout", f"the request body did not arrive within {seconds:.0f} s",
-                           {"Connection": "close"}) from None
+            raise ApiError(408, "timeout", lambda w: texts.too_slow(w, seconds), {"Connection": "close"}) from None
     return reader
 
 
@@ -50,10 +50,6 @@ async def read_json(request: web.Request) -> dict:
     return document
 
 
-def _mb(size: int) -> str:
-    return f"{size / (1024 * 1024):.1f} MB".replace(".0 ", " ")
-
-
 async def read_part(part, limit: int, too_large: ApiError) -> bytes:
     chunks, size = [], 0
     while True:
@@ -71,7 +67,7 @@ async def read_upload(request: web.Request) -> tuple[bytes, list | None]:
     """The `image` file and the optional `boxes` field of a multipart upload, within the size limit."""
     require_content_type(request, "multipart/form-data")
     limit = request.app[SETTINGS].max_upload_bytes
-    too_large = ApiError(413, "too_large", f"the picture is too large (limit {_mb(limit)})")
+    too_large = ApiError(413, "too_large", lambda w: texts.picture_too_large(w, limit))
     if request.content_length is not None and request.content_length > limit + 256 * 1024:
         raise too_large
     image, boxes_text, total = None, None, 0
@@ -109,7 +105,7 @@ def parse_boxes(text: str) -> list[tuple[int, int, int, int]]:
     if not isinstance(value, list) or not value:
         raise ApiError(400, "bad_boxes", message)
     if len(value) > MAX_BOXES:
-        raise ApiError(400, "bad_boxes", f"at most {MAX_BOXES} boxes at once")
+        raise ApiError(400, "bad_boxes", lambda w: texts.too_many_boxes(w, MAX_BOXES))
     boxes = []
     for box in value:
         if (not isinstance(box, list) or len(box) != 4
@@ -118,6 +114,6 @@ def parse_boxes(text: str) -> list[tuple[int, int, int, int]]:
             raise ApiError(400, "bad_boxes", message)
         x, y, w, h = (int(round(v)) for v in box)
         if w <= 0 or h <= 0:
-            raise ApiError(400, "bad_boxes", "every box needs a positive width and height")
+            raise ApiError(400, "bad_boxes", texts.empty_box)
         boxes.append((x, y, w, h))
     return boxes
