@@ -125,6 +125,11 @@ class StubCore:
     def status(self) -> Status:
         return Status(None, False, 0)
 
+    def answer_albums_with(self, platform, quiet_s, answer):
+        """No album to take over here; the adapter is handed back how to stop looking."""
+        self.events.append(f"{platform} answers albums")
+        return lambda: self.events.append(f"{platform} stopped taking albums")
+
 
 def settings_for(tmp_path, **overrides):
     return load_settings({"ANIFACE_DATA_DIR": str(tmp_path)}, None, web_port=0, **overrides)
@@ -206,7 +211,10 @@ async def test_serve_runs_telegram_against_a_local_bot_api_and_stops_it(tmp_path
         polls = fake.get_updates_calls
         await asyncio.sleep(1.5)
         assert fake.get_updates_calls == polls  # stopped: no more polling
-        assert core.events == ["core started", "core warmed up", "core closed"]
+        assert core.events[:2] == ["core started", "core warmed up"] and core.events[-1] == "core closed"
+        # the adapter answers albums other replicas left, and stops before the core closes
+        assert "telegram answers albums" in core.events
+        assert core.events.index("telegram stopped taking albums") < core.events.index("core closed")
     finally:
         await fake.close()
 
