@@ -17,10 +17,9 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
-
 from recognizer.remote_backbone import MODEL_NAME
 from tests.replicas import REPO, clean_environment, free_port
+from tests.unavailable import skip_or_fail
 
 
 def model_server_python() -> str:
@@ -36,9 +35,7 @@ def model_server_python() -> str:
         message = (f"{problem} (PyTriton needs numpy<2, so it has its own environment: python3.11 -m venv "
                    ".venv-model-server && .venv-model-server/bin/pip install -e '.[model-server]'; "
                    "`bash scripts/test.sh` makes it; or set ANIFACE_MODEL_SERVER_PYTHON)")
-        if os.environ.get("CI", "").strip().lower() in ("1", "true", "yes"):
-            pytest.fail(f"CI=true but {message}", pytrace=False)
-        pytest.skip(message)
+        skip_or_fail(message)
     return path
 
 
