@@ -198,6 +198,35 @@ def _turned_back(detection: Detection, matrix: np.ndarray, degrees: float, scale
                      detection.score, angle=degrees)
 
 
+#: The last look's windows: squares of these shares of the picture's short side, each moved by half its side.
+LOOK_SIDES = (0.25, 0.35, 0.5, 0.7)
+LOOK_STEP = 0.5
+#: Windows smaller than this (px) are not looked at: animeface's own smallest window is 42.6 px.
+LOOK_MIN_SIDE = 40
+
+
+def look_windows(height: int, width: int, sides: Sequence[float] = LOOK_SIDES, step: float = LOOK_STEP) -> list[Box]:
+    """The windows of the last look over a height x width picture in which no pass found a face: squares of each
+    share of the short side, on a grid moved by `step` of their side, the last row and column flush with the
+    picture's edges (about a hundred windows on a 3:2 picture)."""
+    short = min(height, width)
+    windows: list[Box] = []
+    for side in sorted({max(LOOK_MIN_SIDE, round(short * share)) for share in sides}):
+        if side > short:
+            continue
+        for top in _grid(height, side, step):
+            windows += [Box(left, top, side, side) for left in _grid(width, side, step)]
+    return windows
+
+
+def _grid(length: int, side: int, step: float) -> list[int]:
+    stride = max(1, round(side * step))
+    starts = list(range(0, length - side + 1, stride))
+    if starts[-1] != length - side:
+        starts.append(length - side)
+    return starts
+
+
 def square_guess(image: np.ndarray) -> Box:
     """Where a face most likely is when none was found: a square in the upper middle of the picture,
     about half its short side (portraits and illustrations put the face high and central)."""

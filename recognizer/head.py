@@ -57,6 +57,14 @@ class SoftmaxHead:
         u = self.logits(np.asarray(features, np.float32)) - self.bias
         return u / np.maximum(np.linalg.norm(u, axis=-1, keepdims=True), 1e-12)
 
+    def familiarity(self, features: np.ndarray) -> np.ndarray:
+        """(N, D) features -> (N,) log of the sum of exp(logits): how much the head's characters all together
+        account for a face (the free energy, negated). A face of a character the head never saw is explained
+        by none of them, and scores low even when softmax gives one of them most of the probability."""
+        logits = self.logits(np.asarray(features, np.float32)).astype(np.float64)
+        top = logits.max(axis=1)
+        return top + np.log(np.exp(logits - top[:, None]).sum(axis=1))
+
     def probabilities(self, features: np.ndarray) -> np.ndarray:
         """(N, D) features -> (N, C) probabilities."""
         features = np.asarray(features, dtype=np.float32)

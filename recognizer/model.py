@@ -46,6 +46,8 @@ class ModelManifest:
     labels: list[str]
     backbone: BackboneSpec = field(default_factory=BackboneSpec)
     unknown_threshold: float = 0.4
+    # A name from the head alone also needs this much `SoftmaxHead.familiarity`; None: a model trained before it
+    familiarity_threshold: float | None = None
     crop_margin: float = 0.3
     name: str = "aniface"
     version: str = field(default_factory=lambda: datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-")
@@ -64,6 +66,8 @@ class ModelManifest:
     def to_dict(self) -> dict:
         converted = {"converted_backbone": dict(self.converted_backbone)} if self.converted_backbone else {}
         optional = {key: value for key, value in (("files", self.files), ("license", self.license)) if value}
+        if self.familiarity_threshold is not None:
+            optional["familiarity_threshold"] = self.familiarity_threshold
         return {
             "format_version": self.format_version,
             "name": self.name,
@@ -95,6 +99,8 @@ class ModelManifest:
                 labels=labels,
                 backbone=BackboneSpec.from_dict(data["backbone"]),
                 unknown_threshold=float(data.get("unknown_threshold", 0.4)),
+                familiarity_threshold=(float(data["familiarity_threshold"])
+                                       if data.get("familiarity_threshold") is not None else None),
                 crop_margin=float(data.get("crop_margin", 0.3)),
                 name=str(data.get("name", "aniface")),
                 version=str(data["version"]),

@@ -4,8 +4,10 @@ Finding faces: the search is wide (`recognizer.face_search`: animeface down to l
 picture and on mirrored, half-size, enlarged and turned copies, plus the LBP cascade when its file is given
 and the model has a verifier). With a model that carries a face verifier, every candidate is embedded in
 the same batched call that names the faces, and the verifier keeps the faces among the unsure ones;
-without one, only candidates above the detector's own threshold count. When no face is found at all, the
-likeliest place for one is offered as a guess (`Face.guessed`), never named outright.
+without one, only candidates above the detector's own threshold count. When no pass finds a face, the
+verifier takes a last look over a grid of windows (`face_search.look_windows`): the window that looks most
+like a face is one when it clears the verifier's stricter threshold, else it is offered as a guess
+(`Face.guessed`). Neither is named outright: both offer their candidates.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from recognizer.backbone import Backbone
 from recognizer.decode import DecodedImage, DecodeLimits, load_image
 from recognizer.detect import (DEFAULT_DETECT_MAX_SIDE, Detection, FaceDetector, detect_faces, detection_copy,
                                make_detector, reading_order)
-from recognizer.face_search import CANDIDATE_LIKELIHOOD, FaceSearch, square_guess, upright_crop
+from recognizer.face_search import CANDIDATE_LIKELIHOOD, FaceSearch, look_windows, square_guess, upright_crop
 from recognizer.errors import ModelError
 from recognizer.gallery import Gallery, combine
 from recognizer.model import ModelFiles, read_model
@@ -35,6 +37,8 @@ ImageSource = np.ndarray | DecodedImage | bytes | str | os.PathLike
 Found = tuple[Detection, "np.ndarray | None"]  # a face and its embedding, when finding it needed one
 #: A picture whose grey levels vary less than this (standard deviation) is flat: no place to guess a face in.
 MIN_DETAIL = 8.0
+#: The last look's windows go through the backbone this many at a time (a bounded batch keeps memory flat).
+LOOK_BATCH = 16
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,9 @@ class RecognizerSettings:
     wide_search: bool = True
     # When no face is found, offer the likeliest place for one as a guess (only when faces can be named).
     guess_when_none: bool = True
+    # When no pass finds a face, let the model's verifier look over a grid of windows (about 0.3-0.6 s more on
+    # such a picture; only with a model that has a verifier).
+    last_look: bool = True
     # Threads of each LiteRT interpreter (a converted backbone): the cores shared out among the threads
     # that recognise at once, so the two don't oversubscribe them (None: every core).
     backbone_threads: int | None = None
@@ -163,7 +170,7 @@ class Recognizer:
         candidates = self.search.candidates(work)
         if scale != 1.0:
             candidates = [c.rescaled(scale, image.shape[1], image.shape[0]) for c in candidates]
-        best_rejected = None
+        best_rejected: tuple[Found, float] | None = None  # and its verifier score
         if self.verifier is None or self.backbone is None:
             # no one to ask (and no cascade): only what animeface is sure of, in any pass
             kept = [(c.detection, None) for c in candidates if c.detection.score >= self.settings.min_likelihood]
@@ -175,9 +182,35 @@ class Recognizer:
             rejected = [i for i, c in enumerate(candidates) if not (c.sure or accepted[i])]
             if rejected:
                 best = max(rejected, key=lambda i: scores[i])
-                best_rejected = (candidates[best].detection, embeddings[best])
+                best_rejected = (candidates[best].detection, embeddings[best]), float(scores[best])
+            looked = self._last_look(image) if not kept and self.settings.last_look and _has_detail(image) else None
+            if looked is not None:
+                if self.verifier.surely_faces(looked[0][1][np.newaxis])[0]:
+                    kept = [looked[0]]
+                elif best_rejected is None or looked[1] > best_rejected[1]:
+                    best_rejected = looked
         order = {id(d): i for i, (d, _) in enumerate(kept)}
-        return [kept[order[id(d)]] for d in reading_order([d for d, _ in kept])], best_rejected
+        return ([kept[order[id(d)]] for d in reading_order([d for d, _ in kept])],
+                best_rejected[0] if best_rejected else None)
+
+    def _last_look(self, image: np.ndarray) -> tuple[Found, float] | None:
+        """The window of the last look that the verifier rates most like a face, its embedding, and that rating
+        (None for a picture too small to look over).
+
+        Its detection score is how far the rating is past the verifier's stricter threshold, squashed to 0..1
+        (0.5 at the threshold)."""
+        windows = look_windows(*image.shape[:2])
+        if not windows:
+            return None
+        embeddings = np.concatenate([self.embed(self.crops(image, windows[start:start + LOOK_BATCH]))
+                                     for start in range(0, len(windows), LOOK_BATCH)])
+        scores = self.verifier.scores(embeddings)
+        best = int(np.argmax(scores))
+        score = float(scores[best])
+        sure = self.verifier.sure_threshold if self.verifier.sure_threshold is not None else self.verifier.threshold
+        spread = max(sure - self.verifier.threshold, 1.0)
+        likelihood = float(1.0 / (1.0 + np.exp(np.clip((sure - score) / spread, -50.0, 50.0))))
+        return (Detection(windows[best], likelihood, coarse=True), embeddings[best]), score
 
     def embed(self, crops: Sequence[np.ndarray]) -> np.ndarray:
         """Feature vectors for face crops, in one batched backbone call."""
@@ -196,14 +229,25 @@ class Recognizer:
         head_probabilities = self.model.head.probabilities(embeddings) if self.model else None
         gallery_labels, gallery_probabilities = self.gallery.probabilities(embeddings)
         labels, probabilities = combine(head_labels, head_probabilities, gallery_labels, gallery_probabilities)
+        familiar = self._familiar(embeddings, gallery_probabilities)
         results = []
-        for row in probabilities:
+        for row, is_familiar in zip(probabilities, familiar):
             order = np.argsort(-row, kind="stable")[:TOP_K]
             # a head ranks all its labels; a gallery label with no evidence is no candidate
             candidates = tuple(Candidate(labels[i], float(row[i])) for i in order if row[i] > 0 or i < len(head_labels))
-            confident = bool(candidates) and candidates[0].probability >= threshold
+            confident = bool(candidates) and candidates[0].probability >= threshold and is_familiar
             results.append((candidates, candidates[0].name if confident else None))
         return results
+
+    def _familiar(self, embeddings: np.ndarray, gallery_probabilities: np.ndarray) -> np.ndarray:
+        """Whether each face may be named: always when a correction has a say in it (the gallery gives it some
+        probability); otherwise when the head finds it familiar enough (`SoftmaxHead.familiarity`, against the
+        model's threshold) or the model has no such threshold."""
+        threshold = self.model.manifest.familiarity_threshold if self.model else None
+        if threshold is None:
+            return np.ones(len(embeddings), bool)
+        vouched = np.asarray(gallery_probabilities).reshape(len(embeddings), -1).sum(axis=1) > 0
+        return vouched | (self.model.head.familiarity(embeddings) >= threshold)
 
     def learn(self, key, embedding: np.ndarray, label: str | None) -> None:  # noqa: ANN001 - any hashable key
         """Teach the gallery that this face is `label` (None forgets it); effective for the next image."""
@@ -271,9 +315,10 @@ class Recognizer:
             timings["embed_s"] = embedded - started
             timings["classify_s"] = time.perf_counter() - embedded
         # A guessed region offers its candidates but is never named outright: whatever is there may not
-        # be a face, and a name would claim it is one.
+        # be a face, and a name would claim it is one. Nor is a face the last look found: its window holds
+        # the face and its surroundings, unlike the crops that calibrated the "unknown" threshold.
         return [
-            Face(i + 1, d.box, d.score, candidates, None if guessed else name, embedding, guessed)
+            Face(i + 1, d.box, d.score, candidates, None if guessed or d.coarse else name, embedding, guessed)
             for i, (d, (candidates, name), embedding)
             in enumerate(zip(detections, named, embeddings))
         ]

@@ -7,6 +7,10 @@ crops and windows that are not faces, cut from the same crops (zoomed parts: an 
 collar; and the crop's tiles shuffled: its colours and strokes without a face's layout). Its threshold keeps
 a set share of validation faces (99% by default), so it is calibrated on faces, never on test pictures.
 
+A second, stricter threshold keeps 95% of validation faces. It judges the last look at a picture in which
+no detector found anything: that look asks about a hundred windows at once, so a window must look like a
+face as clearly as most faces do before it is called one.
+
 It costs one dot product per candidate: the candidate's features are needed anyway to name it.
 """
 
@@ -31,6 +35,9 @@ class FaceVerifier:
     weights: np.ndarray    # (D,)
     bias: float
     threshold: float       # scores at or above it are faces
+    # a window of the last look (recognizer.face_search.look_windows) is a face from this score; None in
+    # verifiers saved before it existed, whose last look only places a guess
+    sure_threshold: float | None = None
 
     def scores(self, embeddings: np.ndarray) -> np.ndarray:
         """One score per embedding; larger is more face-like (a log-odds up to a constant)."""
@@ -41,17 +48,25 @@ class FaceVerifier:
         """Whether each embedding is a face."""
         return self.scores(embeddings) >= self.threshold
 
+    def surely_faces(self, embeddings: np.ndarray) -> np.ndarray:
+        """Whether each embedding is a face by the stricter threshold (never, without one)."""
+        if self.sure_threshold is None:
+            return np.zeros(len(embeddings), bool)
+        return self.scores(embeddings) >= self.sure_threshold
+
     def save(self, path: str | os.PathLike) -> None:
+        sure = {} if self.sure_threshold is None else {"sure_threshold": np.float32(self.sure_threshold)}
         np.savez(path, power=np.float32(self.power), mean=self.mean.astype(np.float32),
                  scale=self.scale.astype(np.float32), weights=self.weights.astype(np.float32),
-                 bias=np.float32(self.bias), threshold=np.float32(self.threshold))
+                 bias=np.float32(self.bias), threshold=np.float32(self.threshold), **sure)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "FaceVerifier":
         try:
             with np.load(path, allow_pickle=False) as data:
                 verifier = cls(float(data["power"]), data["mean"], data["scale"], data["weights"],
-                               float(data["bias"]), float(data["threshold"]))
+                               float(data["bias"]), float(data["threshold"]),
+                               float(data["sure_threshold"]) if "sure_threshold" in data.files else None)
         except (OSError, KeyError, ValueError) as error:
             raise ModelError(f"cannot read the face verifier {path}: {error}") from error
         if not (verifier.mean.shape == verifier.scale.shape == verifier.weights.shape and verifier.weights.ndim == 1):
@@ -60,9 +75,11 @@ class FaceVerifier:
 
 
 def fit_verifier(faces: np.ndarray, not_faces: np.ndarray, validation_faces: np.ndarray, *,
-                 keep: float = 0.99, power: float = 0.5, shrinkage: float = 0.3) -> FaceVerifier:
+                 keep: float = 0.99, sure_keep: float = 0.95, power: float = 0.5,
+                 shrinkage: float = 0.3) -> FaceVerifier:
     """A linear discriminant between face and not-face features (covariance shrunk towards the identity,
-    equal priors), with the threshold that keeps `keep` of `validation_faces`."""
+    equal priors), with the threshold that keeps `keep` of `validation_faces` and the stricter one that keeps
+    `sure_keep` of them."""
     if len(faces) < 2 or len(not_faces) < 2:
         raise ValueError("a face verifier needs at least 2 faces and 2 windows that are not faces")
     both = power_normalise(np.concatenate([faces, not_faces]).astype(np.float32), power)
@@ -80,5 +97,7 @@ def fit_verifier(faces: np.ndarray, not_faces: np.ndarray, validation_faces: np.
     verifier = FaceVerifier(power, mean.astype(np.float32), scale.astype(np.float32), weights.astype(np.float32),
                             bias, 0.0)
     reference = validation_faces if len(validation_faces) else faces
-    verifier.threshold = float(np.quantile(verifier.scores(reference), 1.0 - keep))
+    reference_scores = verifier.scores(reference)
+    verifier.threshold = float(np.quantile(reference_scores, 1.0 - keep))
+    verifier.sure_threshold = max(verifier.threshold, float(np.quantile(reference_scores, 1.0 - sure_keep)))
     return verifier

@@ -7,7 +7,8 @@ import pytest
 
 from recognizer import Box, ModelError, Recognizer, RecognizerSettings, read_model
 from recognizer.detect import Detection
-from recognizer.face_search import Candidate, FaceSearch, merge_candidates, square_guess, turn, upright_crop
+from recognizer.face_search import (Candidate, FaceSearch, look_windows, merge_candidates, square_guess, turn,
+                                    upright_crop)
 from recognizer.model import save_model, seal_model
 from recognizer.verify import FaceVerifier, fit_verifier
 
@@ -82,6 +83,8 @@ def test_a_verifier_keeps_its_share_of_faces_and_survives_a_round_trip(tmp_path)
     validation = rng.normal(1.0, 1.0, (200, 16)).astype(np.float32) ** 2
     verifier = fit_verifier(faces, others, validation, keep=0.95)
     assert verifier.accepts(validation).mean() == pytest.approx(0.95, abs=0.01)
+    assert verifier.surely_faces(validation).mean() == pytest.approx(0.95, abs=0.01)  # sure_keep: 0.95 as well
+    assert verifier.sure_threshold >= verifier.threshold
     assert verifier.accepts(others).mean() < verifier.accepts(faces).mean()
     verifier.save(tmp_path / "verifier.npz")
     again = FaceVerifier.load(tmp_path / "verifier.npz")
@@ -195,3 +198,97 @@ def test_no_guess_when_there_is_no_name_to_offer(shared_data):
     recognizer = Recognizer(backbone=tiny_backbone())
     busy = np.random.default_rng(1).integers(0, 255, (200, 300, 3), dtype=np.uint8)
     assert recognizer.can_name and recognizer.identify(busy) == []
+
+
+def test_the_last_look_covers_the_picture_from_edge_to_edge():
+    windows = look_windows(300, 450)
+    sides = sorted({w.w for w in windows})
+    assert sides == [75, 105, 150, 210] and all(w.w == w.h for w in windows)
+    for side in sides:
+        same = [w for w in windows if w.w == side]
+        assert min(w.x for w in same) == 0 and max(w.right for w in same) == 450
+        assert min(w.y for w in same) == 0 and max(w.bottom for w in same) == 300
+    assert all(0 <= w.x and w.right <= 450 and 0 <= w.y and w.bottom <= 300 for w in windows)
+    assert 60 <= len(windows) <= 160  # a last look costs about a hundred crops, not thousands
+    assert look_windows(30, 500) == []  # too small to look over: no window smaller than LOOK_MIN_SIDE
+    assert sorted(w.w for w in look_windows(100, 100) if w.x == w.y == 0) == [40, 50, 70]  # each side once
+
+
+def painted_face(side: int) -> np.ndarray:
+    """Something the verifier below learns to call a face: skin, red hair on top and two dark eyes."""
+    face = np.empty((side, side, 3), np.uint8)
+    face[:] = (235, 190, 170)
+    face[: side // 3] = (200, 30, 40)
+    eye = side // 6
+    for left in (side // 4, side * 3 // 4 - eye):
+        face[side // 2: side // 2 + eye, left:left + eye] = (20, 40, 160)
+    return face
+
+
+def noisy_background(height: int, width: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return rng.normal((90, 110, 100), 25, (height, width, 3)).clip(0, 255).astype(np.uint8)
+
+
+@pytest.fixture
+def painted_face_recognizer(model_with_verifier):
+    """The tiny model with a verifier fitted on painted faces against noise; its detector finds nothing."""
+    model = read_model(model_with_verifier)
+    recognizer = Recognizer(model, detector=ScriptedDetector())
+    rng = np.random.default_rng(3)
+    faces, others = [], []
+    for index in range(96):
+        side = int(rng.integers(60, 130))
+        picture = noisy_background(2 * side, 2 * side, index)
+        top, left = rng.integers(side // 4, side * 3 // 4, 2)
+        picture[top:top + side, left:left + side] = painted_face(side)
+        # the box a grid window gives: a little off the face and of another size
+        shift_x, shift_y = rng.integers(-side // 8, side // 8 + 1, 2)
+        box_side = int(side * rng.uniform(0.9, 1.15))
+        faces.append(recognizer.crops(picture, [Box(int(left + shift_x), int(top + shift_y), box_side, box_side)])[0])
+        others.append(noisy_background(side, side, 1000 + index))
+    features = recognizer.embed(faces)
+    verifier = fit_verifier(features[:64], recognizer.embed(others), features[64:], keep=0.99, sure_keep=0.9)
+    save_model(model_with_verifier, model.manifest, model.head, verifier)
+    return model_with_verifier, verifier
+
+
+def test_the_last_look_finds_a_face_that_no_detector_did(painted_face_recognizer):
+    directory, verifier = painted_face_recognizer
+    picture = noisy_background(320, 480, 7)
+    picture[60:170, 290:400] = painted_face(110)
+    recognizer = Recognizer(read_model(directory), detector=ScriptedDetector())
+    [face] = recognizer.identify(picture)
+    assert not face.guessed and face.box.iou(Box(290, 60, 110, 110)) >= 0.3
+    assert face.name is None and face.candidates  # a loose window: it offers names without giving one
+    assert 0.5 <= face.detection_score <= 1.0  # past the stricter threshold
+    # the face is named from the embedding the last look computed: the same as naming that box afresh
+    [again] = recognizer.identify_regions(picture, [face.box])
+    assert [c.name for c in again.candidates] == [c.name for c in face.candidates]
+
+    # a window the verifier keeps but is not sure of is only a guess, at the same place
+    verifier.sure_threshold = float(verifier.scores(face.embedding[np.newaxis])[0]) + 1.0
+    save_model(directory, read_model(directory).manifest, read_model(directory).head, verifier)
+    [guess] = Recognizer(read_model(directory), detector=ScriptedDetector()).identify(picture)
+    assert guess.guessed and guess.name is None and guess.box == face.box
+
+    # without the last look: the fixed guess in the upper middle
+    plain = Recognizer(read_model(directory), detector=ScriptedDetector(),
+                       settings=RecognizerSettings(last_look=False))
+    [fixed] = plain.identify(picture)
+    assert fixed.guessed and fixed.box == square_guess(picture)
+
+
+def test_a_verifier_saved_before_the_last_look_only_guesses(painted_face_recognizer, tmp_path):
+    directory, verifier = painted_face_recognizer
+    verifier.sure_threshold = None
+    verifier.save(tmp_path / "old.npz")
+    with np.load(tmp_path / "old.npz") as data:
+        assert "sure_threshold" not in data.files
+    old = FaceVerifier.load(tmp_path / "old.npz")
+    assert old.sure_threshold is None and not old.surely_faces(np.ones((3, old.weights.shape[0]))).any()
+    save_model(directory, read_model(directory).manifest, read_model(directory).head, old)
+    picture = noisy_background(320, 480, 7)
+    picture[60:170, 290:400] = painted_face(110)
+    [guess] = Recognizer(read_model(directory), detector=ScriptedDetector()).identify(picture)
+    assert guess.guessed and guess.box.iou(Box(290, 60, 110, 110)) >= 0.3

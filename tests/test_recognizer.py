@@ -68,6 +68,54 @@ def test_unknown_below_threshold(tiny_model):
     assert name is None and candidates_again == candidates
 
 
+def test_a_face_the_head_finds_unfamiliar_gets_no_name_unless_a_correction_vouches_for_it(tiny_model, tmp_path):
+    import dataclasses
+    import shutil
+
+    from recognizer.model import save_model, seal_model
+
+    directory = tmp_path / "model"
+    shutil.copytree(tiny_model.path, directory)
+    files = read_model(directory)
+    crop = load_image(tiny_model.held_out_files[tiny_model.labels[0]][0]).pixels
+    recognizer = Recognizer(files)
+    embedding = recognizer.embed([crop])
+    [(candidates, name)] = recognizer.classify(embedding, unknown_threshold=0.0)
+    assert name == candidates[0].name and files.manifest.familiarity_threshold is None  # an older model: no gate
+    familiarity = float(files.head.familiarity(embedding)[0])
+    # softmax's view of the same logits: the familiarity is their log-sum-exp
+    logits = files.head.logits(embedding)[0].astype(np.float64)
+    assert familiarity == pytest.approx(np.log(np.exp(logits).sum()), rel=1e-6)
+
+    for threshold, named in ((familiarity - 0.01, True), (familiarity + 0.01, False)):
+        manifest = dataclasses.replace(files.manifest, familiarity_threshold=threshold)
+        save_model(directory, manifest, files.head, exemplars=files.exemplars)
+        seal_model(directory)
+        again = Recognizer.load(directory)
+        assert again.model.manifest.familiarity_threshold == pytest.approx(threshold)
+        [(same_candidates, name)] = again.classify(embedding, unknown_threshold=0.0)
+        assert same_candidates == candidates  # only whether it is named changes
+        assert (name is not None) == named
+    # a person's correction of this face vouches for it: named as taught
+    again.learn("message-1/face-1", embedding[0], tiny_model.labels[2])
+    [(_, name)] = again.classify(embedding, unknown_threshold=0.0)
+    assert name == tiny_model.labels[2]
+
+
+def test_the_familiarity_threshold_keeps_its_share_of_right_answers():
+    from recognizer.training.heads import default_familiarity_threshold
+
+    rng = np.random.default_rng(5)
+    probabilities = rng.dirichlet(np.ones(4), 400)
+    targets = probabilities.argmax(axis=1)
+    targets[:100] = (targets[:100] + 1) % 4  # a quarter answered wrong
+    familiarity = rng.normal(3.0, 2.0, 400)
+    threshold = default_familiarity_threshold(familiarity, probabilities, targets, min_coverage=0.9)
+    right = probabilities.argmax(axis=1) == targets
+    assert (familiarity[right] >= threshold).mean() == pytest.approx(0.9, abs=0.01)
+    assert default_familiarity_threshold(np.zeros(0), np.zeros((0, 4)), np.zeros(0, int)) is None
+
+
 def test_all_crops_of_an_image_go_through_the_backbone_in_one_call(tiny_model, shared_data, monkeypatch):
     recognizer = Recognizer.load(tiny_model.path)
     calls = []

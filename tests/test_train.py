@@ -357,6 +357,12 @@ def test_cli_train_writes_model_split_and_summary(subset, backbone, tmp_path, mo
     assert recut["recut"] + recut["kept_as_is"] == 45 and recut["margin"] == 0.3
     assert (out / "verifier.npz").is_file() and read_model(out).verifier is not None
     assert "face verifier" in text
+    verifier = read_model(out).verifier
+    # the last look's stricter threshold, and the familiarity a name from the head alone needs
+    assert verifier.sure_threshold is not None and verifier.sure_threshold >= verifier.threshold
+    assert manifest["metrics"]["verifier"]["last_look_threshold"] == pytest.approx(verifier.sure_threshold, abs=1e-3)
+    assert isinstance(manifest["familiarity_threshold"], float)
+    assert read_model(out).manifest.familiarity_threshold == manifest["familiarity_threshold"]
     # the training faces as the head sees them, which corrections are weighed against when serving
     exemplars = read_model(out).exemplars
     assert exemplars is not None and len(exemplars) == 27 and exemplars.classes == 3

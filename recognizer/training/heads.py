@@ -209,3 +209,15 @@ def default_unknown_threshold(probabilities: np.ndarray, targets: np.ndarray, mi
     if len(right) == 0:
         return 0.0
     return float(np.clip(np.quantile(right, 1 - min_coverage), 0.0, 0.9))
+
+
+def default_familiarity_threshold(familiarity: np.ndarray, probabilities: np.ndarray, targets: np.ndarray,
+                                  min_coverage: float = 0.95) -> float | None:
+    """The highest familiarity (`SoftmaxHead.familiarity`) that keeps `min_coverage` of right answers; None
+    without any (nothing to calibrate on: the model then names by probability alone)."""
+    if len(targets) == 0:
+        return None
+    right = np.asarray(familiarity)[probabilities.argmax(axis=1) == targets]
+    if len(right) == 0:
+        return None
+    return float(np.quantile(right, 1 - min_coverage))

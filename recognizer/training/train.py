@@ -33,7 +33,8 @@ import numpy as np
 
 from recognizer.backbone import DEFAULT_FEATURE_LAYERS, Backbone, BackboneSpec
 from recognizer.head import SoftmaxHead
-from recognizer.training.heads import (FitResult, class_weights, default_unknown_threshold, fit_lda_heads,
+from recognizer.training.heads import (FitResult, class_weights, default_familiarity_threshold,
+                                       default_unknown_threshold, fit_lda_heads,
                                        fit_logistic_head, fit_temperature, scaled_head)
 from recognizer.model import ModelManifest
 from recognizer.training.dataset import Dataset, Sample
@@ -241,12 +242,14 @@ def train(dataset: Dataset, config: TrainConfig, *, cache: FeatureCache | None =
         verifier = fit_verifier(np.concatenate([train_features[v][train_features.ok] for v in ("orig", "flip")
                                                 if v in variants]),
                                 np.concatenate([not_faces[v][usable] for v in NOT_FACE_VARIANTS]),
-                                x_val, keep=VERIFIER_KEEP)
+                                x_val, keep=VERIFIER_KEEP, sure_keep=VERIFIER_SURE_KEEP)
         rejected = {v: float((~verifier.accepts(not_faces[v][usable])).mean()) for v in NOT_FACE_VARIANTS}
 
     p_val = head.probabilities(x_val) if len(val_rows) else np.zeros((0, len(keys)))
     p_test = head.probabilities(x_test) if len(test_rows) else np.zeros((0, len(keys)))
     threshold = default_unknown_threshold(p_val, y_val, config.min_coverage)
+    familiarity = default_familiarity_threshold(head.familiarity(x_val) if len(val_rows) else np.zeros(0), p_val,
+                                                y_val, config.min_coverage)
     metrics = {
         "val": {"images": int(len(val_rows)), "top1": _finite(top_k_accuracy(p_val, y_val, 1)),
                 "top5": _finite(top_k_accuracy(p_val, y_val, 5))},
@@ -260,9 +263,12 @@ def train(dataset: Dataset, config: TrainConfig, *, cache: FeatureCache | None =
                              **({"best_epoch": f.best_epoch} if config.head == "logistic" else {})} for f in fits]},
         "unknown_threshold_rule": f"keeps {config.min_coverage:.0%} of right validation answers"
                                   + (" (validation crops cut the way serving cuts faces)" if config.recut else ""),
+        "familiarity_threshold_rule": f"keeps {config.min_coverage:.0%} of right validation answers",
     }
     if verifier is not None:
         metrics["verifier"] = {"keeps_validation_faces": VERIFIER_KEEP, "threshold": round(verifier.threshold, 4),
+                               "last_look_keeps_validation_faces": VERIFIER_SURE_KEEP,
+                               "last_look_threshold": round(verifier.sure_threshold, 4),
                                "rejects_training_not_faces": {v: round(r, 4) for v, r in rejected.items()}}
     split = {part: sorted(samples[i].sha256 for i in range(len(samples)) if assignment[i] == part and ok[i])
              for part in SPLITS}
@@ -278,6 +284,7 @@ def train(dataset: Dataset, config: TrainConfig, *, cache: FeatureCache | None =
                                     "where it finds none"}
     labels = [dataset.classes[key] for key in keys]
     manifest = ModelManifest(labels=labels, backbone=config.spec, unknown_threshold=round(threshold, 4),
+                             familiarity_threshold=None if familiarity is None else round(familiarity, 4),
                              crop_margin=config.crop_margin, name=config.model_name, metrics=metrics, dataset=summary)
     timings["total_s"] = time.perf_counter() - started
     return TrainResult(manifest, head, split, metrics, timings, extraction, verifier, exemplars)
@@ -285,6 +292,8 @@ def train(dataset: Dataset, config: TrainConfig, *, cache: FeatureCache | None =
 
 #: The share of validation faces the face verifier keeps (its threshold).
 VERIFIER_KEEP = 0.99
+#: The share the stricter threshold keeps, for the last look at a picture where no detector found a face.
+VERIFIER_SURE_KEEP = 0.95
 
 
 def _recut_detector():
