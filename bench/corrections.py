@@ -121,7 +121,7 @@ class Picture:
     scores: np.ndarray        # (faces,) detection scores
     known: bool               # whether the model's head knows the character
     kind: str = "single_known"  # or "open_set": a character nobody taught; "" truth
-    guessed: np.ndarray | None = None  # (faces,) the likeliest place offered when no face was found: never named
+    guessed: np.ndarray | None = None  # (faces,) a guess or an approximate face (Face.approximate): never named
 
     @property
     def taught_face(self) -> int | None:
@@ -177,7 +177,7 @@ def scene_pictures(recognizer: Recognizer, scenes_dir: Path, cache_dir: Path | N
                 np.stack([f.embedding for f in faces]).astype(np.float32) if faces else np.zeros((0, dimension),
                                                                                                 np.float32),
                 np.array([f.detection_score for f in faces], np.float32),
-                np.array([f.guessed for f in faces], bool))
+                np.array([f.guessed or f.approximate for f in faces], bool))  # the faces never named outright
             computed += 1
         embeddings, scores, guessed = stored[scene.file]
         if scene.kind == "open_set":

@@ -29,9 +29,8 @@ class Detection:
     box: Box
     score: float
     angle: float = 0.0  # the face stands upright in the picture turned counter-clockwise by this (degrees)
-    # a window of the verifier's last look, not a detector's box: a face, cut more loosely than the crops the
-    # "unknown" threshold was calibrated on, so it offers names without giving one
-    coarse: bool = False
+    # a window of the verifier's last look, not a detector's box: it holds a face and some of its surroundings
+    approximate: bool = False
 
 
 class FaceDetector(Protocol):

@@ -24,7 +24,8 @@ from recognizer.backbone import Backbone
 from recognizer.decode import DecodedImage, DecodeLimits, load_image
 from recognizer.detect import (DEFAULT_DETECT_MAX_SIDE, Detection, FaceDetector, detect_faces, detection_copy,
                                make_detector, reading_order)
-from recognizer.face_search import CANDIDATE_LIKELIHOOD, FaceSearch, look_windows, square_guess, upright_crop
+from recognizer.face_search import (CANDIDATE_LIKELIHOOD, FaceSearch, look_windows, square_guess, upright_crop,
+                                    windows_around)
 from recognizer.errors import ModelError
 from recognizer.gallery import Gallery, combine
 from recognizer.model import ModelFiles, read_model
@@ -195,22 +196,40 @@ class Recognizer:
 
     def _last_look(self, image: np.ndarray) -> tuple[Found, float] | None:
         """The window of the last look that the verifier rates most like a face, its embedding, and that rating
-        (None for a picture too small to look over).
+        (None for a picture too small to look over). The grid's windows are rated first, then, for each size,
+        the windows around the likeliest one of that size, moved by half their side.
 
         Its detection score is how far the rating is past the verifier's stricter threshold, squashed to 0..1
         (0.5 at the threshold)."""
-        windows = look_windows(*image.shape[:2])
+        height, width = image.shape[:2]
+        windows = look_windows(height, width)
         if not windows:
             return None
-        embeddings = np.concatenate([self.embed(self.crops(image, windows[start:start + LOOK_BATCH]))
-                                     for start in range(0, len(windows), LOOK_BATCH)])
+        embeddings = self._embed_in_batches(image, windows)
         scores = self.verifier.scores(embeddings)
+        seen = set(windows)
+        around = []
+        for side in sorted({window.w for window in windows}):
+            index = max((i for i, window in enumerate(windows) if window.w == side), key=lambda i: scores[i])
+            for box in windows_around(windows[index], height, width):
+                if box not in seen:
+                    seen.add(box)
+                    around.append(box)
+        if around:
+            windows = windows + around
+            extra = self._embed_in_batches(image, around)
+            embeddings = np.concatenate([embeddings, extra])
+            scores = np.concatenate([scores, self.verifier.scores(extra)])
         best = int(np.argmax(scores))
         score = float(scores[best])
         sure = self.verifier.sure_threshold if self.verifier.sure_threshold is not None else self.verifier.threshold
         spread = max(sure - self.verifier.threshold, 1.0)
         likelihood = float(1.0 / (1.0 + np.exp(np.clip((sure - score) / spread, -50.0, 50.0))))
-        return (Detection(windows[best], likelihood, coarse=True), embeddings[best]), score
+        return (Detection(windows[best], likelihood, approximate=True), embeddings[best]), score
+
+    def _embed_in_batches(self, image: np.ndarray, windows: Sequence[Box]) -> np.ndarray:
+        return np.concatenate([self.embed(self.crops(image, windows[start:start + LOOK_BATCH]))
+                               for start in range(0, len(windows), LOOK_BATCH)])
 
     def embed(self, crops: Sequence[np.ndarray]) -> np.ndarray:
         """Feature vectors for face crops, in one batched backbone call."""
@@ -318,7 +337,8 @@ class Recognizer:
         # be a face, and a name would claim it is one. Nor is a face the last look found: its window holds
         # the face and its surroundings, unlike the crops that calibrated the "unknown" threshold.
         return [
-            Face(i + 1, d.box, d.score, candidates, None if guessed or d.coarse else name, embedding, guessed)
+            Face(i + 1, d.box, d.score, candidates, None if guessed or d.approximate else name, embedding, guessed,
+                 d.approximate)
             for i, (d, (candidates, name), embedding)
             in enumerate(zip(detections, named, embeddings))
         ]

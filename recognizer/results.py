@@ -61,7 +61,9 @@ class Face:
 
     `name` is the best candidate when it is confident enough, else None ("unknown");
     `candidates` is empty when no model is loaded. `guessed` marks a region the recognizer looked at
-    because no face was found (its likeliest place for one): an answer to say is a guess.
+    because no face was found (its likeliest place for one): an answer to say is a guess. `approximate` marks a
+    face found by the verifier's last look: its box is a window that holds the face and some of its
+    surroundings. Neither is named outright; both offer their candidates.
     """
 
     number: int
@@ -71,6 +73,7 @@ class Face:
     name: str | None = None
     embedding: np.ndarray | None = field(default=None, compare=False, repr=False)
     guessed: bool = False
+    approximate: bool = False
 
     @property
     def label(self) -> str:
@@ -86,4 +89,5 @@ class Face:
             "name": self.name,
             "candidates": [{"name": c.name, "probability": round(c.probability, 6)} for c in self.candidates],
             "guessed": self.guessed,
+            "approximate": self.approximate,
         }
