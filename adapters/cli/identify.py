@@ -137,7 +137,8 @@ def _print_human(image_path: str, faces, annotated_path: Path | None, named: boo
             print(f"  {face.number}. {where}")
             continue
         guesses = ", ".join(f"{c.name} {c.probability:.1%}" for c in face.candidates)
-        verdict = "guess" if face.guessed else face.name if face.name else "unknown"
+        verdict = ("guess" if face.guessed else "not sure (found by the last look: the box is approximate)"
+                   if face.approximate else face.name if face.name else "unknown")
         print(f"  {face.number}. {verdict}  {where}\n     top 5: {guesses}")
     print()
 
