@@ -139,14 +139,14 @@ def merge_overlapping(detections: Sequence[Detection], iou_threshold: float = 0.
     kept: list[Detection] = []
     ranked = detections if order == "given" else sorted(detections, key=lambda d: (-d.score, -d.box.area))
     for detection in ranked:
-        box = detection.box
-        if all(
-            box.iou(k.box) < iou_threshold
-            and box.intersection(k.box) < containment * min(box.area, k.box.area)
-            for k in kept
-        ):
+        if not any(overlapping(detection.box, k.box, iou_threshold, containment) for k in kept):
             kept.append(detection)
     return kept
+
+
+def overlapping(a: Box, b: Box, iou_threshold: float = 0.3, containment: float = 0.7) -> bool:
+    """Whether two boxes are one place: they overlap by `iou_threshold`, or one lies mostly inside the other."""
+    return a.iou(b) >= iou_threshold or a.intersection(b) >= containment * min(a.area, b.area)
 
 
 def reading_order(detections: Sequence[Detection]) -> list[Detection]:

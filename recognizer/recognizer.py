@@ -23,7 +23,7 @@ from recognizer.annotate import annotate, annotate_with_sheet, crop_face
 from recognizer.backbone import Backbone
 from recognizer.decode import DecodedImage, DecodeLimits, load_image
 from recognizer.detect import (DEFAULT_DETECT_MAX_SIDE, Detection, FaceDetector, detect_faces, detection_copy,
-                               make_detector, reading_order)
+                               make_detector, overlapping, reading_order)
 from recognizer.face_search import (CANDIDATE_LIKELIHOOD, FaceSearch, look_windows, square_guess, upright_crop,
                                     windows_around)
 from recognizer.errors import ModelError
@@ -186,10 +186,18 @@ class Recognizer:
                 best_rejected = (candidates[best].detection, embeddings[best]), float(scores[best])
             looked = self._last_look(image) if not kept and self.settings.last_look and _has_detail(image) else None
             if looked is not None:
-                if self.verifier.surely_faces(looked[0][1][np.newaxis])[0]:
-                    kept = [looked[0]]
-                elif best_rejected is None or looked[1] > best_rejected[1]:
-                    best_rejected = looked
+                (window, embedding), score = looked
+                # the look is the search's last pass: where a detector's candidate is in the same place, its box
+                # (and crop) stands for the face, as an earlier pass's does in every merge
+                same_place = [i for i in rejected if overlapping(candidates[i].detection.box, window.box)]
+                place: Found = (window, embedding)
+                if same_place:
+                    best = max(same_place, key=lambda i: scores[i])
+                    place = candidates[best].detection, embeddings[best]
+                if self.verifier.surely_faces(embedding[np.newaxis])[0]:
+                    kept = [place]
+                elif best_rejected is None or score > best_rejected[1]:
+                    best_rejected = place, score
         order = {id(d): i for i, (d, _) in enumerate(kept)}
         return ([kept[order[id(d)]] for d in reading_order([d for d, _ in kept])],
                 best_rejected[0] if best_rejected else None)

@@ -302,3 +302,32 @@ def test_a_verifier_saved_before_the_last_look_only_guesses(painted_face_recogni
     picture[60:170, 290:400] = painted_face(110)
     [guess] = Recognizer(read_model(directory), detector=ScriptedDetector()).identify(picture)
     assert guess.guessed and guess.box.iou(Box(290, 60, 110, 110)) >= 0.3
+
+
+class OnePlaceDetector:
+    """Reports one unsure candidate at a fixed place, on the picture as it is only (not on its copies)."""
+
+    name = "one-place"
+
+    def __init__(self, shape: tuple[int, int], box: Box) -> None:
+        self.shape, self.box = shape, box
+
+    def detect(self, image: np.ndarray) -> list[Detection]:
+        return [Detection(self.box, 0.55)] if image.shape[:2] == self.shape else []
+
+
+def test_a_candidate_in_the_place_the_last_look_found_gives_the_face_its_box(painted_face_recognizer):
+    directory, verifier = painted_face_recognizer
+    picture = noisy_background(320, 480, 7)
+    picture[60:170, 290:400] = painted_face(110)
+    eyes = Box(312, 108, 70, 30)  # inside the face: a window the verifier does not take for a face
+    detector = OnePlaceDetector(picture.shape[:2], eyes)
+    recognizer = Recognizer(read_model(directory), detector=detector)
+    assert not verifier.accepts(recognizer.embed(recognizer.crops(picture, [eyes])))[0]
+    [face] = recognizer.identify(picture)
+    # the look found the face; the detector's candidate in the same place is its box, named the usual way
+    assert not face.guessed and not face.approximate and face.box == eyes
+    # a candidate elsewhere is left alone: the face is the look's window
+    elsewhere = Box(10, 250, 50, 50)
+    [face] = Recognizer(read_model(directory), detector=OnePlaceDetector(picture.shape[:2], elsewhere)).identify(picture)
+    assert face.approximate and face.box.iou(Box(290, 60, 110, 110)) >= 0.3
