@@ -132,6 +132,11 @@ def test_a_picture_is_scored_with_label_keys():
     guess = score_scene(scene, [face(1, [("hatsune_miku", 0.4)], guessed=True)], LABELS)
     assert (guess.face_found, guess.guessed, guess.top1, guess.named, guess.top1_only_on_guess) == \
         (False, 1, True, False, True)
+    # a face only the last look found counts as found, and is reported as such
+    looked = score_scene(scene, [Face(1, Box(0, 0, 90, 90), 0.7, (Candidate("hatsune_miku", 0.9),), None,
+                                      approximate=True)], LABELS)
+    assert (looked.face_found, looked.only_by_last_look, looked.top1, looked.named) == (True, True, True, False)
+    assert not right.only_by_last_look and not guess.only_by_last_look
     # a character the model does not know: nothing to be right about
     stranger = Scene("b.png", Path("b.png"), "single", ("kinomoto_sakura",), None)
     unknown = score_scene(stranger, [face(1, [("Gawr Gura", 0.9)])], LABELS)

@@ -46,6 +46,7 @@ def kind_totals(results: Sequence[SceneResult]) -> dict:
         "readable": len(readable),
         "face_found": sum(r.face_found for r in readable),
         "only_guessed": sum(r.guessed > 0 and not r.face_found for r in readable),
+        "found_only_by_last_look": sum(r.only_by_last_look for r in readable),
         "guessed_regions": sum(r.guessed for r in readable),
         "with_known": len(with_known),
         "top1": sum(bool(r.top1) for r in with_known),
@@ -102,7 +103,7 @@ def headline(report: dict) -> str:
     parts = []
     single = totals.get("single_known")
     if single:
-        text = f"single_known: face found {single['face_found']}/{single['readable']}, "
+        text = f"single_known: face found {single['face_found']}/{single['readable']}{_by_look(single)}, "
         unknowable = single["readable"] - single["with_known"]
         if single["with_known"]:
             text += f"top-1 {single['top1']}/{single['with_known']}, top-5 {single['top5']}/{single['with_known']}"
@@ -126,6 +127,12 @@ def headline(report: dict) -> str:
     return "; ".join(parts)
 
 
+def _by_look(totals: dict) -> str:
+    """" (5 only by the last look)", or nothing when none was (older reports lack the count)."""
+    count = totals.get("found_only_by_last_look", 0)
+    return f" ({count} only by the last look)" if count else ""
+
+
 def _seconds(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.2f} s"
 
@@ -133,7 +140,7 @@ def _seconds(value: float | None) -> str:
 def kind_line(kind: str, totals: dict) -> str:
     """One kind's counts in words."""
     n = totals["readable"]
-    text = f"{kind}: {n} picture{'' if n == 1 else 's'}, face found {totals['face_found']}/{n}"
+    text = f"{kind}: {n} picture{'' if n == 1 else 's'}, face found {totals['face_found']}/{n}{_by_look(totals)}"
     if totals["only_guessed"]:
         text += f" (+{totals['only_guessed']} with only a guessed region)"
     if totals["with_known"]:

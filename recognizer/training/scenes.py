@@ -210,6 +210,7 @@ class SceneResult:
     known: tuple[str, ...] = ()  # the picture's characters that the model knows
     face_found: bool = False  # a face was detected (guessed regions do not count)
     guessed: int = 0  # regions only guessed
+    only_by_last_look: bool = False  # every face found is an approximate one, from the verifier's last look
     top1: bool | None = None  # None: no character of the picture is known to the model
     top5: bool | None = None
     named: bool | None = None  # a face's name (above the "unknown" threshold) is a character of the picture
@@ -238,6 +239,7 @@ class SceneResult:
             "error": self.error,
             "face_found": self.face_found,
             "guessed": self.guessed,
+            "only_by_last_look": self.only_by_last_look,
             "top1": self.top1,
             "top5": self.top5,
             "named": self.named,
@@ -263,6 +265,7 @@ def score_scene(scene: Scene, faces: Sequence[Face], labels: Iterable[str]) -> S
     result = SceneResult(scene, faces, known=known)
     result.face_found = any(not face.guessed for face in faces)
     result.guessed = sum(face.guessed for face in faces)
+    result.only_by_last_look = result.face_found and all(face.approximate for face in faces if not face.guessed)
     names = [label_key(face.name) for face in faces if face.name is not None]
     result.given_a_name = bool(names)
     if scene.kind != "multi":
