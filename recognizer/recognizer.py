@@ -6,8 +6,9 @@ and the model has a verifier). With a model that carries a face verifier, every 
 the same batched call that names the faces, and the verifier keeps the faces among the unsure ones;
 without one, only candidates above the detector's own threshold count. When no pass finds a face, the
 verifier takes a last look over a grid of windows (`face_search.look_windows`): the window that looks most
-like a face is one when it clears the verifier's stricter threshold, else it is offered as a guess
-(`Face.guessed`). Neither is named outright: both offer their candidates.
+like a face is one when it clears the verifier's stricter threshold (`Face.approximate`: named by no one,
+it offers its candidates), else it is offered as a guess (`Face.guessed`, never named outright either). A
+detector's rejected candidate in the same place as that window stands for it, box and crop.
 """
 
 from __future__ import annotations
