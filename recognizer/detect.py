@@ -183,7 +183,7 @@ def detect_faces(image: np.ndarray, detector: FaceDetector | None = None,
     work, scale = detection_copy(image, max_side)
     detections = detector.detect(work)
     if scale != 1.0:
-        detections = [Detection(_scaled(d.box, scale, width, height), d.score) for d in detections]
+        detections = [Detection(scaled_box(d.box, scale, width, height), d.score) for d in detections]
     return reading_order(merge_overlapping(detections))
 
 
@@ -199,7 +199,8 @@ def detection_copy(image: np.ndarray, max_side: int | None) -> tuple[np.ndarray,
     return np.ascontiguousarray(cv2.resize(image, size, interpolation=cv2.INTER_AREA)), scale
 
 
-def _scaled(box: Box, scale: float, width: int, height: int) -> Box:
+def scaled_box(box: Box, scale: float, width: int, height: int) -> Box:
+    """A box on a copy shrunk by `scale`, in the coordinates of the width x height original (clipped to it)."""
     x, y = min(round(box.x * scale), width - 1), min(round(box.y * scale), height - 1)
     w, h = min(round(box.w * scale), width - x), min(round(box.h * scale), height - y)
     return Box(x, y, w, h)

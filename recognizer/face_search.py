@@ -200,7 +200,7 @@ def _turned_back(detection: Detection, matrix: np.ndarray, degrees: float, scale
 
 #: The last look's windows: squares of these shares of the picture's short side, side by side (step 1), and
 #: then, around the likeliest few, the same squares moved by half their side.
-LOOK_SIDES = (0.25, 0.35, 0.5, 0.7)
+LOOK_SIDES = (0.35, 0.5, 0.7)
 LOOK_STEP = 1.0
 LOOK_SHIFT = 0.5
 #: Windows smaller than this (px) are not looked at: animeface's own smallest window is 42.6 px.

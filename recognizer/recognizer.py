@@ -24,9 +24,9 @@ from recognizer.annotate import annotate, annotate_with_sheet, crop_face
 from recognizer.backbone import Backbone
 from recognizer.decode import DecodedImage, DecodeLimits, load_image
 from recognizer.detect import (DEFAULT_DETECT_MAX_SIDE, Detection, FaceDetector, detect_faces, detection_copy,
-                               make_detector, overlapping, reading_order)
-from recognizer.face_search import (CANDIDATE_LIKELIHOOD, FaceSearch, look_windows, square_guess, upright_crop,
-                                    windows_around)
+                               make_detector, overlapping, reading_order, scaled_box)
+from recognizer.face_search import (CANDIDATE_LIKELIHOOD, LOOK_SIDES, FaceSearch, look_windows, square_guess,
+                                    upright_crop, windows_around)
 from recognizer.errors import ModelError
 from recognizer.gallery import Gallery, combine
 from recognizer.model import ModelFiles, read_model
@@ -41,6 +41,9 @@ Found = tuple[Detection, "np.ndarray | None"]  # a face and its embedding, when 
 MIN_DETAIL = 8.0
 #: The last look's windows go through the backbone this many at a time (a bounded batch keeps memory flat).
 LOOK_BATCH = 16
+#: The last look's copy is sized for crops with at least this margin (a model's is 0.3): with a wider one
+#: they only come out larger.
+LOOK_MARGIN_AT_LEAST = 0.25
 
 
 @dataclass(frozen=True)
@@ -211,22 +214,23 @@ class Recognizer:
         Its detection score is how far the rating is past the verifier's stricter threshold, squashed to 0..1
         (0.5 at the threshold)."""
         height, width = image.shape[:2]
-        windows = look_windows(height, width)
+        # the backbone shrinks every crop to the model's face resolution: cutting them from a smaller copy of
+        # the picture saves shrinking each large one
+        spec = self.backbone.spec
+        copy, factor = _look_copy(image, spec.face_resolution or spec.input_size)
+        windows = look_windows(*copy.shape[:2])
         if not windows:
             return None
-        embeddings = self._embed_in_batches(image, windows)
+        embeddings = self._embed_in_batches(copy, windows)
         scores = self.verifier.scores(embeddings)
-        seen = set(windows)
-        around = []
+        around: list[Box] = []
         for side in sorted({window.w for window in windows}):
-            index = max((i for i, window in enumerate(windows) if window.w == side), key=lambda i: scores[i])
-            for box in windows_around(windows[index], height, width):
-                if box not in seen:
-                    seen.add(box)
-                    around.append(box)
+            likeliest = max((i for i, window in enumerate(windows) if window.w == side), key=lambda i: scores[i])
+            around += [box for box in windows_around(windows[likeliest], *copy.shape[:2])
+                       if box not in windows and box not in around]
         if around:
             windows = windows + around
-            extra = self._embed_in_batches(image, around)
+            extra = self._embed_in_batches(copy, around)
             embeddings = np.concatenate([embeddings, extra])
             scores = np.concatenate([scores, self.verifier.scores(extra)])
         best = int(np.argmax(scores))
@@ -234,7 +238,8 @@ class Recognizer:
         sure = self.verifier.sure_threshold if self.verifier.sure_threshold is not None else self.verifier.threshold
         spread = max(sure - self.verifier.threshold, 1.0)
         likelihood = float(1.0 / (1.0 + np.exp(np.clip((sure - score) / spread, -50.0, 50.0))))
-        return (Detection(windows[best], likelihood, approximate=True), embeddings[best]), score
+        box = scaled_box(windows[best], factor, width, height) if factor != 1.0 else windows[best]
+        return (Detection(box, likelihood, approximate=True), embeddings[best]), score
 
     def _embed_in_batches(self, image: np.ndarray, windows: Sequence[Box]) -> np.ndarray:
         return np.concatenate([self.embed(self.crops(image, windows[start:start + LOOK_BATCH]))
@@ -410,6 +415,20 @@ def _png_bytes(picture: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(picture).save(buffer, "PNG", compress_level=1)
     return buffer.getvalue()
+
+
+def _look_copy(image: np.ndarray, crop_side: int) -> tuple[np.ndarray, float]:
+    """The picture for the last look, shrunk so that the crop of its smallest window is still `crop_side`
+    (what the backbone shrinks every crop to), and the factor from the copy back to the picture."""
+    import cv2
+
+    short = min(image.shape[:2])
+    wanted = crop_side / (min(LOOK_SIDES) * (1 + 2 * LOOK_MARGIN_AT_LEAST))
+    if short <= wanted:
+        return image, 1.0
+    factor = short / wanted
+    size = (max(1, round(image.shape[1] / factor)), max(1, round(image.shape[0] / factor)))
+    return np.ascontiguousarray(cv2.resize(image, size, interpolation=cv2.INTER_AREA)), factor
 
 
 def _has_detail(image: np.ndarray) -> bool:
