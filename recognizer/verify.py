@@ -5,7 +5,8 @@ and shrunk copies, which finds many more faces and some things that are not face
 candidate when its crop looks like a face to the backbone: a linear discriminant between training face
 crops and windows that are not faces, cut from the same crops (zoomed parts: an eye, a strand of hair, a
 collar; and the crop's tiles shuffled: its colours and strokes without a face's layout). Its threshold keeps
-a set share of validation faces (99% by default), so it is calibrated on faces, never on test pictures.
+a set share of validation faces (99% by default; `aniface train` gives it the validation crops and their
+mirror images), so it is calibrated on faces, never on test pictures.
 
 A second, stricter threshold keeps 95% of validation faces. It judges the last look at a picture in which
 no detector found anything: that look asks about a hundred windows at once, so a window must look like a

@@ -370,7 +370,9 @@ def test_cli_train_writes_model_split_and_summary(subset, backbone, tmp_path, mo
 
     assert main(args[:-1] + ["--json"]) == 0   # the second run, all cached
     summary = json.loads(capsys.readouterr().out)
-    assert summary["features"] == {"computed": 0, "cached": 45 + 2 * 27}
+    # every crop as it is, the validation and test crops mirrored (for the verifier's thresholds), and two
+    # windows that are not faces of each training crop
+    assert summary["features"] == {"computed": 0, "cached": 45 + 18 + 2 * 27}
     assert summary["recut"] == {"recut": recut["recut"], "kept_as_is": recut["kept_as_is"]}
 
 

@@ -183,7 +183,10 @@ def train(dataset: Dataset, config: TrainConfig, *, cache: FeatureCache | None =
     train_samples = [samples[i] for i in train_indices]
     train_features = extract_features(train_samples, config.spec, variants, description="features (train)",
                                       **common)
-    other_features = extract_features([samples[i] for i in other_indices], config.spec, ("orig",),
+    # validation faces mirrored too, for the verifier's thresholds: a 1% quantile of a few hundred faces moves a
+    # lot between splits, and twice the faces steady it
+    other_features = extract_features([samples[i] for i in other_indices], config.spec,
+                                      ("orig", "flip") if config.verifier else ("orig",),
                                       description="features (val/test)", **common)
     not_faces = (extract_features(train_samples, config.spec, NOT_FACE_VARIANTS, description="features (not faces)",
                                   **common) if config.verifier else None)
@@ -242,7 +245,8 @@ def train(dataset: Dataset, config: TrainConfig, *, cache: FeatureCache | None =
         verifier = fit_verifier(np.concatenate([train_features[v][train_features.ok] for v in ("orig", "flip")
                                                 if v in variants]),
                                 np.concatenate([not_faces[v][usable] for v in NOT_FACE_VARIANTS]),
-                                x_val, keep=VERIFIER_KEEP, sure_keep=VERIFIER_SURE_KEEP)
+                                np.concatenate([x_val, other_features["flip"][[position[i] for i in val_rows]]]),
+                                keep=VERIFIER_KEEP, sure_keep=VERIFIER_SURE_KEEP)
         rejected = {v: float((~verifier.accepts(not_faces[v][usable])).mean()) for v in NOT_FACE_VARIANTS}
 
     p_val = head.probabilities(x_val) if len(val_rows) else np.zeros((0, len(keys)))
