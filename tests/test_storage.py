@@ -444,3 +444,37 @@ def test_replicas_adding_one_new_name_at_once_get_one_character(database):
     with database.session() as session:
         assert session.scalar(select(func.count()).select_from(Character).where(Character.key == "somebody new")) == 1
         assert session.scalar(select(func.count()).select_from(GalleryEvent).where(GalleryEvent.kind == "name")) == 1
+
+
+def test_replicas_starting_together_on_an_empty_database_all_register_the_models_labels(database_url):
+    """Each replica adds the model's labels at start; on a fresh database they all do it at once."""
+    from bot.storage.repository import Repository
+
+    setup = Database(database_url)
+    migrate.upgrade(setup.engine)
+    setup.dispose()
+    labels = [f"character_{i}" for i in range(40)] + ["Hatsune Miku", "hatsune_miku"]  # one character, twice
+    replicas = [Database(database_url) for _ in range(4)]
+    start = threading.Barrier(len(replicas))
+    results, failures = [], []
+
+    def register(database: Database) -> None:
+        start.wait()
+        try:
+            results.append(Repository(database, None).register_labels(labels))
+        except Exception as error:  # noqa: BLE001 - the failure is what the test reports
+            failures.append(error)
+
+    threads = [threading.Thread(target=register, args=(database,)) for database in replicas]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    try:
+        assert failures == [] and len(results) == len(replicas)
+        assert all(sorted(k.name for k in known) == sorted(k.name for k in results[0]) for known in results)
+        with replicas[0].transaction() as session:
+            assert session.scalar(select(func.count()).select_from(Character)) == 41
+    finally:
+        for database in replicas:
+            database.dispose()

@@ -97,14 +97,23 @@ class Repository:
     # --- start-up ------------------------------------------------------------------------------
 
     def register_labels(self, labels: Iterable[str]) -> list[KnownName]:
-        """Add the model's labels that are not characters yet (source "model"); every character's names."""
+        """Add the model's labels that are not characters yet (source "model"); every character's names.
+
+        Replicas that start together on an empty database add the same labels at the same moment: an insert
+        that loses the race does nothing (ON CONFLICT), so every replica starts."""
         with self.database.transaction() as session:
             known = set(session.scalars(select(Character.key)))
+            new: dict[str, str] = {}
             for label in labels:
                 key = label_key(label)
-                if key and key not in known:
-                    session.add(Character(name=display_name(label), key=key, source="model"))
-                    known.add(key)
+                if key and key not in known and key not in new:
+                    new[key] = display_name(label)
+            if new:
+                insert = insert_for(session.get_bind().dialect.name)
+                now = utcnow()
+                session.execute(insert(Character).values(
+                    [{"name": name, "key": key, "source": "model", "created_at": now} for key, name in new.items()])
+                    .on_conflict_do_nothing(index_elements=[Character.key]))
             characters = session.scalars(select(Character).options(selectinload(Character.aliases))).all()
             return [KnownName(c.name, tuple(a.alias for a in c.aliases)) for c in characters]
 
