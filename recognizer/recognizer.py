@@ -41,9 +41,6 @@ Found = tuple[Detection, "np.ndarray | None"]  # a face and its embedding, when 
 MIN_DETAIL = 8.0
 #: The last look's windows go through the backbone this many at a time (a bounded batch keeps memory flat).
 LOOK_BATCH = 16
-#: The last look's copy is sized for crops with at least this margin (a model's is 0.3): with a wider one
-#: they only come out larger.
-LOOK_MARGIN_AT_LEAST = 0.25
 
 
 @dataclass(frozen=True)
@@ -62,7 +59,7 @@ class RecognizerSettings:
     wide_search: bool = True
     # When no face is found, offer the likeliest place for one as a guess (only when faces can be named).
     guess_when_none: bool = True
-    # When no pass finds a face, let the model's verifier look over a grid of windows (about 0.3-0.6 s more on
+    # When no pass finds a face, let the model's verifier look over a grid of windows (about 0.2-0.3 s more on
     # such a picture; only with a model that has a verifier).
     last_look: bool = True
     # Threads of each LiteRT interpreter (a converted backbone): the cores shared out among the threads
@@ -217,7 +214,7 @@ class Recognizer:
         # the backbone shrinks every crop to the model's face resolution: cutting them from a smaller copy of
         # the picture saves shrinking each large one
         spec = self.backbone.spec
-        copy, factor = _look_copy(image, spec.face_resolution or spec.input_size)
+        copy, factor = _look_copy(image, spec.face_resolution or spec.input_size, self.crop_margin)
         windows = look_windows(*copy.shape[:2])
         if not windows:
             return None
@@ -417,13 +414,13 @@ def _png_bytes(picture: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def _look_copy(image: np.ndarray, crop_side: int) -> tuple[np.ndarray, float]:
-    """The picture for the last look, shrunk so that the crop of its smallest window is still `crop_side`
-    (what the backbone shrinks every crop to), and the factor from the copy back to the picture."""
+def _look_copy(image: np.ndarray, crop_side: int, margin: float) -> tuple[np.ndarray, float]:
+    """The picture for the last look, shrunk so that the crop of its smallest window (with `margin` on every
+    side) is still `crop_side` (what the backbone shrinks every crop to), and the factor from the copy back."""
     import cv2
 
     short = min(image.shape[:2])
-    wanted = crop_side / (min(LOOK_SIDES) * (1 + 2 * LOOK_MARGIN_AT_LEAST))
+    wanted = crop_side / (min(LOOK_SIDES) * (1 + 2 * margin))
     if short <= wanted:
         return image, 1.0
     factor = short / wanted

@@ -81,14 +81,15 @@ def test_a_verifier_keeps_its_share_of_faces_and_survives_a_round_trip(tmp_path)
     faces = rng.normal(1.0, 1.0, (400, 16)).astype(np.float32) ** 2
     others = rng.normal(0.0, 1.0, (400, 16)).astype(np.float32) ** 2
     validation = rng.normal(1.0, 1.0, (200, 16)).astype(np.float32) ** 2
-    verifier = fit_verifier(faces, others, validation, keep=0.95)
+    verifier = fit_verifier(faces, others, validation, keep=0.95, sure_keep=0.8)
     assert verifier.accepts(validation).mean() == pytest.approx(0.95, abs=0.01)
-    assert verifier.surely_faces(validation).mean() == pytest.approx(0.95, abs=0.01)  # sure_keep: 0.95 as well
-    assert verifier.sure_threshold >= verifier.threshold
+    assert verifier.surely_faces(validation).mean() == pytest.approx(0.8, abs=0.01)  # the stricter one
+    assert verifier.sure_threshold > verifier.threshold
     assert verifier.accepts(others).mean() < verifier.accepts(faces).mean()
     verifier.save(tmp_path / "verifier.npz")
     again = FaceVerifier.load(tmp_path / "verifier.npz")
     np.testing.assert_allclose(again.scores(faces), verifier.scores(faces), rtol=1e-5)
+    assert again.sure_threshold == pytest.approx(verifier.sure_threshold)
     (tmp_path / "broken.npz").write_bytes(b"not numpy")
     with pytest.raises(ModelError):
         FaceVerifier.load(tmp_path / "broken.npz")
