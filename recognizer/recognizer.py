@@ -41,6 +41,9 @@ Found = tuple[Detection, "np.ndarray | None"]  # a face and its embedding, when 
 MIN_DETAIL = 8.0
 #: The last look's windows go through the backbone this many at a time (a bounded batch keeps memory flat).
 LOOK_BATCH = 16
+#: The margin the last look's copy is sized for. It is measured as it is: sizing the copy from the model's
+#: own margin (0.3) moved one picture of the shared scenes each way across the verifier's threshold.
+LOOK_COPY_MARGIN = 0.25
 
 
 @dataclass(frozen=True)
@@ -214,7 +217,7 @@ class Recognizer:
         # the backbone shrinks every crop to the model's face resolution: cutting them from a smaller copy of
         # the picture saves shrinking each large one
         spec = self.backbone.spec
-        copy, factor = _look_copy(image, spec.face_resolution or spec.input_size, self.crop_margin)
+        copy, factor = _look_copy(image, spec.face_resolution or spec.input_size, LOOK_COPY_MARGIN)
         windows = look_windows(*copy.shape[:2])
         if not windows:
             return None
